@@ -1,0 +1,5 @@
+import sys
+
+from xborder_gateway._cli import main
+
+sys.exit(main())

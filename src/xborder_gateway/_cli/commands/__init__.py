@@ -1,0 +1,1 @@
+"""One module per ``xborder`` verb; each defines ``register(subparsers)``."""

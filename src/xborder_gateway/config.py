@@ -1,0 +1,184 @@
+"""Configuration: one home directory, a TOML file, environment variables, command-line flags.
+
+Precedence, highest first:
+
+1. command-line flags (``--home``, ``--kafka-port`` …, passed as overrides);
+2. environment variables ``XBG_<FIELD>`` (e.g. ``XBG_HOME``, ``XBG_KAFKA_BOOTSTRAP``, ``XBG_KAFKA_PORT``);
+3. the TOML file: ``--config FILE``, else ``$XBG_CONFIG``, else ``<home>/config.toml`` if it exists;
+4. the defaults below.
+
+In the TOML file, a table flattens into its fields' prefix, so these two are the same::
+
+    kafka_port = 9092
+
+    [kafka]
+    port = 9092
+
+Everything the gateway keeps (keys, databases, the local broker's data and logs) lives under the
+home directory (``--home``, ``$XBG_HOME``, default ``~/.xborder``) unless configured otherwise.
+The downloaded Kafka jars are the exception: they are a cache shared by every home
+(``$XBG_KAFKA_CACHE``, default ``~/.cache/xborder``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from xborder_gateway.errors import ConfigError
+
+__all__ = ["Settings", "default_home", "load_settings"]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("XBG_HOME") or Path.home() / ".xborder").expanduser()
+
+
+def _default_cache() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "xborder"
+
+
+class Settings(BaseSettings):
+    """All settings of the gateway. Field ``x_y`` is ``XBG_X_Y`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="XBG_", extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=default_home, description="where all state lives")
+
+    # --- the local broker (xborder kafka …) and the Kafka clients -----------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="bootstrap servers of an external broker; unset = the local broker under <home>/kafka",
+    )
+    kafka_host: str = Field(default="127.0.0.1", description="address the local broker binds to")
+    kafka_port: int = Field(default=9092, ge=1, le=65535, description="local broker client port")
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535, description="local KRaft controller port")
+    kafka_version: str = Field(default="4.1.1", description="Apache Kafka version fetched from Maven Central")
+    kafka_scala: str = Field(default="2.13", description="Scala build of the kafka artifact")
+    kafka_cache: Path = Field(
+        default_factory=_default_cache, description="jar cache shared by every home ($XBG_KAFKA_CACHE)"
+    )
+    kafka_heap: str = Field(default="512m", description="broker JVM heap (-Xmx)")
+    kafka_start_timeout: float = Field(default=90.0, gt=0, description="seconds to wait for the broker")
+
+    # --- topics (names are configuration; partition count applies to every gateway topic) -----
+    topic_intake: str = "vn.declarations.raw"
+    topic_rejected: str = "vn.declarations.rejected"
+    topic_exchange: str = "xb.vn-cn.exchange"
+    topic_exchange_priority: str = "xb.vn-cn.exchange.priority"
+    topic_receipts: str = "xb.cn-vn.receipts"
+    topic_dead_letter: str = "xb.vn-cn.dead-letter"
+    topic_partitions: int = Field(default=3, ge=1)
+
+    # --- keys ----------------------------------------------------------------------------------
+    key_passphrase: str | None = Field(
+        default=None, description="passphrase of the private keys at rest ($XBG_KEY_PASSPHRASE)", repr=False
+    )
+
+    # --- audit ---------------------------------------------------------------------------------
+    audit_url: str | None = Field(
+        default=None,
+        description="audit database URL (postgresql://…); unset = SQLite under <home>/audit/",
+    )
+
+    @field_validator("home", "kafka_cache", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    # --- derived paths ---------------------------------------------------------------------------
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    def keys_dir(self, authority: str) -> Path:
+        return self.home / "keys" / authority.upper()
+
+    def state_db(self, authority: str) -> Path:
+        return self.home / "state" / f"{authority.lower()}.sqlite"
+
+    def audit_db(self, authority: str) -> Path:
+        return self.home / "audit" / f"{authority.lower()}.sqlite"
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap address clients use: the external broker's, else the local one's."""
+        return self.kafka_bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+_config_file_var: list[Path | None] = [None]
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Lowest-priority source: the TOML config file, with tables flattened into field prefixes."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data().get(field_name), field_name, False
+
+    def _data(self) -> dict[str, Any]:
+        path = _config_file_var[0]
+        if path is None or not path.is_file():
+            return {}
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}", code="CONFIG_FILE") from exc
+        flat: dict[str, Any] = {}
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                for sub, subvalue in value.items():
+                    flat[f"{key}_{sub}".replace("-", "_")] = subvalue
+            else:
+                flat[key.replace("-", "_")] = value
+        return flat
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data()
+
+
+def load_settings(
+    home: Path | str | None = None, config_file: Path | str | None = None, **overrides: Any
+) -> Settings:
+    """Build the settings: flags (``home``/``overrides``) > environment > TOML file > defaults."""
+    if home is not None:
+        overrides["home"] = Path(home)
+    resolved_home = Path(overrides.get("home") or default_home()).expanduser()
+    if config_file is None:
+        env_file = os.environ.get("XBG_CONFIG")
+        config_file = Path(env_file) if env_file else resolved_home / "config.toml"
+        explicit = bool(env_file)
+    else:
+        explicit = True
+    path = Path(config_file).expanduser()
+    if explicit and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist", code="CONFIG_FILE",
+                          hint="pass an existing file to --config / XBG_CONFIG, or leave it unset")
+    _config_file_var[0] = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}", code="CONFIG_INVALID",
+                          hint=f"fix the flag, the XBG_* variable or {path}") from exc
+    finally:
+        _config_file_var[0] = None
