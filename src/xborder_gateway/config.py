@@ -108,9 +108,14 @@ class Settings(BaseSettings):
         return self.home / "audit" / f"{authority.lower()}.sqlite"
 
     @property
+    def bootstrap_local(self) -> str:
+        """The address of the local broker (``xborder kafka start``)."""
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
     def bootstrap(self) -> str:
         """The bootstrap address clients use: the external broker's, else the local one's."""
-        return self.kafka_bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+        return self.kafka_bootstrap or self.bootstrap_local
 
     @classmethod
     def settings_customise_sources(
