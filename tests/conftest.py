@@ -163,8 +163,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         terminalreporter.write_line(
             f"CI=true: {_integration['skipped']} integration test(s) were skipped; this run fails", red=True
         )
+    elif IN_CI and executed == 0:
+        terminalreporter.write_line("CI=true: no integration test was executed; this run fails", red=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if IN_CI and _integration["skipped"] and session.exitstatus == 0:
+    if not IN_CI or session.exitstatus != 0:
+        return
+    executed = _integration["passed"] + _integration["failed"]
+    if _integration["skipped"] or (executed == 0 and session.testscollected > 0):
+        # CI proves behaviour on real services: a run that skipped them, or ran none, did not prove it.
         session.exitstatus = 1

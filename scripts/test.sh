@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite on real services it starts itself: a local Apache Kafka broker (the project's own
+# launcher) and, where scripts/postgres.sh can provide one, a PostgreSQL server. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+XB=.venv/bin/xborder
+TEST_HOME=${XBG_TEST_HOME:-$PWD/.xborder-test}
+KPORT=${XBG_TEST_KAFKA_PORT:-29092}
+CPORT=${XBG_TEST_KAFKA_CONTROLLER_PORT:-29093}
+mkdir -p "$TEST_HOME"
+pg_started=""
+cleanup() {
+  "$XB" --home "$TEST_HOME" kafka stop --port "$KPORT" --controller-port "$CPORT" >/dev/null 2>&1 || true
+  if [ -n "$pg_started" ]; then scripts/postgres.sh stop "$TEST_HOME/pg" >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+"$XB" --home "$TEST_HOME" kafka start --port "$KPORT" --controller-port "$CPORT" >/dev/null
+export XBG_KAFKA_BOOTSTRAP="127.0.0.1:$KPORT"
+export XBG_KAFKA_LOG="$TEST_HOME/kafka/logs/server.log"
+if [ -z "${XBG_POSTGRES_URL:-}" ] && [ -x scripts/postgres.sh ]; then
+  if url=$(scripts/postgres.sh start "$TEST_HOME/pg" | tail -n 1) && [ -n "$url" ]; then
+    export XBG_POSTGRES_URL="$url"
+    pg_started=1
+  else
+    echo "warning: PostgreSQL could not be started; its tests will be skipped (and fail under CI=true)" >&2
+  fi
+fi
+echo "kafka: $XBG_KAFKA_BOOTSTRAP   postgres: ${XBG_POSTGRES_URL:-none}" >&2
+# pytest exits 5 when it collected no test: with `set -e` that fails this script, as it should.
+.venv/bin/pytest "$@"
