@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     topic_dead_letter: str = "xb.vn-cn.dead-letter"
     topic_partitions: int = Field(default=3, ge=1)
 
+    # --- exchange (connectors: outbound, nanning endpoint, receipt tracker) --------------------
+    exchange_batch_max: int = Field(default=500, ge=1, le=10_000,
+                                    description="most records one connector transaction handles")
+    exchange_poll_ms: int = Field(default=200, ge=10, description="consumer poll timeout (ms)")
+    exchange_txn_timeout_s: float = Field(default=30.0, gt=0,
+                                          description="seconds a batch transaction may take before it is redone")
+    exchange_receipt_timeout_s: float = Field(default=10.0, gt=0,
+                                              description="seconds without a receipt before the first resend")
+    exchange_resend_max_attempts: int = Field(default=5, ge=1,
+                                              description="sends (first + resends) before a message is dead-lettered")
+    exchange_backoff_initial_s: float = Field(default=1.0, gt=0, description="first resend backoff (s)")
+    exchange_backoff_max_s: float = Field(default=30.0, gt=0, description="longest resend backoff (s)")
+    exchange_backoff_jitter_s: float = Field(default=1.0, ge=0, description="random jitter added to a backoff (s)")
+    exchange_group_prefix: str = Field(default="xbg", description="prefix of consumer groups / transactional ids")
+
     # --- keys ----------------------------------------------------------------------------------
     key_passphrase: str | None = Field(
         default=None, description="passphrase of the private keys at rest ($XBG_KEY_PASSPHRASE)", repr=False

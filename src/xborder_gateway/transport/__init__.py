@@ -1,0 +1,46 @@
+"""The one boundary between the gateway and Kafka (aiokafka).
+
+Nothing outside this package imports aiokafka; what it raises leaves here as
+:class:`~xborder_gateway.errors.TransportError` (``retriable`` taken from aiokafka's flag).
+
+- :func:`ensure_topics` / :func:`gateway_topics` -- create the exchange topics from settings;
+- :func:`make_producer` -- idempotent (``acks=all``), optionally transactional;
+- :class:`TransactionalBatchLoop` -- read_committed consume -> handler -> one transaction with the outputs
+  and the input offsets (exactly once); restarts its clients on transient failures;
+- :class:`AtLeastOnceLoop` -- consume -> durable idempotent handler -> commit offsets;
+- :func:`install_shutdown` -- SIGTERM/SIGINT set the loops' stop event.
+"""
+
+from xborder_gateway.transport._clients import make_consumer, make_producer
+from xborder_gateway.transport._errors import TransportFencedError, kafka_boundary, translate
+from xborder_gateway.transport._loop import (
+    AtLeastOnceLoop,
+    BatchHandler,
+    LoopConfig,
+    LoopStats,
+    TransactionalBatchLoop,
+    to_incoming,
+)
+from xborder_gateway.transport._records import Incoming, Outgoing, header
+from xborder_gateway.transport._shutdown import install_shutdown
+from xborder_gateway.transport._topics import ensure_topics, gateway_topics
+
+__all__ = [
+    "AtLeastOnceLoop",
+    "BatchHandler",
+    "Incoming",
+    "LoopConfig",
+    "LoopStats",
+    "Outgoing",
+    "TransactionalBatchLoop",
+    "TransportFencedError",
+    "ensure_topics",
+    "gateway_topics",
+    "header",
+    "install_shutdown",
+    "kafka_boundary",
+    "make_consumer",
+    "make_producer",
+    "to_incoming",
+    "translate",
+]

@@ -1,0 +1,283 @@
+"""The consume -> transform -> produce loop, one Kafka transaction per batch (exactly once).
+
+A batch is: ``getmany`` (read_committed) -> ``handler(records)`` (pure work plus the caller's durable
+side effects, e.g. audit append, SQLite commit) -> one transaction holding every output record and the
+input offsets (``send_offsets_to_transaction``) -> commit. Records therefore leave the input exactly when
+their outputs become visible to read_committed readers.
+
+Failure handling. Any failure between ``begin`` and the end of ``commit`` leaves the outcome of the
+transaction unknown to this process (aiokafka #1004 and #1098 are such failures inside its sender task,
+and a commit can also time out). The loop never guesses: it drops both clients and starts new ones with
+the SAME transactional id, so ``init_transactions`` completes or aborts whatever the old producer left,
+and the new consumer resumes from the group's committed offsets -- which are, by construction, exactly
+the inputs whose outputs were committed. A fenced producer (another live instance with our id) stops
+the loop instead.
+
+Rebalances: the revocation callback waits for the batch in flight (a lock), so a partition is never
+handed to another instance between producing its outputs and committing its offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from xborder_gateway.errors import TransportError
+from xborder_gateway.transport._clients import make_consumer, make_producer
+from xborder_gateway.transport._errors import TransportFencedError, kafka_boundary, translate
+from xborder_gateway.transport._records import Incoming, Outgoing
+
+__all__ = ["AtLeastOnceLoop", "BatchHandler", "LoopConfig", "LoopStats", "TransactionalBatchLoop", "to_incoming"]
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[list[Incoming]], Awaitable[Sequence[Outgoing]]]
+SinkHandler = Callable[[list[Incoming]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    bootstrap: str
+    topics: tuple[str, ...]
+    group_id: str
+    client_id: str
+    transactional_id: str | None = None
+    batch_max: int = 500
+    poll_ms: int = 200
+    txn_timeout_s: float = 30.0
+    #: topics whose records are handled first in a batch and whose backlog pauses the others
+    priority_topics: frozenset[str] = frozenset()
+    restart_backoff_s: float = 1.0
+
+
+@dataclass
+class LoopStats:
+    batches: int = 0
+    records_in: int = 0
+    records_out: int = 0
+    restarts: int = 0
+    last_error: str | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    last_batch_at: float | None = None
+
+
+def to_incoming(record: Any) -> Incoming:
+    headers = tuple((str(k), bytes(v)) for k, v in (record.headers or ()))
+    return Incoming(record.topic, record.partition, record.offset, record.key, record.value or b"", headers,
+                    int(record.timestamp or 0))
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:  # the batch in flight commits (or aborts) before the partitions move
+            log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+
+
+class _BaseLoop:
+    def __init__(self, config: LoopConfig, stop: asyncio.Event) -> None:
+        self.config = config
+        self.stop = stop
+        self.stats = LoopStats()
+        self._lock = asyncio.Lock()
+        self._consumer: Any = None
+        self._paused: set[Any] = set()
+
+    async def _start_consumer(self) -> None:
+        c = self.config
+        consumer = make_consumer(c.bootstrap, group_id=c.group_id, batch_max=c.batch_max, client_id=c.client_id)
+        consumer.subscribe(list(c.topics), listener=_WaitForBatch(self._lock))
+        with kafka_boundary("start consumer"):
+            await consumer.start()
+        self._consumer = consumer
+        self._paused = set()
+
+    async def _stop_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                await consumer.stop()
+            except Exception as exc:  # noqa: BLE001 - closing a broken client; the next start reports
+                log.debug("consumer stop: %r", exc)
+
+    async def _poll(self) -> list[Incoming]:
+        c = self.config
+        with kafka_boundary("poll"):
+            batch = await self._consumer.getmany(timeout_ms=c.poll_ms, max_records=c.batch_max)
+        records: list[Incoming] = []
+        if c.priority_topics:
+            # Priority lane first; while it has a backlog, the other topics wait (paused).
+            prio = [tp for tp in batch if tp.topic in c.priority_topics]
+            rest = [tp for tp in batch if tp.topic not in c.priority_topics]
+            for tp in prio + rest:
+                records.extend(to_incoming(r) for r in batch[tp])
+            await self._steer_priority(bool(prio))
+        else:
+            for recs in batch.values():
+                records.extend(to_incoming(r) for r in recs)
+        return records
+
+    async def _steer_priority(self, priority_busy: bool) -> None:
+        consumer = self._consumer
+        if priority_busy:
+            others = {tp for tp in consumer.assignment() if tp.topic not in self.config.priority_topics}
+            new = others - self._paused
+            if new:
+                consumer.pause(*new)
+                self._paused |= new
+        elif self._paused:
+            consumer.resume(*self._paused)
+            self._paused = set()
+
+    @staticmethod
+    def _offsets(records: Sequence[Incoming]) -> dict[Any, int]:
+        offsets: dict[Any, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, -1), r.offset + 1)
+        return offsets
+
+    async def _restart_pause(self, exc: BaseException) -> None:
+        err = translate(exc, "batch") if not isinstance(exc, TransportError) else exc
+        self.stats.restarts += 1
+        self.stats.last_error = str(err)
+        log.warning("%s: %s; restarting the Kafka clients in %.1fs", self.config.client_id, err,
+                    self.config.restart_backoff_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=self.config.restart_backoff_s)
+
+
+class TransactionalBatchLoop(_BaseLoop):
+    """Exactly-once consume -> transform -> produce; see the module docstring."""
+
+    def __init__(self, config: LoopConfig, handler: BatchHandler, stop: asyncio.Event) -> None:
+        if not config.transactional_id:
+            raise ValueError("TransactionalBatchLoop needs a transactional_id")
+        super().__init__(config, stop)
+        self._handler = handler
+        self._producer: Any = None
+
+    async def _start(self) -> None:
+        c = self.config
+        producer = make_producer(c.bootstrap, transactional_id=c.transactional_id, client_id=c.client_id)
+        with kafka_boundary("start producer"):
+            await producer.start()  # init_transactions: fences a zombie with our id, settles its transaction
+        self._producer = producer
+        await self._start_consumer()
+
+    async def _stop(self) -> None:
+        await self._stop_consumer()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception as exc:  # noqa: BLE001 - closing a broken client
+                log.debug("producer stop: %r", exc)
+
+    async def _commit(self, outputs: Sequence[Outgoing], offsets: dict[Any, int]) -> None:
+        producer = self._producer
+        with kafka_boundary("transaction"):
+            # No abort on failure here: the loop replaces the producer, and init_transactions with the same
+            # transactional id settles (aborts) whatever this one left open.
+            await producer.begin_transaction()
+            futures = [await producer.send(o.topic, value=o.value, key=o.key, headers=list(o.headers))
+                       for o in outputs]
+            if futures:
+                await asyncio.gather(*futures)
+            await producer.send_offsets_to_transaction(offsets, self.config.group_id)
+            await producer.commit_transaction()
+
+    async def run(self) -> None:
+        """Run until ``stop`` is set (SIGTERM) or a non-retriable error is raised."""
+        try:
+            while not self.stop.is_set():
+                try:
+                    if self._producer is None or self._consumer is None:
+                        await self._stop()
+                        await self._start()
+                    records = await self._poll()
+                    if not records:
+                        continue
+                    async with self._lock:
+                        outputs = await self._handler(records)
+                        await asyncio.wait_for(self._commit(outputs, self._offsets(records)),
+                                               timeout=self.config.txn_timeout_s)
+                    self.stats.batches += 1
+                    self.stats.records_in += len(records)
+                    self.stats.records_out += len(outputs)
+                    self.stats.last_batch_at = time.monotonic()
+                except TransportFencedError:
+                    raise
+                except TransportError as exc:
+                    if not exc.retriable:
+                        raise
+                    await self._stop()
+                    await self._restart_pause(exc)
+                except (TimeoutError, OSError) as exc:
+                    await self._stop()
+                    await self._restart_pause(exc)
+                except Exception as exc:
+                    from aiokafka.errors import KafkaError
+
+                    if not isinstance(exc, KafkaError):
+                        raise
+                    err = translate(exc, "batch")
+                    if isinstance(err, TransportFencedError):
+                        raise err from exc
+                    await self._stop()
+                    await self._restart_pause(err)
+        finally:
+            await self._stop()
+
+
+class AtLeastOnceLoop(_BaseLoop):
+    """Consume, hand the batch to ``handler`` (which makes its effects durable and idempotent), then commit
+    the offsets. A crash between the two replays the batch, so the handler must tolerate seeing it again."""
+
+    def __init__(self, config: LoopConfig, handler: SinkHandler, stop: asyncio.Event) -> None:
+        super().__init__(config, stop)
+        self._handler = handler
+
+    async def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                try:
+                    if self._consumer is None:
+                        await self._start_consumer()
+                    records = await self._poll()
+                    if not records:
+                        continue
+                    async with self._lock:
+                        await self._handler(records)
+                        with kafka_boundary("commit offsets"):
+                            await self._consumer.commit(self._offsets(records))
+                    self.stats.batches += 1
+                    self.stats.records_in += len(records)
+                    self.stats.last_batch_at = time.monotonic()
+                except TransportError as exc:
+                    if not exc.retriable:
+                        raise
+                    await self._stop_consumer()
+                    await self._restart_pause(exc)
+                except Exception as exc:
+                    from aiokafka.errors import KafkaError
+
+                    if not isinstance(exc, KafkaError | OSError | TimeoutError):
+                        raise
+                    await self._stop_consumer()
+                    await self._restart_pause(exc)
+        finally:
+            await self._stop_consumer()

@@ -1,0 +1,53 @@
+"""Topic creation from settings (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from xborder_gateway.config import Settings
+from xborder_gateway.errors import TransportError
+from xborder_gateway.transport._errors import kafka_boundary
+
+__all__ = ["ensure_topics", "gateway_topics"]
+
+log = logging.getLogger(__name__)
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def gateway_topics(settings: Settings) -> tuple[str, ...]:
+    """Every topic the exchange uses, in flow order."""
+    return (
+        settings.topic_intake,
+        settings.topic_rejected,
+        settings.topic_exchange,
+        settings.topic_exchange_priority,
+        settings.topic_receipts,
+        settings.topic_dead_letter,
+    )
+
+
+async def ensure_topics(bootstrap: str, names: tuple[str, ...] | list[str], partitions: int) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created. Existing topics are left alone."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    with kafka_boundary("create topics"):
+        await admin.start()
+    try:
+        with kafka_boundary("create topics"):
+            resp = await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+        created: list[str] = []
+        for entry in resp.topic_errors:
+            topic, code = entry[0], int(entry[1])
+            if code == 0:
+                created.append(topic)
+            elif code != _TOPIC_ALREADY_EXISTS:
+                message = entry[2] if len(entry) > 2 else ""
+                raise TransportError(f"cannot create topic {topic}: error {code} {message}",
+                                     code="TRANSPORT_TOPIC_CREATE", retriable=False,
+                                     hint="check the topic name and the broker's permissions")
+        if created:
+            log.info("created topics %s (%d partitions)", created, partitions)
+        return created
+    finally:
+        await admin.close()
