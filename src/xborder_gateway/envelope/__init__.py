@@ -1,0 +1,77 @@
+"""Envelope: Ed25519 sign-then-HPKE-encrypt between customs authorities (docs/envelope.md).
+
+Seal on the sending side, open on the receiving side::
+
+    me = LocalAuthority.load(settings, "VN", passphrase)
+    trust = TrustStore.load(settings, "VN")
+    sealed = seal(avro_bytes, sender=me, recipient="CN", trust=trust, document_type="IDA",
+                  schema_fingerprint=avro_bytes[2:10])
+    # … on CN …
+    opened = open_envelope(sealed.data, me=cn, trust=cn_trust, replay=SqliteReplayStore(path))
+
+``open_envelope`` raises :class:`EnvelopeOpenError` (an ``EnvelopeError``) whose ``code`` names the rule
+(``ENV-7 SIGNATURE_INVALID``); :class:`EnvelopeReplayError` for ENV-10.
+"""
+
+from __future__ import annotations
+
+from xborder_gateway.envelope._errors import EnvelopeOpenError, EnvelopeReplayError
+from xborder_gateway.envelope._format import DEFAULT_LIMITS, EnvelopeHeader, EnvelopeLimits
+from xborder_gateway.envelope._keys import (
+    X25519_EXTENSION_OID,
+    AuthorityCertificate,
+    KeyGeneration,
+    KeyInfo,
+    LocalAuthority,
+    TrustStore,
+    export_bundle,
+    import_bundle,
+    init_authority,
+    key_id,
+    list_keys,
+    make_generation,
+    resolve_passphrase,
+    rotate,
+)
+from xborder_gateway.envelope._replay import MemoryReplayGuard, ReplayRecord, SqliteReplayStore
+from xborder_gateway.envelope._seal import (
+    OpenedEnvelope,
+    ReplayGuard,
+    SealedEnvelope,
+    new_message_id,
+    open_envelope,
+    peek_header,
+    seal,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "X25519_EXTENSION_OID",
+    "AuthorityCertificate",
+    "EnvelopeHeader",
+    "EnvelopeLimits",
+    "EnvelopeOpenError",
+    "EnvelopeReplayError",
+    "KeyGeneration",
+    "KeyInfo",
+    "LocalAuthority",
+    "MemoryReplayGuard",
+    "OpenedEnvelope",
+    "ReplayGuard",
+    "ReplayRecord",
+    "SealedEnvelope",
+    "SqliteReplayStore",
+    "TrustStore",
+    "export_bundle",
+    "import_bundle",
+    "init_authority",
+    "key_id",
+    "list_keys",
+    "make_generation",
+    "new_message_id",
+    "open_envelope",
+    "peek_header",
+    "resolve_passphrase",
+    "rotate",
+    "seal",
+]
