@@ -102,6 +102,20 @@ class Settings(BaseSettings):
         default=None,
         description="audit database URL (postgresql://…); unset = SQLite under <home>/audit/",
     )
+    audit_pg_schema: str = Field(
+        default="xbg_audit", pattern=r"^[a-z][a-z0-9_]{0,40}$",
+        description="PostgreSQL schema prefix; each authority's log lives in <prefix>_<vn|cn>",
+    )
+    audit_origin: str = Field(
+        default="xborder-gateway.local/audit", pattern=r"^[^\s+]+$",
+        description="checkpoint origin (and note key name) prefix; the log's origin is <prefix>/<vn|cn>",
+    )
+    audit_checkpoint_entries: int = Field(default=1000, ge=1, description="sign a checkpoint every N entries")
+    audit_checkpoint_seconds: float = Field(
+        default=10.0, gt=0, description="…or when an append comes T seconds after the last checkpoint"
+    )
+    audit_api_host: str = Field(default="127.0.0.1", description="address of `xborder audit serve`")
+    audit_api_port: int = Field(default=8441, ge=0, le=65535, description="port of `xborder audit serve`")
 
     @field_validator("home", "kafka_cache", mode="after")
     @classmethod

@@ -1,0 +1,87 @@
+"""The per-authority checkpoint signing key (Ed25519) under ``<home>/audit/`` (ADR 0301)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from xborder_gateway.audit.note import NoteSigner, NoteVerifier
+from xborder_gateway.config import Settings
+from xborder_gateway.errors import AuditIntegrityError, ConfigError
+
+__all__ = ["key_paths", "load_or_create_signer", "load_verifier", "origin_for"]
+
+
+def origin_for(settings: Settings, authority: str) -> str:
+    return f"{settings.audit_origin}/{authority.lower()}"
+
+
+def key_paths(settings: Settings, authority: str) -> tuple[Path, Path]:
+    base = settings.home / "audit"
+    return base / f"{authority.lower()}.note-key.pem", base / f"{authority.lower()}.vkey"
+
+
+def _encryption(settings: Settings) -> serialization.KeySerializationEncryption:
+    if settings.key_passphrase:
+        return serialization.BestAvailableEncryption(settings.key_passphrase.encode("utf-8"))
+    return serialization.NoEncryption()
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> bool:
+    """Create ``path`` atomically with ``data``; False if another process created it first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # fails if it exists: the first writer wins
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def load_or_create_signer(settings: Settings, authority: str) -> NoteSigner:
+    """Load the authority's note signing key, creating it (0600) on first use."""
+    key_file, vkey_file = key_paths(settings, authority)
+    name = origin_for(settings, authority)
+    if not key_file.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, _encryption(settings))
+        _write_new(key_file, pem, 0o600)
+    try:
+        data = key_file.read_bytes()
+        password = settings.key_passphrase.encode("utf-8") if settings.key_passphrase else None
+        loaded = serialization.load_pem_private_key(data, password=password)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot load the audit signing key {key_file}: {exc}", code="AUDIT_KEY_UNREADABLE",
+                          hint="set XBG_KEY_PASSPHRASE to the passphrase the key was created with") from exc
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ConfigError(f"{key_file} is not an Ed25519 key", code="AUDIT_KEY_UNREADABLE")
+    signer = NoteSigner(name, loaded)
+    vkey = str(signer.verifier) + "\n"
+    if not vkey_file.exists():
+        _write_new(vkey_file, vkey.encode("ascii"), 0o644)
+    elif vkey_file.read_text(encoding="ascii") != vkey:
+        raise AuditIntegrityError(f"{vkey_file} does not match the signing key {key_file}",
+                                  code="AUDIT_KEY_MISMATCH", hint="restore the original key files")
+    return signer
+
+
+def load_verifier(settings: Settings, authority: str) -> NoteVerifier | None:
+    """The published verifier key of the authority's log, if the log has one yet."""
+    _, vkey_file = key_paths(settings, authority)
+    if not vkey_file.exists():
+        return None
+    return NoteVerifier.parse(vkey_file.read_text(encoding="ascii"))

@@ -1,0 +1,548 @@
+"""The audit log: append events, search them, prove inclusion and consistency, sign checkpoints.
+
+The Merkle tree (RFC 9162 §2.1) is stored as the hash of every complete aligned subtree, so an append
+touches ``O(1)`` amortised nodes plus the ``O(log n)`` right frontier read inside the write
+transaction, and any proof at any size reads ``O(log n)`` nodes. See ``docs/audit.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from xborder_gateway.audit import merkle
+from xborder_gateway.audit._keys import load_or_create_signer, load_verifier, origin_for
+from xborder_gateway.audit._store import EntryRow, SearchFilter, Store, open_store
+from xborder_gateway.audit.bundle import BUNDLE_FORMAT
+from xborder_gateway.audit.errors import AuditNotFoundError, AuditVerificationError
+from xborder_gateway.audit.events import AuditEvent
+from xborder_gateway.audit.note import Checkpoint, NoteSigner, NoteVerifier, sign_note
+from xborder_gateway.config import Settings
+from xborder_gateway.errors import AuditIntegrityError, ConfigError, GatewayError
+
+__all__ = [
+    "AuditConfig",
+    "AuditLog",
+    "ConsistencyProof",
+    "InclusionProof",
+    "LogEntry",
+    "SignedCheckpoint",
+    "VerifyReport",
+    "time_to_us",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def time_to_us(value: datetime) -> int:
+    return (value.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _now_us() -> int:
+    return time_to_us(datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Bounds and cadence of the audit log (one frozen object, from :class:`Settings`)."""
+
+    checkpoint_every_entries: int = 1000
+    checkpoint_every_seconds: float = 10.0
+    max_batch: int = 50_000
+    max_search_limit: int = 1000
+    verify_chunk: int = 8192  # a power of two
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditConfig:
+        return cls(checkpoint_every_entries=settings.audit_checkpoint_entries,
+                   checkpoint_every_seconds=settings.audit_checkpoint_seconds)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    index: int
+    entry: bytes
+    event: AuditEvent
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return merkle.leaf_hash(self.entry)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "leaf_hash": self.leaf_hash.hex(),
+            "entry": self.event.canonical_dict(),
+            "entry_b64": base64.b64encode(self.entry).decode("ascii"),
+        }
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    hashes: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"leaf_index": self.leaf_index, "tree_size": self.tree_size, "leaf_hash": self.leaf_hash.hex(),
+                "hashes": [h.hex() for h in self.hashes]}
+
+    def verify(self, root: bytes) -> bool:
+        return merkle.verify_inclusion(self.leaf_hash, self.leaf_index, self.tree_size, self.hashes, root)
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    hashes: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"old_size": self.old_size, "new_size": self.new_size, "old_root": self.old_root.hex(),
+                "new_root": self.new_root.hex(), "hashes": [h.hex() for h in self.hashes]}
+
+    def verify(self) -> bool:
+        return merkle.verify_consistency(self.old_size, self.new_size, self.old_root, self.new_root, self.hashes)
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    note: str
+    checkpoint: Checkpoint
+    issued_at: datetime
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    size: int
+    checkpoints: int
+    root: bytes
+
+
+class _Frontier:
+    """The right edge of the tree: ``(level, hash)`` of each complete subtree of the binary
+    decomposition of the size, largest first. Appending a leaf yields the nodes it completes."""
+
+    __slots__ = ("stack",)
+
+    def __init__(self, stack: list[tuple[int, bytes]]) -> None:
+        self.stack = stack
+
+    def push(self, index: int, leaf: bytes, out: list[tuple[int, int, bytes]]) -> None:
+        stack = self.stack
+        out.append((0, index, leaf))
+        level, h = 0, leaf
+        while stack and stack[-1][0] == level:
+            left = stack.pop()[1]
+            h = merkle.node_hash(left, h)
+            level += 1
+            out.append((level, index >> level, h))
+        stack.append((level, h))
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return merkle.EMPTY_ROOT
+        return merkle.fold_range([h for _, h in self.stack])
+
+
+class AuditLog:
+    """One authority's audit log. Thread-safe; use :meth:`open`."""
+
+    def __init__(self, store: Store, authority: str, origin: str, *, signer: NoteSigner | None,
+                 verifier: NoteVerifier | None, config: AuditConfig) -> None:
+        self._store = store
+        self.authority = authority
+        self.origin = origin
+        self._signer = signer
+        self.verifier = verifier
+        self.config = config
+        self._lock = threading.RLock()
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings, authority: str, *, config: AuditConfig | None = None,
+             read_only: bool = False) -> AuditLog:
+        """Open (creating on first use) the log of ``authority`` ("VN" or "CN").
+
+        SQLite under ``settings.audit_db(authority)``, or PostgreSQL when ``settings.audit_url`` is
+        set. ``read_only`` opens without the signing key (auditor commands, the HTTP API).
+        """
+        authority = authority.upper()
+        if authority not in ("VN", "CN"):
+            raise ConfigError(f"unknown authority {authority!r}", code="AUDIT_AUTHORITY", hint="use VN or CN")
+        origin = origin_for(settings, authority)
+        store = open_store(sqlite_path=settings.audit_db(authority), url=settings.audit_url,
+                           schema=f"{settings.audit_pg_schema}_{authority.lower()}")
+        try:
+            signer = None if read_only else load_or_create_signer(settings, authority)
+            verifier = signer.verifier if signer else load_verifier(settings, authority)
+            if signer is not None:
+                meta = store.init_meta({"schema": "1", "authority": authority, "origin": origin,
+                                        "verifier_key": str(signer.verifier)})
+            else:
+                meta = store.meta()
+            if meta.get("authority", authority) != authority or meta.get("origin", origin) != origin:
+                raise ConfigError(f"{store.description} holds the log {meta.get('origin')}, not {origin}",
+                                  code="AUDIT_WRONG_LOG", hint="check --authority, XBG_AUDIT_ORIGIN and the home")
+            if verifier is not None and meta.get("verifier_key", str(verifier)) != str(verifier):
+                raise AuditIntegrityError("the log was started with another checkpoint key than the one in the home",
+                                          code="AUDIT_KEY_MISMATCH",
+                                          hint="restore the original key under <home>/audit/ (see docs/audit.md)")
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, authority, origin, signer=signer, verifier=verifier,
+                   config=config or AuditConfig.from_settings(settings))
+
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def backend(self) -> str:
+        return self._store.description
+
+    # --- append ----------------------------------------------------------------------------
+    def append(self, events: Sequence[AuditEvent]) -> list[int]:
+        """Append ``events`` in one transaction; durable when this returns; returns their indexes.
+
+        Kafka offsets may be committed once this returns (AUD-5). A checkpoint falls due every
+        ``checkpoint_every_entries`` entries or ``checkpoint_every_seconds`` seconds and is signed in
+        the same transaction, after checking consistency with the previous one.
+        """
+        if not events:
+            return []
+        if len(events) > self.config.max_batch:
+            raise ConfigError(f"{len(events)} events in one append (max {self.config.max_batch})",
+                              code="AUDIT_BATCH_TOO_LARGE", hint="append in smaller batches")
+        if self._signer is None:
+            raise ConfigError("this audit log was opened read-only", code="AUDIT_READ_ONLY")
+        encoded: list[tuple[bytes, bytes, AuditEvent]] = []
+        for event in events:
+            if event.authority != self.authority:  # AUD-6: each side writes only its own log
+                raise ConfigError(f"a {event.authority} event cannot go into the {self.authority} log",
+                                  code="AUDIT_WRONG_AUTHORITY")
+            entry = event.canonical_bytes()
+            encoded.append((entry, merkle.leaf_hash(entry), event))
+        with self._lock, self._store.write():
+            size = self._store.size()  # AUD-4: the size comes from the database, inside the lock
+            frontier = self._frontier(size)
+            entry_rows: list[EntryRow] = []
+            node_rows: list[tuple[int, int, bytes]] = []
+            for offset, (entry, leaf, event) in enumerate(encoded):
+                index = size + offset
+                entry_rows.append((index, entry, time_to_us(event.time), event.authority, event.process,
+                                   event.event_type.value, event.message_id, event.business_key,
+                                   event.document_type, event.outcome))
+                frontier.push(index, leaf, node_rows)
+            self._store.insert(entry_rows, node_rows)
+            new_size = size + len(encoded)
+            self._maybe_checkpoint_locked(new_size, frontier.root(), force=False)
+        return list(range(size, new_size))
+
+    async def append_async(self, events: Sequence[AuditEvent]) -> list[int]:
+        """:meth:`append` in a worker thread, for asyncio connectors."""
+        return await asyncio.to_thread(self.append, events)
+
+    def _frontier(self, size: int) -> _Frontier:
+        keys = merkle.range_nodes(0, size)
+        nodes = self._store.nodes(keys)
+        try:
+            return _Frontier([(level, nodes[(level, idx)]) for level, idx in keys])
+        except KeyError as exc:
+            raise AuditIntegrityError(f"tree node {exc.args[0]} is missing at size {size}", code="AUDIT_NODE_MISSING",
+                                      hint="run `xborder audit verify`; the database was altered") from exc
+
+    def maybe_checkpoint(self) -> SignedCheckpoint | None:
+        """Sign a checkpoint if one is due by time (call it on idle ticks); return the new one."""
+        return self._checkpoint(force=False)
+
+    def checkpoint_now(self) -> SignedCheckpoint | None:
+        """Sign a checkpoint of the current size now (unless the latest already covers it)."""
+        return self._checkpoint(force=True)
+
+    def _checkpoint(self, *, force: bool) -> SignedCheckpoint | None:
+        if self._signer is None:
+            raise ConfigError("this audit log was opened read-only", code="AUDIT_READ_ONLY")
+        with self._lock, self._store.write():
+            size = self._store.size()
+            return self._maybe_checkpoint_locked(size, self._frontier(size).root(), force=force)
+
+    def _maybe_checkpoint_locked(self, size: int, root: bytes, *, force: bool) -> SignedCheckpoint | None:
+        if self._signer is None:
+            raise ConfigError("this audit log was opened read-only", code="AUDIT_READ_ONLY")
+        last = self._store.last_checkpoint()
+        last_size = last[0] if last else 0
+        if size <= last_size:
+            return None
+        now = _now_us()
+        due = (force or last is None or size - last_size >= self.config.checkpoint_every_entries
+               or now - last[3] >= self.config.checkpoint_every_seconds * 1_000_000)
+        if not due:
+            return None
+        if last is not None:
+            # CP-3: the new tree must be consistent with the last signed one, or nothing is signed.
+            previous = Checkpoint.open(last[2], self._signer.verifier, origin=self.origin)
+            if previous.size != last[0] or previous.root != last[1]:
+                raise AuditIntegrityError(f"stored checkpoint {last[0]} does not match its signed note",
+                                          code="CHECKPOINT_TAMPERED", hint="run `xborder audit verify`")
+            proof = self._consistency_hashes(previous.size, size)
+            if not merkle.verify_consistency(previous.size, size, previous.root, root, proof):
+                raise AuditIntegrityError(
+                    f"the tree at size {size} is not consistent with the signed checkpoint at size {previous.size}; "
+                    "refusing to sign", code="CHECKPOINT_INCONSISTENT", hint="run `xborder audit verify`")
+        cp = Checkpoint(self.origin, size, root)
+        note = sign_note(cp.to_text(), self._signer)
+        self._store.insert_checkpoint((size, root, note, now))
+        return SignedCheckpoint(note, cp, _EPOCH + timedelta(microseconds=now))
+
+    # --- reads -----------------------------------------------------------------------------
+    def size(self) -> int:
+        with self._lock:
+            return self._store.size()
+
+    def _check_size(self, size: int | None) -> int:
+        current = self._store.size()
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise AuditNotFoundError(f"tree size {size} is not in [0, {current}]", code="AUDIT_BAD_SIZE")
+        return size
+
+    def root(self, size: int | None = None) -> bytes:
+        with self._lock:
+            size = self._check_size(size)
+            keys = merkle.range_nodes(0, size)
+            if not keys:
+                return merkle.EMPTY_ROOT
+            nodes = self._store.nodes(keys)
+            return merkle.fold_range([nodes[k] for k in keys])
+
+    def _row_to_entry(self, row: EntryRow) -> LogEntry:
+        try:
+            event = AuditEvent.from_canonical(row[1])
+        except GatewayError as exc:
+            raise AuditVerificationError(f"entry {row[0]}: {exc.message}", entry_index=row[0],
+                                         code="AUDIT_ENTRY_ENCODING") from exc
+        return LogEntry(row[0], row[1], event)
+
+    def get(self, index: int) -> LogEntry:
+        with self._lock:
+            row = self._store.entry(index)
+        if row is None:
+            raise AuditNotFoundError(f"no entry {index} in the {self.authority} log")
+        return self._row_to_entry(row)
+
+    def search(self, *, message_id: str | None = None, business_key: str | None = None,
+               event_type: str | None = None, since: datetime | None = None, until: datetime | None = None,
+               after: int | None = None, limit: int = 100) -> list[LogEntry]:
+        """Entries matching every given filter, in log order; page with ``after`` (last index seen)."""
+        limit = max(1, min(limit, self.config.max_search_limit))
+        flt = SearchFilter(message_id=message_id, business_key=business_key, event_type=event_type,
+                           since_us=time_to_us(since) if since else None, until_us=time_to_us(until) if until else None,
+                           after=after, limit=limit)
+        with self._lock:
+            rows = self._store.search(flt)
+        return [self._row_to_entry(r) for r in rows]
+
+    def _fetch(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        keys = [k for a, b in ranges for k in merkle.range_nodes(a, b)]
+        nodes = self._store.nodes(keys)
+        try:
+            return merkle.assemble(ranges, nodes)
+        except KeyError as exc:
+            raise AuditIntegrityError(f"tree node {exc.args[0]} is missing", code="AUDIT_NODE_MISSING",
+                                      hint="run `xborder audit verify`") from exc
+
+    def _consistency_hashes(self, old: int, new: int) -> list[bytes]:
+        return self._fetch(merkle.consistency_ranges(old, new))
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        """The RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` (default: now)."""
+        with self._lock:
+            size = self._check_size(size)
+            if not 0 <= index < size:
+                raise AuditNotFoundError(f"entry {index} is not in a tree of size {size}", code="AUDIT_BAD_INDEX")
+            leaf = self._store.nodes([(0, index)]).get((0, index))
+            if leaf is None:
+                raise AuditIntegrityError(f"leaf {index} is missing", code="AUDIT_NODE_MISSING")
+            hashes = self._fetch(merkle.inclusion_ranges(index, size))
+        return InclusionProof(index, size, leaf, tuple(hashes))
+
+    def consistency_proof(self, old: int, new: int | None = None) -> ConsistencyProof:
+        with self._lock:
+            new = self._check_size(new)
+            if not 0 <= old <= new:
+                raise AuditNotFoundError(f"no consistency proof from {old} to {new}", code="AUDIT_BAD_SIZE")
+            hashes = self._consistency_hashes(old, new)
+            old_root, new_root = self.root(old), self.root(new)
+        return ConsistencyProof(old, new, old_root, new_root, tuple(hashes))
+
+    def _signed(self, row: tuple[int, bytes, str, int] | None) -> SignedCheckpoint | None:
+        if row is None:
+            return None
+        return SignedCheckpoint(row[2], Checkpoint.parse(row[2].split("\n\n")[0] + "\n"),
+                                _EPOCH + timedelta(microseconds=row[3]))
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        with self._lock:
+            return self._signed(self._store.last_checkpoint())
+
+    def checkpoint_covering(self, index: int) -> SignedCheckpoint | None:
+        """The first checkpoint whose tree contains entry ``index``."""
+        with self._lock:
+            return self._signed(self._store.checkpoint_covering(index + 1))
+
+    def checkpoints(self) -> list[SignedCheckpoint]:
+        with self._lock:
+            return [s for s in (self._signed(r) for r in self._store.checkpoints()) if s is not None]
+
+    def bundle(self, index: int, *, issue: bool = True) -> dict[str, Any]:
+        """An offline proof bundle for entry ``index`` (``docs/audit.md`` §6).
+
+        If no checkpoint covers the entry yet and ``issue`` is set, one is signed now.
+        """
+        entry = self.get(index)
+        signed = self.checkpoint_covering(index)
+        if signed is None and issue and self._signer is not None:
+            self.checkpoint_now()
+            signed = self.checkpoint_covering(index)
+        if signed is None or self.verifier is None:
+            raise AuditNotFoundError(f"no signed checkpoint covers entry {index} yet", code="AUDIT_NO_CHECKPOINT",
+                                     hint="wait for the next checkpoint or run `xborder audit checkpoint --issue`")
+        proof = self.inclusion_proof(index, signed.checkpoint.size)
+        return {
+            "format": BUNDLE_FORMAT,
+            "entry": entry.to_json(),
+            "inclusion_proof": proof.to_json(),
+            "checkpoint": signed.note,
+            "verifier_key": str(self.verifier),
+        }
+
+    # --- full verification -----------------------------------------------------------------
+    def verify(self, verifier: NoteVerifier | None = None,
+               progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Recompute the whole tree from the entries; check every stored node, every checkpoint's
+        signature, root and consistency with the previous one. Raises :class:`AuditVerificationError`
+        naming the first bad entry (or node, or checkpoint)."""
+        verifier = verifier or self.verifier
+        with self._lock:
+            return self._verify(verifier, progress)
+
+    def _verify(self, verifier: NoteVerifier | None, progress: Callable[[int, int], None] | None) -> VerifyReport:
+        store = self._store
+        size = store.size()
+        cps = store.checkpoints()
+        if cps and verifier is None:
+            raise AuditVerificationError("the log has checkpoints but no verifier key is known",
+                                         code="AUDIT_NO_VERIFIER", hint="pass the log's verifier key (--key)")
+        for cp_row in cps:
+            if cp_row[0] > size:
+                raise AuditVerificationError(
+                    f"checkpoint at size {cp_row[0]} is beyond the log's {size} entries: entries were deleted",
+                    entry_index=size, code="AUDIT_ENTRIES_MISSING")
+        cp_by_size = {row[0]: row for row in cps}
+        frontier = _Frontier([])
+        previous: Checkpoint | None = None
+        chunk = self.config.verify_chunk
+        for lo in range(0, size, chunk):
+            hi = min(size, lo + chunk)
+            rows = store.entries(lo, hi)
+            stored_leaves = store.node_range(0, lo, hi)
+            made: list[tuple[int, int, bytes]] = []
+            for expected, row in zip(range(lo, hi), rows, strict=False):
+                index = row[0]
+                if index != expected:
+                    raise AuditVerificationError(f"entry {expected} is missing", entry_index=expected,
+                                                 code="AUDIT_ENTRIES_MISSING")
+                entry = self._row_to_entry(row)
+                self._check_columns(entry, row)
+                leaf = merkle.leaf_hash(row[1])
+                if stored_leaves.get(index) != leaf:
+                    raise AuditVerificationError(
+                        f"entry {index}: its bytes do not hash to the stored leaf hash "
+                        "(the entry or its hash was changed)", entry_index=index, code="AUDIT_LEAF_MISMATCH")
+                frontier.push(index, leaf, made)
+                due = cp_by_size.get(index + 1)
+                if due is not None:
+                    previous = self._verify_checkpoint(due, frontier.root(), previous, verifier)
+            if len(rows) != hi - lo:
+                raise AuditVerificationError(f"entry {lo + len(rows)} is missing", entry_index=lo + len(rows),
+                                             code="AUDIT_ENTRIES_MISSING")
+            self._check_nodes(made)
+            if progress is not None:
+                progress(hi, size)
+        if store.count_nodes(0) != size:
+            raise AuditVerificationError(f"the nodes table holds {store.count_nodes(0)} leaves for {size} entries",
+                                         code="AUDIT_NODE_MISMATCH")
+        return VerifyReport(size, len(cps), frontier.root())
+
+    def _check_columns(self, entry: LogEntry, row: EntryRow) -> None:
+        ev = entry.event
+        expected = (time_to_us(ev.time), ev.authority, ev.process, ev.event_type.value, ev.message_id,
+                    ev.business_key, ev.document_type, ev.outcome)
+        names = ("time", "authority", "process", "event_type", "message_id", "business_key", "document_type",
+                 "outcome")
+        for name, want, got in zip(names, expected, row[2:], strict=True):
+            if want != got:
+                raise AuditVerificationError(
+                    f"entry {row[0]}: the searchable column {name} ({got!r}) differs from the hashed entry ({want!r})",
+                    entry_index=row[0], code="AUDIT_COLUMN_MISMATCH")
+        if ev.authority != self.authority:
+            raise AuditVerificationError(f"entry {row[0]} belongs to {ev.authority}, not {self.authority}",
+                                         entry_index=row[0], code="AUDIT_WRONG_AUTHORITY")
+
+    def _check_nodes(self, made: list[tuple[int, int, bytes]]) -> None:
+        by_level: dict[int, dict[int, bytes]] = {}
+        for level, idx, h in made:
+            if level:
+                by_level.setdefault(level, {})[idx] = h
+        for level, computed in by_level.items():
+            stored = self._store.node_range(level, min(computed), max(computed) + 1)
+            for idx in sorted(computed):
+                if stored.get(idx) != computed[idx]:
+                    first, last = idx << level, ((idx + 1) << level) - 1
+                    raise AuditVerificationError(
+                        f"stored tree node (level {level}, index {idx}) over entries {first}..{last} "
+                        "does not match the recomputed hash", code="AUDIT_NODE_MISMATCH")
+
+    def _verify_checkpoint(self, row: tuple[int, bytes, str, int], root: bytes, previous: Checkpoint | None,
+                           verifier: NoteVerifier | None) -> Checkpoint:
+        if verifier is None:
+            raise AuditVerificationError("no verifier key", code="AUDIT_NO_VERIFIER")
+        size = row[0]
+        try:
+            cp = Checkpoint.open(row[2], verifier, origin=self.origin)
+        except AuditIntegrityError as exc:
+            raise AuditVerificationError(f"checkpoint at size {size}: {exc.message}", code=exc.code,
+                                         hint=exc.hint) from exc
+        if cp.size != size or cp.root != row[1]:
+            raise AuditVerificationError(f"checkpoint at size {size}: stored size/root differ from its signed note",
+                                         code="CHECKPOINT_TAMPERED")
+        if cp.root != root:
+            first = previous.size if previous else 0
+            raise AuditVerificationError(
+                f"checkpoint at size {size}: the signed root does not match the tree recomputed from the entries; "
+                f"an entry in {first}..{size - 1} was rewritten together with its hashes",
+                entry_index=first, code="CHECKPOINT_ROOT_MISMATCH")
+        if previous is not None:
+            proof = self._consistency_hashes(previous.size, size)
+            if not merkle.verify_consistency(previous.size, size, previous.root, cp.root, proof):
+                raise AuditVerificationError(
+                    f"checkpoints {previous.size} and {size} are not proven consistent by the stored nodes",
+                    code="CHECKPOINT_INCONSISTENT")
+        return cp
