@@ -1,0 +1,337 @@
+"""``xborder audit …``: the auditor's view of the tamper-evident exchange log (issue 6)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xborder_gateway._cli import add_command
+from xborder_gateway.config import Settings
+from xborder_gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xborder_gateway.audit import AuditLog, LogEntry, NoteVerifier
+
+EXAMPLES = """\
+examples:
+  xborder audit search --declaration 305123456789          what happened to this declaration (VN log)
+  xborder audit search --authority CN --type duplicate --since 2026-11-25 --format csv
+  xborder audit show 42                                    one entry, with its leaf hash
+  xborder audit export --jsonl > vn-audit.jsonl            every entry: index, leaf_hash, entry
+  xborder audit checkpoint                                 the latest signed checkpoint, verbatim
+  xborder audit key                                        the verifier key to publish to auditors
+  xborder audit prove 42 --json                            inclusion proof of entry 42 in the current tree
+  xborder audit consistency 1000 2000 --json               the log at 2000 extends the log at 1000
+  xborder audit verify --key "$(cat vn.vkey)"              recompute everything; exit 1 naming the bad entry
+  xborder audit bundle 42 --out e42.json                   offline proof: entry, proof, checkpoint, key
+  xborder audit verify-bundle e42.json --key "$(cat vn.vkey)"   no database needed
+  xborder audit serve --add-token alice                    make an auditor token for the HTTP API
+  xborder audit serve --port 8441                          read-only HTTP API (OpenAPI at /openapi.json)
+"""
+
+_TABLE_COLUMNS = ("index", "time", "event_type", "process", "message_id", "business_key", "document_type",
+                  "outcome", "reason_code")
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _open(args: argparse.Namespace, settings: Settings, *, read_only: bool = True) -> AuditLog:
+    from xborder_gateway.audit import AuditLog
+
+    authority = args.authority.upper()
+    if settings.audit_url is None and not settings.audit_db(authority).exists():
+        raise ConfigError(f"there is no {authority} audit log under {settings.home}", code="AUDIT_NO_LOG",
+                          hint="check --home and --authority; the log is created by the first appended event")
+    return AuditLog.open(settings, authority, read_only=read_only)
+
+
+def _time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date/time: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _verifier(text: str | None) -> NoteVerifier | None:
+    from xborder_gateway.audit import NoteVerifier
+
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():  # a file holding the key (as `xborder audit key > vn.vkey` writes it)
+        text = path.read_text(encoding="utf-8").strip()
+    return NoteVerifier.parse(text)
+
+
+def _row(entry: LogEntry) -> dict[str, Any]:
+    d = entry.event.canonical_dict()
+    d["index"] = entry.index
+    return {k: d[k] for k in _TABLE_COLUMNS}
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings) as log:
+        entries = log.search(message_id=args.message_id, business_key=args.declaration, event_type=args.type,
+                             since=args.since, until=args.until, after=args.after, limit=args.limit)
+    rows = [_row(e) for e in entries]
+    if args.format == "json":
+        print(json.dumps([e.to_json() for e in entries], indent=1))
+    elif args.format == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=_TABLE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+    else:
+        widths = {c: max([len(c)] + [len(str(r[c] if r[c] is not None else "-")) for r in rows])
+                  for c in _TABLE_COLUMNS}
+        print("  ".join(c.ljust(widths[c]) for c in _TABLE_COLUMNS).rstrip())
+        for r in rows:
+            print("  ".join(str(r[c] if r[c] is not None else "-").ljust(widths[c]) for c in _TABLE_COLUMNS).rstrip())
+    if len(entries) == args.limit:
+        _err(f"(first {args.limit} matches; next page: --after {entries[-1].index})")
+    elif not entries:
+        _err("no matching entries")
+    return 0
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings) as log:
+        print(json.dumps(log.get(args.index).to_json(), indent=1))
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings) as log:
+        size = log.size()
+        end = size if args.to is None else min(args.to, size)
+        out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+        try:
+            after = args.start - 1 if args.start else None
+            count = 0
+            while True:
+                page = log.search(after=after, limit=log.config.max_search_limit)
+                page = [e for e in page if e.index < end]
+                for entry in page:
+                    out.write(json.dumps(entry.to_json(), separators=(",", ":")) + "\n")
+                count += len(page)
+                if not page or page[-1].index >= end - 1:
+                    break
+                after = page[-1].index
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    _err(f"exported {count} entries")
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings, read_only=not args.issue) as log:
+        if args.issue:
+            issued = log.checkpoint_now()
+            _err("signed a new checkpoint" if issued else "the latest checkpoint already covers the whole log")
+        latest = log.latest_checkpoint()
+    if latest is None:
+        raise ConfigError("the log has no checkpoint yet", code="AUDIT_NO_CHECKPOINT",
+                          hint="append events, or run `xborder audit checkpoint --issue`")
+    sys.stdout.write(latest.note)
+    return 0
+
+
+def _key(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.audit._keys import load_verifier
+
+    verifier = load_verifier(settings, args.authority.upper())
+    if verifier is None:
+        raise ConfigError(f"no {args.authority.upper()} audit key under {settings.home}/audit", code="AUDIT_NO_KEY",
+                          hint="the key is created when the log is first written")
+    print(verifier)
+    return 0
+
+
+def _prove(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings) as log:
+        proof = log.inclusion_proof(args.index, args.size)
+    if args.json:
+        print(json.dumps(proof.to_json(), indent=1))
+    else:
+        print(f"leaf {proof.leaf_index} of tree size {proof.tree_size}, leaf hash {proof.leaf_hash.hex()}")
+        for h in proof.hashes:
+            print(h.hex())
+    return 0
+
+
+def _consistency(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings) as log:
+        proof = log.consistency_proof(args.old, args.new)
+    if args.json:
+        print(json.dumps(proof.to_json(), indent=1))
+    else:
+        print(f"size {proof.old_size} root {proof.old_root.hex()}")
+        print(f"size {proof.new_size} root {proof.new_root.hex()}")
+        for h in proof.hashes:
+            print(h.hex())
+    return 0
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    verifier = _verifier(args.key)
+    with _open(args, settings) as log:
+        if verifier is None:
+            _err(f"checking checkpoints with the key in the home: {log.verifier} "
+                 "(pass --key with the published key to check against that)")
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done % (1 << 20) == 0:
+                _err(f"  verified {done}/{total} entries")
+
+        report = log.verify(verifier, progress=progress)
+    print(f"OK: {report.size} entries, {report.checkpoints} checkpoints verified; root {report.root.hex()}")
+    return 0
+
+
+def _bundle(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings, read_only=False) as log:
+        bundle = log.bundle(args.index)
+    text = json.dumps(bundle, indent=1) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        _err(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _verify_bundle(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.audit import verify_bundle
+    from xborder_gateway.audit.bundle import MAX_BUNDLE_BYTES
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise ConfigError(f"no such file {path}", code="BUNDLE_FILE")
+    data = path.read_bytes()[: MAX_BUNDLE_BYTES + 1]
+    verifier = _verifier(args.key)
+    result = verify_bundle(data, str(verifier) if verifier else None)
+    e = result.event
+    print(f"OK: entry {result.index} ({e.event_type.value} {e.message_id or '-'} {e.business_key or '-'} "
+          f"at {e.time.isoformat()}) is in {result.checkpoint.origin} at tree size {result.checkpoint.size}")
+    if not result.key_trusted:
+        _err(f"note: checked with the key inside the bundle ({result.verifier_key}); "
+             "compare it with the published key or pass --key")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.audit.http import AuditApi, TokenStore, make_server
+
+    tokens = TokenStore(settings.home / "audit" / "api-tokens.json")
+    if args.add_token:
+        token = tokens.add(args.add_token)
+        _err(f"new auditor token for {args.add_token} (shown once; stored hashed in {tokens.path}):")
+        print(token)
+        return 0
+    if len(tokens) == 0:
+        raise ConfigError("no API tokens exist", code="AUDIT_NO_TOKENS",
+                          hint="create one first: xborder audit serve --add-token NAME")
+    log = _open(args, settings)
+    port = settings.audit_api_port if args.port is None else args.port
+    server = make_server(AuditApi(log, tokens), args.host or settings.audit_api_host, port)
+    host, bound = server.server_address[:2]
+    _err(f"audit API for {log.authority} on http://{host!s}:{bound}/ (OpenAPI: /openapi.json); Ctrl-C stops")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        log.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # noqa: PLR0915 - one verb per block
+    parser = add_command(
+        sub, "audit",
+        help="search and prove the tamper-evident exchange log",
+        description="The tamper-evident exchange log of one authority (VN or CN): search it, prove that an entry "
+        "is in it (RFC 9162 inclusion proofs) and that it only grew (consistency proofs), show its signed "
+        "checkpoints (C2SP), verify it end to end, and serve it read-only over HTTP. Format: docs/audit.md.",
+        epilog=EXAMPLES,
+    )
+    verbs = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = add_command(verbs, name, help=help_text, epilog=EXAMPLES)
+        p.add_argument("--authority", type=str.upper, choices=["VN", "CN"], default="VN",
+                       help="whose log (default VN)")
+        return p
+
+    p = verb("search", "find entries by message id, declaration, type and time")
+    p.add_argument("--message-id", help="exact message id")
+    p.add_argument("--declaration", help="exact declaration number")
+    from xborder_gateway.audit.events import EventType
+
+    p.add_argument("--type", choices=[t.value for t in EventType], help="event type")
+    p.add_argument("--since", type=_time, help="from this time (ISO 8601, inclusive; UTC if no zone)")
+    p.add_argument("--until", type=_time, help="before this time (exclusive)")
+    p.add_argument("--after", type=int, help="page: only entries after this index")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100, max 1000)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.set_defaults(func=_search)
+
+    p = verb("show", "one entry as JSON, with its leaf hash")
+    p.add_argument("index", type=int, metavar="ID")
+    p.set_defaults(func=_show)
+
+    p = verb("export", "every entry as JSON lines: index, leaf_hash, entry")
+    p.add_argument("--jsonl", action="store_true", required=True, help="JSON lines (the only format)")
+    p.add_argument("--from", dest="start", type=int, default=0, help="first index (default 0)")
+    p.add_argument("--to", type=int, help="stop before this index")
+    p.add_argument("--out", help="file (default stdout)")
+    p.set_defaults(func=_export)
+
+    p = verb("checkpoint", "print the latest signed checkpoint note verbatim")
+    p.add_argument("--issue", action="store_true", help="sign a checkpoint of the current size first")
+    p.set_defaults(func=_checkpoint)
+
+    verb("key", "print the checkpoint verifier key (<name>+<hash>+<key>)").set_defaults(func=_key)
+
+    p = verb("prove", "inclusion proof of an entry")
+    p.add_argument("index", type=int, metavar="INDEX")
+    p.add_argument("--size", type=int, help="tree size (default: current)")
+    p.add_argument("--json", action="store_true", help="JSON: leaf_index, tree_size, leaf_hash, hashes")
+    p.set_defaults(func=_prove)
+
+    p = verb("consistency", "consistency proof between two tree sizes")
+    p.add_argument("old", type=int, metavar="OLD")
+    p.add_argument("new", type=int, metavar="NEW")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=_consistency)
+
+    p = verb("verify", "recompute the whole tree and check every checkpoint; exit 1 naming the first bad entry")
+    p.add_argument("--key", help="trusted verifier key (text or file); default: the key in the home")
+    p.set_defaults(func=_verify)
+
+    p = verb("bundle", "write an offline proof bundle for one entry")
+    p.add_argument("index", type=int, metavar="ID")
+    p.add_argument("--out", help="file (default stdout)")
+    p.set_defaults(func=_bundle)
+
+    p = verb("verify-bundle", "verify an offline proof bundle (no database needed)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--key", help="trusted verifier key (text or file); default: the key inside the bundle")
+    p.set_defaults(func=_verify_bundle)
+
+    p = verb("serve", "read-only HTTP API with bearer-token (auditor role) auth")
+    p.add_argument("--host", help="bind address (env XBG_AUDIT_API_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (env XBG_AUDIT_API_PORT, default 8441; 0 = any)")
+    p.add_argument("--add-token", metavar="NAME", help="create an auditor token, print it once, and exit")
+    p.set_defaults(func=_serve)
