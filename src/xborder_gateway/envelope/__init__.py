@@ -33,6 +33,14 @@ from xborder_gateway.envelope._keys import (
     resolve_passphrase,
     rotate,
 )
+from xborder_gateway.envelope._receipts import (
+    NIL_MESSAGE_ID,
+    RECEIPT_DOCUMENT_TYPE,
+    make_receipt,
+    match_receipt,
+    open_receipt,
+    seal_receipt,
+)
 from xborder_gateway.envelope._replay import MemoryReplayGuard, ReplayRecord, SqliteReplayStore
 from xborder_gateway.envelope._seal import (
     OpenedEnvelope,
@@ -46,6 +54,8 @@ from xborder_gateway.envelope._seal import (
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "NIL_MESSAGE_ID",
+    "RECEIPT_DOCUMENT_TYPE",
     "X25519_EXTENSION_OID",
     "AuthorityCertificate",
     "EnvelopeHeader",
@@ -68,10 +78,14 @@ __all__ = [
     "key_id",
     "list_keys",
     "make_generation",
+    "make_receipt",
+    "match_receipt",
     "new_message_id",
     "open_envelope",
+    "open_receipt",
     "peek_header",
     "resolve_passphrase",
     "rotate",
     "seal",
+    "seal_receipt",
 ]

@@ -240,9 +240,7 @@ def open_envelope(
     except (InvalidTag, ValueError) as exc:
         raise reject("HPKE decryption failed (altered header or ciphertext, or wrong key)",
                      "ENV-6 DECRYPT_FAILED", "the envelope was altered in transit or sealed wrongly") from exc
-    if len(plain) < SIG_LEN + MIN_PAYLOAD:
-        raise reject("plaintext shorter than signature + minimal payload", "ENV-6 PLAINTEXT_MALFORMED",
-                     "the sender's implementation does not follow docs/envelope.md §3")
+    # |plain| >= SIG_LEN + MIN_PAYLOAD holds: ENV-2 checked |ct| >= SIG_LEN + MIN_PAYLOAD + TAG_LEN
     signature, payload = plain[:SIG_LEN], plain[SIG_LEN:]
     # ENV-7: Ed25519 over label || H || SHA-256(payload), with the sender's key
     try:
