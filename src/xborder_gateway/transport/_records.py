@@ -39,6 +39,9 @@ class Outgoing:
     value: bytes
     headers: Headers = field(default=())
 
+    def header(self, name: str) -> bytes | None:
+        return header(self.headers, name)
+
     @staticmethod
     def make_headers(values: Mapping[str, str | bytes | int | None]) -> Headers:
         out: list[tuple[str, bytes]] = []

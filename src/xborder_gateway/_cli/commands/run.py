@@ -1,0 +1,99 @@
+"""``xborder run outbound|nanning|receipts``: run one connector of the exchange until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from xborder_gateway._cli import add_command
+from xborder_gateway.config import Settings
+
+EXAMPLES = """\
+examples:
+  xborder run outbound --passphrase-file ~/.xborder/demo-passphrase      VN: intake -> sealed -> exchange
+  xborder run nanning --passphrase-file F --metrics-port 9310            CN endpoint, /metrics and /healthz
+  xborder run nanning --passphrase-file F --drop-rate 0.3 --duplicate-rate 0.3 --seed 7
+  xborder run receipts --passphrase-file F                               VN: receipts, resend, dead letter
+  xborder run outbound --instance 2 --passphrase-file F                  a second instance in the same group
+exit codes: 0 stopped by SIGTERM/SIGINT, 1 failed (the message says why), 17 --crash-after fired
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE",
+                   help="file whose first line is the key passphrase (else $XBG_KEY_PASSPHRASE)")
+    p.add_argument("--instance", default="0", metavar="ID",
+                   help="instance id, unique within the consumer group (names the transactional id; default 0)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus /metrics and /healthz on 127.0.0.1:PORT")
+
+
+def _rate(value: str) -> float:
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a probability in [0, 1]")
+    return rate
+
+
+def _outbound(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.connectors import OutboundOptions, run_outbound
+
+    opts = OutboundOptions(instance=args.instance, passphrase_file=args.passphrase_file,
+                           metrics_port=args.metrics_port)
+    return asyncio.run(run_outbound(settings, opts))
+
+
+def _nanning(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.connectors import Faults, NanningOptions, run_nanning
+
+    faults = Faults(drop_rate=args.drop_rate, duplicate_rate=args.duplicate_rate, delay_ms=args.delay_ms,
+                    reject_rate=args.reject_rate, crash_after=args.crash_after, offline_for=args.offline_for,
+                    seed=args.seed)
+    opts = NanningOptions(instance=args.instance, passphrase_file=args.passphrase_file,
+                          metrics_port=args.metrics_port, faults=faults)
+    return asyncio.run(run_nanning(settings, opts))
+
+
+def _receipts(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.connectors import ReceiptsOptions, run_receipts
+
+    opts = ReceiptsOptions(instance=args.instance, passphrase_file=args.passphrase_file,
+                           metrics_port=args.metrics_port)
+    return asyncio.run(run_receipts(settings, opts))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        sub, "run", help="run one connector of the exchange (outbound, nanning, receipts)",
+        description="Run one connector of the VN <-> CN exchange as a long-lived process. Stops cleanly on "
+        "SIGTERM/SIGINT (the batch in flight commits or aborts). Topics are created if missing.",
+        epilog=EXAMPLES,
+    )
+    verbs = parser.add_subparsers(dest="connector", metavar="CONNECTOR", required=True)
+    p = add_command(verbs, "outbound", help="VN: intake XML -> validate -> map -> seal -> exchange (exactly once)",
+                    epilog=EXAMPLES)
+    _common(p)
+    p.set_defaults(func=_outbound)
+
+    p = add_command(verbs, "nanning", help="CN: the simulated Nanning Customs endpoint (receipts, business checks)",
+                    epilog=EXAMPLES)
+    _common(p)
+    g = p.add_argument_group("fault injection (tests and demos)")
+    g.add_argument("--drop-rate", type=_rate, default=0.0, metavar="P", help="lose this share of envelopes")
+    g.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P",
+                   help="receive this share of envelopes twice")
+    g.add_argument("--delay-ms", type=int, default=0, metavar="MS", help="delay every answer (once per batch)")
+    g.add_argument("--reject-rate", type=_rate, default=0.0, metavar="P",
+                   help="answer this share with a transient NACK (CN_TEMPORARILY_UNAVAILABLE)")
+    g.add_argument("--crash-after", type=int, default=None, metavar="N",
+                   help="die (exit 17) after processing N envelopes, before the Kafka commit")
+    g.add_argument("--offline-for", type=float, default=0.0, metavar="SECONDS",
+                   help="do not consume during the first SECONDS seconds")
+    g.add_argument("--seed", type=int, default=None, help="seed of the fault dice (reproducible runs)")
+    p.set_defaults(func=_nanning)
+
+    p = add_command(verbs, "receipts", help="VN: match receipts, resend unanswered, dead-letter after max attempts",
+                    epilog=EXAMPLES)
+    _common(p)
+    p.set_defaults(func=_receipts)

@@ -1,0 +1,359 @@
+"""``xborder run nanning`` (CN): the simulated Nanning Customs endpoint -- a real implementation with its
+own keys (``keys/CN``), its own SQLite store (``settings.state_db("CN")``) and its own audit log.
+
+Per envelope, priority lane first: open (ENV-1..ENV-9: decrypt, verify) -> de-duplicate (ENV-10) ->
+Avro decode -> business checks (BIZ-1..3) -> a sealed ``Receipt`` (ACK) and a sealed ``BusinessResponse``
+on ``xb.cn-vn.receipts``. The message id is recorded in ``envelope_replay`` in the SAME SQLite
+transaction that stores those two answers' exact bytes, so:
+
+- a duplicate (same id, same bytes) is answered with the ORIGINAL answers and never processed twice;
+- a crash after the SQLite commit but before the Kafka commit replays the batch, which is then all
+  duplicates: original answers again, no second processing.
+
+A refused envelope gets a NACK receipt (reason = the ENV rule) and is not recorded, so a corrected resend
+is processed. Fault injection (tests, demos): ``--drop-rate --duplicate-rate --delay-ms --reject-rate
+--crash-after N --offline-for SECONDS``; see :class:`Faults`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from xborder_gateway import avro
+from xborder_gateway.audit import AuditEvent, EventType
+from xborder_gateway.config import Settings
+from xborder_gateway.connectors._common import (
+    H_BUSINESS_KEY,
+    H_KIND,
+    H_MESSAGE_ID,
+    H_RUN,
+    Auditor,
+    Identity,
+    Ops,
+    event,
+    load_keys,
+    log_line,
+    now_ms,
+)
+from xborder_gateway.envelope import (
+    EnvelopeOpenError,
+    EnvelopeReplayError,
+    LocalAuthority,
+    OpenedEnvelope,
+    SqliteReplayStore,
+    TrustStore,
+    make_receipt,
+    seal,
+    seal_receipt,
+)
+from xborder_gateway.errors import ConfigError, GatewayError
+from xborder_gateway.exchange import CN_SCHEMA, DECLARATION_TYPES, KnownDeclaration, decide, decode_headers
+from xborder_gateway.exchange import encode_headers as enc_headers
+from xborder_gateway.transport import (
+    Incoming,
+    LoopConfig,
+    Outgoing,
+    TransactionalBatchLoop,
+    ensure_topics,
+    gateway_topics,
+    install_shutdown,
+)
+
+__all__ = ["CRASH_EXIT_CODE", "Faults", "NanningOptions", "NanningProcessor", "run_nanning"]
+
+AUTHORITY = "CN"
+OFFICE = "CN-7220"  # Youyiguan customs, the receiving office named in receipts
+PROCESS = "nanning"
+BUSINESS_DOCUMENT_TYPE = "BUSINESS_RESPONSE"
+TRANSIENT_NACK = "CN_TEMPORARILY_UNAVAILABLE"
+CRASH_EXIT_CODE = 17
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault injection. Rates are per envelope copy and drawn from ``random.Random(seed)``.
+
+    drop_rate       the envelope is lost: no processing, no answer (the VN side must resend)
+    duplicate_rate  the envelope arrives twice (the second copy must be answered with the original receipt)
+    delay_ms        every answer waits this long (applied once per batch, before answering)
+    reject_rate     the endpoint answers a transient NACK (``CN_TEMPORARILY_UNAVAILABLE``) without processing
+    crash_after     the process dies (exit 17) once it has processed N envelopes, after its SQLite commit
+                    and before its Kafka commit -- the worst moment
+    offline_for     the endpoint does not consume for its first SECONDS seconds
+    """
+
+    drop_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    delay_ms: int = 0
+    reject_rate: float = 0.0
+    crash_after: int | None = None
+    offline_for: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("drop_rate", "duplicate_rate", "reject_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} {value} is not within [0, 1]", code="FAULT_RATE",
+                                  hint="give a probability, e.g. 0.3")
+        if self.delay_ms < 0 or self.offline_for < 0 or (self.crash_after is not None and self.crash_after < 1):
+            raise ConfigError("fault durations must be >= 0 and --crash-after >= 1", code="FAULT_VALUE",
+                              hint="fix the fault flag")
+
+
+@dataclass(frozen=True)
+class NanningOptions:
+    instance: str = "0"
+    passphrase_file: Path | None = None
+    metrics_port: int | None = None
+    faults: Faults = Faults()
+
+
+def _crosswalk() -> Callable[[str], str | None] | None:
+    try:
+        from xborder_gateway.documents import cn_crosswalk  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # the documents part provides it; without it BIZ-1 uses the record's cn_code only
+        return None
+    return cn_crosswalk  # type: ignore[no-any-return]
+
+
+class NanningProcessor:
+    """The endpoint's per-batch work over its SQLite store; no Kafka here."""
+
+    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, faults: Faults) -> None:
+        self.settings = settings
+        self.me = me
+        self.trust = trust
+        self.faults = faults
+        self.rng = random.Random(faults.seed)  # noqa: S311 - fault injection, not security
+        self.store = SqliteReplayStore(settings.state_db(AUTHORITY))
+        self.store.connection.executescript(CN_SCHEMA)
+        self.crosswalk = _crosswalk()
+        self.processed = 0
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- one batch ---------------------------------------------------------------------------------
+    def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
+        outputs: list[Outgoing] = []
+        events: list[AuditEvent] = []
+        counts = {"processed": 0, "duplicate": 0, "refused": 0, "dropped": 0, "transient_nack": 0}
+        f = self.faults
+        with self.store.transaction() as conn:
+            for r in records:
+                if f.drop_rate and self.rng.random() < f.drop_rate:
+                    counts["dropped"] += 1
+                    log_line(logging.INFO, "fault: dropped", message_id=r.header_str(H_MESSAGE_ID))
+                    continue
+                copies = 2 if f.duplicate_rate and self.rng.random() < f.duplicate_rate else 1
+                for _ in range(copies):
+                    outputs.extend(self._one(conn, r, events, counts))
+        # committed: the message ids and their answers are durable together
+        self.processed += counts["processed"]
+        return outputs, events, counts
+
+    def _answer(self, topic_key: str, kind: str, data: bytes, *, mid: str, run: str | None,
+                business_key: str | None) -> Outgoing:
+        return Outgoing(self.settings.topic_receipts, topic_key.encode(), data, Outgoing.make_headers({
+            H_KIND: kind, H_MESSAGE_ID: mid, H_RUN: run, H_BUSINESS_KEY: business_key}))
+
+    def _one(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent],
+             counts: dict[str, int]) -> list[Outgoing]:
+        run = r.header_str(H_RUN)
+        try:
+            opened = open_envelope_checked(r.value, self.me, self.trust, self.store)
+        except EnvelopeReplayError as exc:
+            mid = str(exc.header.message_id) if exc.header is not None else "?"
+            if exc.same_bytes:  # ENV-10: answer with the ORIGINAL answers, do not process again
+                rows = conn.execute("SELECT topic, msg_key, data, headers FROM cn_answers WHERE message_id = ? "
+                                    "ORDER BY seq", (mid,)).fetchall()
+                conn.execute("INSERT INTO cn_duplicates (message_id, run, at_ms) VALUES (?, ?, ?)",
+                             (mid, run, now_ms()))
+                events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
+                                    envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
+                                    kafka_partition=r.partition, kafka_offset=r.offset, outcome="duplicate",
+                                    reason_code=exc.code))
+                counts["duplicate"] += 1
+                log_line(logging.INFO, "duplicate answered with original receipt", message_id=mid)
+                return [Outgoing(str(t), bytes(k) if k is not None else None, bytes(d), decode_headers(str(h)))
+                        for t, k, d, h in rows]
+            log_line(logging.ERROR, "message id reused for other bytes", message_id=mid, code=exc.code)
+            return self._refuse(exc, r, run, events, counts)
+        except EnvelopeOpenError as exc:
+            return self._refuse(exc, r, run, events, counts)
+
+        mid = str(opened.message_id)
+        f = self.faults
+        if f.reject_rate and self.rng.random() < f.reject_rate:
+            record = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=TRANSIENT_NACK,
+                                  reason_text="simulated rejection (--reject-rate): resend later")
+            counts["transient_nack"] += 1
+            sealed_nack = seal_receipt(record, me=self.me, trust=self.trust)
+            return [self._answer(mid, "receipt", sealed_nack.data, mid=mid, run=run, business_key=None)]
+        return self._process(conn, opened, r, run=run, events=events, counts=counts)
+
+    def _refuse(self, exc: EnvelopeOpenError, r: Incoming, run: str | None, events: list[AuditEvent],
+                counts: dict[str, int]) -> list[Outgoing]:
+        counts["refused"] += 1
+        header = exc.header
+        sender = header.sender if header is not None and header.sender in self.trust.authorities else "VN"
+        record = make_receipt(exc, receiver=OFFICE, outcome="NACK", sender=sender)
+        mid = str(record["message_id"])
+        events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, message_id=mid,
+                            envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic, kafka_partition=r.partition,
+                            kafka_offset=r.offset, outcome="refused", reason_code=exc.code))
+        log_line(logging.WARNING, "envelope refused", message_id=mid, code=exc.code)
+        try:
+            sealed = seal_receipt(record, me=self.me, trust=self.trust, recipient=sender)
+        except GatewayError as seal_exc:  # nobody to answer to (untrusted sender): the audit event remains
+            log_line(logging.ERROR, "cannot answer refused envelope", message_id=mid, code=seal_exc.code)
+            return []
+        return [self._answer(mid, "receipt", sealed.data, mid=mid, run=run, business_key=None)]
+
+    def _lookup(self, conn: sqlite3.Connection) -> Callable[[str], KnownDeclaration | None]:
+        def lookup(key: str) -> KnownDeclaration | None:
+            row = conn.execute("SELECT gross_weight_kg FROM cn_declarations WHERE business_key = ?",
+                               (key,)).fetchone()
+            if row is None:
+                return None
+            return KnownDeclaration(key, Decimal(row[0]) if row[0] is not None else None)
+        return lookup
+
+    def _process(self, conn: sqlite3.Connection, opened: OpenedEnvelope, r: Incoming, *, run: str | None,
+                 events: list[AuditEvent], counts: dict[str, int]) -> list[Outgoing]:
+        header = opened.header
+        mid = str(header.message_id)
+        doc_type = header.document_type
+        now = datetime.now(UTC)
+        try:
+            decoded = avro.decode(opened.payload)
+            record: dict[str, Any] = dict(decoded.record)
+        except GatewayError as exc:  # verified but undecodable: a permanent NACK, recorded like an answer
+            business_key = None
+            receipt = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=exc.code,
+                                   reason_text=exc.message[:300])
+            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust).data)]
+            status = "NACK"
+        else:
+            business_key = str(record.get("declaration_number") or "") or None
+            decision = decide(doc_type, record, lookup=self._lookup(conn), crosswalk=self.crosswalk)
+            if doc_type in DECLARATION_TYPES and business_key:
+                weight = record.get("gross_weight_kg")
+                conn.execute("INSERT OR IGNORE INTO cn_declarations (business_key, doc_type, gross_weight_kg, "
+                             "message_id) VALUES (?, ?, ?, ?)",
+                             (business_key, doc_type, str(weight) if weight is not None else None, mid))
+            receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
+                                   received_at=now)
+            response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
+                        "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
+            payload = avro.encode("BusinessResponse", response)
+            sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
+                                   document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], now=now)
+            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data),
+                       ("business-response", sealed_response.data)]
+            status = decision.status
+            events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
+                                business_key=business_key, document_type=doc_type, outcome=status.lower(),
+                                reason_code=decision.reasons[0][0] if decision.reasons else None))
+        outputs = []
+        for seq, (kind, data) in enumerate(answers):
+            out = self._answer(mid, kind, data, mid=mid, run=run, business_key=business_key)
+            conn.execute("INSERT INTO cn_answers (message_id, seq, topic, msg_key, data, headers) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (mid, seq, out.topic, out.key, out.value,
+                                                        enc_headers(out.headers)))
+            outputs.append(out)
+        conn.execute("INSERT INTO cn_processed (message_id, run, doc_type, business_key, status, received_ms) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (mid, run, doc_type, business_key, status, now_ms()))
+        # ENV-10: recorded in the same transaction as the answers
+        SqliteReplayStore.remember_on(conn, header, opened.sha256, now)
+        events.append(event(AUTHORITY, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
+                            document_type=doc_type, envelope_sha256=opened.sha256,
+                            payload_sha256=_sha(opened.payload), signing_key_id=header.signing_key_id.hex(),
+                            kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
+        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid, business_key=business_key,
+                            document_type=doc_type, outcome="ack" if status != "NACK" else "nack",
+                            kafka_topic=self.settings.topic_receipts))
+        counts["processed"] += 1
+        log_line(logging.DEBUG, "processed", message_id=mid, business_key=business_key, status=status)
+        return outputs
+
+
+def _sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def open_envelope_checked(data: bytes, me: LocalAuthority, trust: TrustStore, store: SqliteReplayStore
+                          ) -> OpenedEnvelope:
+    from xborder_gateway.envelope import open_envelope
+
+    return open_envelope(data, me=me, trust=trust, replay=store)
+
+
+async def run_nanning(settings: Settings, options: NanningOptions) -> int:
+    """Run the endpoint until SIGTERM (or ``--crash-after``); returns the exit code."""
+    me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
+    faults = options.faults
+    ident = Identity("nanning", options.instance, settings.exchange_group_prefix)
+    stop = asyncio.Event()
+    install_shutdown(stop)
+    if faults.offline_for:
+        log_line(logging.WARNING, "fault: offline", seconds=faults.offline_for)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=faults.offline_for)
+        if stop.is_set():
+            return 0
+    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions)
+    auditor = Auditor(settings, AUTHORITY)
+    processor = NanningProcessor(settings, me, trust, faults)
+    config = LoopConfig(bootstrap=settings.bootstrap,
+                        topics=(settings.topic_exchange_priority, settings.topic_exchange),
+                        priority_topics=frozenset({settings.topic_exchange_priority}),
+                        group_id=ident.group_id, client_id=ident.client_id, transactional_id=ident.transactional_id,
+                        batch_max=settings.exchange_batch_max, poll_ms=settings.exchange_poll_ms,
+                        txn_timeout_s=settings.exchange_txn_timeout_s)
+    loop: TransactionalBatchLoop | None = None
+
+    def health() -> dict[str, Any]:
+        stats = loop.stats if loop else None
+        return {"ok": loop is not None and not stop.is_set(), "connector": "nanning", "instance": options.instance,
+                "processed": processor.processed, "restarts": stats.restarts if stats else 0,
+                "last_error": stats.last_error if stats else None}
+
+    ops = Ops("nanning", options.metrics_port, health)
+
+    async def handler(records: list[Incoming]) -> Sequence[Outgoing]:
+        if faults.delay_ms:
+            await asyncio.sleep(faults.delay_ms / 1000)
+        outputs, events, counts = processor.process(records)
+        auditor.append(events)  # AUD-5
+        for k, v in counts.items():
+            ops.count(k, v)
+        if faults.crash_after is not None and processor.processed >= faults.crash_after:
+            log_line(logging.ERROR, "fault: crashing (--crash-after)", processed=processor.processed)
+            logging.shutdown()
+            os._exit(CRASH_EXIT_CODE)  # no cleanup on purpose: the Kafka transaction stays open
+        return outputs
+
+    loop = TransactionalBatchLoop(config, handler, stop)
+    log_line(logging.INFO, "nanning endpoint started", instance=options.instance, bootstrap=settings.bootstrap)
+    try:
+        await loop.run()
+    finally:
+        ops.close()
+        auditor.close()
+        processor.close()
+    return 0
+

@@ -1,0 +1,387 @@
+"""``xborder run receipts`` (VN): the receipt tracker -- match receipts, resend, dead-letter.
+
+What was sent is learnt by consuming the exchange topics **read_committed**: that is the durable record
+of exactly what the outbound connector committed (an aborted transaction's envelopes are never seen, so
+never tracked or resent). A table written by the outbound connector could not be committed atomically
+with its Kafka transaction. Each envelope's exact bytes are kept in ``settings.state_db("VN")`` with its
+attempts and next due time, so the state survives restarts.
+
+- Receipt ACK (opened, signed by CN, digest of the very bytes we sent: ENV-11) -> ``delivered``; a second
+  ACK for the same id is a duplicate receipt, counted and otherwise ignored;
+- Receipt NACK ``CN_TEMPORARILY_UNAVAILABLE`` -> resend after the backoff; any other NACK is permanent ->
+  dead letter at once;
+- BusinessResponse -> the business status (ACCEPTED / HELD / REJECTED) is stored with the message;
+- no receipt by the due time -> the SAME envelope bytes are produced again under the SAME message id (and
+  key) on the same topic; the next due time is ``now + receipt timeout + backoff`` where the backoff is
+  tenacity's ``wait_exponential_jitter``; after ``exchange_resend_max_attempts`` sends -> the envelope goes
+  to ``xb.vn-cn.dead-letter`` with JSON reasons, an ERROR log line and a ``dead_lettered`` audit event.
+
+The consumer side is at-least-once with idempotent state updates (upserts keyed by message id), so a
+replayed batch changes nothing but the duplicate-receipt counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tenacity
+
+from xborder_gateway import avro
+from xborder_gateway.audit import AuditEvent, EventType
+from xborder_gateway.config import Settings
+from xborder_gateway.connectors._common import (
+    H_ATTEMPT,
+    H_BUSINESS_KEY,
+    H_DOC_TYPE,
+    H_MESSAGE_ID,
+    H_PUBLISHED_MS,
+    H_REASONS,
+    H_RUN,
+    Auditor,
+    Identity,
+    Ops,
+    event,
+    load_keys,
+    log_line,
+    now_ms,
+)
+from xborder_gateway.connectors.nanning import BUSINESS_DOCUMENT_TYPE, TRANSIENT_NACK
+from xborder_gateway.envelope import LocalAuthority, TrustStore, open_envelope, open_receipt
+from xborder_gateway.errors import GatewayError, TransportError
+from xborder_gateway.exchange import VN_SCHEMA, PendingMessage, connect, decode_headers, encode_headers
+from xborder_gateway.transport import (
+    AtLeastOnceLoop,
+    Incoming,
+    LoopConfig,
+    Outgoing,
+    ensure_topics,
+    gateway_topics,
+    install_shutdown,
+    kafka_boundary,
+    make_producer,
+)
+
+__all__ = ["Backoff", "ReceiptTracker", "ReceiptsOptions", "run_receipts"]
+
+AUTHORITY = "VN"
+PROCESS = "receipts"
+
+
+@dataclass(frozen=True)
+class ReceiptsOptions:
+    instance: str = "0"
+    passphrase_file: Path | None = None
+    metrics_port: int | None = None
+    tick_s: float = 0.2
+
+
+class Backoff:
+    """Resend delay after the n-th send: tenacity's exponential backoff with jitter."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._wait = tenacity.wait_exponential_jitter(multiplier=settings.exchange_backoff_initial_s,
+                                                      max=settings.exchange_backoff_max_s, exp_base=2,
+                                                      jitter=settings.exchange_backoff_jitter_s)
+        self._state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+
+    def seconds(self, sends: int) -> float:
+        self._state.attempt_number = max(1, sends)
+        return float(self._wait(self._state))
+
+
+class ReceiptTracker:
+    """The tracker's state transitions over SQLite; Kafka I/O is done by :func:`run_receipts`."""
+
+    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore) -> None:
+        self.settings = settings
+        self.me = me
+        self.trust = trust
+        self.conn = connect(settings.state_db(AUTHORITY), VN_SCHEMA)
+        self.backoff = Backoff(settings)
+        self.timeout_ms = int(settings.exchange_receipt_timeout_s * 1000)
+        self.exchange_topics = {settings.topic_exchange, settings.topic_exchange_priority}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def _txn(self) -> Any:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- consumed records ----------------------------------------------------------------------------
+    def consume(self, records: Sequence[Incoming]) -> tuple[list[AuditEvent], dict[str, int], list[float]]:
+        """Apply a batch (sent envelopes first, then rejections, then receipts) in one SQLite transaction."""
+        events: list[AuditEvent] = []
+        counts = {"sent": 0, "rejected": 0, "delivered": 0, "duplicate_receipt": 0, "nack": 0, "business": 0,
+                  "bad_receipt": 0}
+        latencies: list[float] = []
+        order = {self.settings.topic_rejected: 1, self.settings.topic_receipts: 2}
+        with self._txn() as conn:
+            for r in sorted(records, key=lambda x: order.get(x.topic, 0)):
+                if r.topic in self.exchange_topics:
+                    self._sent(conn, r, events, counts)
+                elif r.topic == self.settings.topic_rejected:
+                    self._rejected(conn, r, counts)
+                elif r.topic == self.settings.topic_receipts:
+                    self._receipt(conn, r, events, counts, latencies)
+        return events, counts, latencies
+
+    def _sent(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int]) -> None:
+        mid = r.header_str(H_MESSAGE_ID) or (r.key or b"").decode()
+        published = r.header_str(H_PUBLISHED_MS)
+        sent_ms = r.timestamp_ms or now_ms()
+        cur = conn.execute(
+            "INSERT INTO xbg_messages (message_id, topic, msg_key, data, headers, doc_type, business_key, run, "
+            "published_ms, first_sent_ms, attempts, next_due_ms, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 'pending') "
+            "ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, msg_key = excluded.msg_key, "
+            "data = excluded.data, headers = excluded.headers, doc_type = excluded.doc_type, "
+            "business_key = excluded.business_key, run = excluded.run, published_ms = excluded.published_ms, "
+            "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms WHERE data IS NULL",
+            (mid, r.topic, r.key, r.value, encode_headers(r.headers), r.header_str(H_DOC_TYPE),
+             r.header_str(H_BUSINESS_KEY), r.header_str(H_RUN), int(published) if published else None, sent_ms,
+             sent_ms + self.timeout_ms))
+        if cur.rowcount:
+            counts["sent"] += 1
+            events.append(event(AUTHORITY, PROCESS, EventType.SENT, message_id=mid,
+                                business_key=r.header_str(H_BUSINESS_KEY), document_type=r.header_str(H_DOC_TYPE),
+                                envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
+                                kafka_partition=r.partition, kafka_offset=r.offset, attempt=1))
+
+    def _rejected(self, conn: sqlite3.Connection, r: Incoming, counts: dict[str, int]) -> None:
+        code = None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            code = json.loads(r.header_str(H_REASONS) or "{}").get("code")
+        published = r.header_str(H_PUBLISHED_MS)
+        cur = conn.execute("INSERT OR IGNORE INTO xbg_rejected (topic, part, offs, run, business_key, reason_code, "
+                           "published_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (r.topic, r.partition, r.offset, r.header_str(H_RUN), r.header_str(H_BUSINESS_KEY),
+                            str(code) if code else None, int(published) if published else None))
+        counts["rejected"] += cur.rowcount
+
+    def _receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
+                 latencies: list[float]) -> None:
+        try:
+            if (r.header_str("xbg-kind") or "receipt") == "receipt":
+                _opened, record = open_receipt(r.value, me=self.me, trust=self.trust, replay=None)
+                self._technical(conn, record, r, events=events, counts=counts, latencies=latencies)
+            else:
+                opened = open_envelope(r.value, me=self.me, trust=self.trust, replay=None)
+                if opened.header.document_type != BUSINESS_DOCUMENT_TYPE:
+                    raise GatewayError(f"unexpected {opened.header.document_type} on the receipts topic",
+                                       code="RECEIPT_UNEXPECTED_TYPE")
+                response = avro.decode(opened.payload).record
+                conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0) "
+                             "ON CONFLICT DO NOTHING", (response["message_id"],))
+                conn.execute("UPDATE xbg_messages SET business_status = ?, business_reasons = ? WHERE message_id = ?",
+                             (response["status"], json.dumps(response.get("reasons") or []),
+                              response["message_id"]))
+                counts["business"] += 1
+        except GatewayError as exc:  # a receipt we cannot trust changes nothing
+            counts["bad_receipt"] += 1
+            log_line(logging.WARNING, "receipt refused", message_id=r.header_str(H_MESSAGE_ID), code=exc.code)
+
+    def _technical(self, conn: sqlite3.Connection, record: dict[str, Any], r: Incoming, *,
+                   events: list[AuditEvent], counts: dict[str, int], latencies: list[float]) -> None:
+        mid = str(record["message_id"])
+        now = now_ms()
+        row = conn.execute("SELECT state, data, published_ms, attempts FROM xbg_messages WHERE message_id = ?",
+                           (mid,)).fetchone()
+        if row is None:  # the receipt overtook our view of the exchange topic: remember it
+            conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0)", (mid,))
+            row = ("pending", None, None, 0)
+        state, data, published, attempts = row
+        # ENV-11: the receipt acknowledges exactly the bytes we sent
+        if data is not None and hashlib.sha256(data).digest() != record["envelope_sha256"]:
+            counts["bad_receipt"] += 1
+            log_line(logging.ERROR, "receipt acknowledges other bytes than sent", message_id=mid,
+                     code="ENV-11 RECEIPT_DIGEST_MISMATCH")
+            return
+        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_RECEIVED, message_id=mid,
+                            business_key=record.get("business_key"), document_type=record.get("document_type"),
+                            envelope_sha256=record["envelope_sha256"], kafka_topic=r.topic,
+                            kafka_partition=r.partition, kafka_offset=r.offset,
+                            outcome="ack" if record["outcome"] == "ACK" else "nack",
+                            reason_code=record.get("reason_code")))
+        if record["outcome"] == "ACK":
+            if state == "pending":
+                conn.execute("UPDATE xbg_messages SET state = 'delivered', delivered_ms = ?, receipts = receipts + 1 "
+                             "WHERE message_id = ?", (now, mid))
+                counts["delivered"] += 1
+                if published:
+                    latencies.append((now - int(published)) / 1000)
+                events.append(event(AUTHORITY, PROCESS, EventType.DELIVERED, message_id=mid,
+                                    business_key=record.get("business_key"),
+                                    document_type=record.get("document_type"), attempt=int(attempts)))
+                log_line(logging.DEBUG, "delivered", message_id=mid)
+            else:
+                conn.execute("UPDATE xbg_messages SET receipts = receipts + 1 WHERE message_id = ?", (mid,))
+                counts["duplicate_receipt"] += 1
+                if state == "dead":
+                    log_line(logging.WARNING, "receipt after dead letter", message_id=mid)
+            return
+        counts["nack"] += 1
+        code = str(record.get("reason_code") or "NACK")
+        if state != "pending":
+            return
+        if code == TRANSIENT_NACK:  # resend after the backoff rather than the full timeout
+            due = now + int(self.backoff.seconds(int(attempts)) * 1000)
+            conn.execute("UPDATE xbg_messages SET next_due_ms = min(coalesce(next_due_ms, ?), ?), last_nack = ? "
+                         "WHERE message_id = ?", (due, due, code, mid))
+        else:  # permanent: dead-letter at the next tick
+            conn.execute("UPDATE xbg_messages SET next_due_ms = ?, last_nack = ? WHERE message_id = ?",
+                         (now, code, mid))
+        log_line(logging.WARNING, "NACK received", message_id=mid, code=code)
+
+    # --- resend / dead letter ------------------------------------------------------------------------
+    def due(self, limit: int = 500) -> list[tuple[PendingMessage, str | None]]:
+        rows = self.conn.execute(
+            "SELECT message_id, topic, msg_key, data, headers, attempts, business_key, doc_type, last_nack "
+            "FROM xbg_messages WHERE state = 'pending' AND data IS NOT NULL AND next_due_ms <= ? "
+            "ORDER BY next_due_ms LIMIT ?", (now_ms(), limit)).fetchall()
+        return [(PendingMessage(str(m), str(t), bytes(k) if k is not None else None, bytes(d), decode_headers(h),
+                                int(a), b, dt), nack) for m, t, k, d, h, a, b, dt, nack in rows]
+
+    def is_permanent(self, last_nack: str | None) -> bool:
+        return last_nack is not None and last_nack != TRANSIENT_NACK
+
+    def mark_resent(self, sent: Sequence[PendingMessage]) -> None:
+        now = now_ms()
+        with self._txn() as conn:
+            for m in sent:
+                due = now + self.timeout_ms + int(self.backoff.seconds(m.attempts) * 1000)
+                conn.execute("UPDATE xbg_messages SET attempts = attempts + 1, next_due_ms = ? "
+                             "WHERE message_id = ? AND state = 'pending'", (due, m.message_id))
+
+    def mark_dead(self, dead: Sequence[PendingMessage]) -> None:
+        with self._txn() as conn:
+            for m in dead:
+                conn.execute("UPDATE xbg_messages SET state = 'dead' WHERE message_id = ? AND state = 'pending'",
+                             (m.message_id,))
+
+    def pending_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM xbg_messages WHERE state = 'pending' "
+                                     "AND data IS NOT NULL").fetchone()[0])
+
+
+def _with_attempt(headers: tuple[tuple[str, bytes], ...], attempt: int) -> tuple[tuple[str, bytes], ...]:
+    return (*((k, v) for k, v in headers if k != H_ATTEMPT), (H_ATTEMPT, str(attempt).encode()))
+
+
+async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: Ops) -> None:
+    settings = tracker.settings
+    due = tracker.due()
+    if not due:
+        return
+    resend: list[PendingMessage] = []
+    dead: list[tuple[PendingMessage, str]] = []
+    for m, nack in due:
+        if tracker.is_permanent(nack):
+            dead.append((m, f"NACK {nack}"))
+        elif m.attempts >= settings.exchange_resend_max_attempts:
+            dead.append((m, f"no receipt after {m.attempts} sends"))
+        else:
+            resend.append(m)
+    futures = []
+    with kafka_boundary("resend"):
+        for m in resend:  # the SAME bytes, the SAME message id and key, the same topic
+            futures.append(await producer.send(m.topic, value=m.data, key=m.key,
+                                               headers=list(_with_attempt(m.headers, m.attempts + 1))))
+        for m, why in dead:
+            reasons = json.dumps({"code": "DEAD_LETTER", "why": why, "attempts": m.attempts,
+                                  "message_id": m.message_id, "topic": m.topic})
+            out = Outgoing(settings.topic_dead_letter, m.key, m.data, (*m.headers, (H_REASONS, reasons.encode())))
+            futures.append(await producer.send(out.topic, value=out.value, key=out.key, headers=list(out.headers)))
+        if futures:
+            await asyncio.gather(*futures)
+    tracker.mark_resent(resend)
+    tracker.mark_dead([m for m, _ in dead])
+    events = [event(AUTHORITY, PROCESS, EventType.RESENT, message_id=m.message_id, business_key=m.business_key,
+                    document_type=m.doc_type, kafka_topic=m.topic, attempt=m.attempts + 1) for m in resend]
+    for m, why in dead:
+        log_line(logging.ERROR, "dead-lettered", message_id=m.message_id, business_key=m.business_key,
+                 attempts=m.attempts, why=why.replace(" ", "_"))
+        events.append(event(AUTHORITY, PROCESS, EventType.DEAD_LETTERED, message_id=m.message_id,
+                            business_key=m.business_key, document_type=m.doc_type,
+                            kafka_topic=settings.topic_dead_letter, attempt=m.attempts, outcome="dead",
+                            reason_code=why))
+    auditor.append(events)
+    ops.count("resent", len(resend))
+    ops.count("dead_lettered", len(dead))
+    for m in resend:
+        log_line(logging.INFO, "resent", message_id=m.message_id, attempt=m.attempts + 1)
+
+
+async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
+    """Run the receipt tracker until SIGTERM; returns the exit code."""
+    me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
+    ident = Identity("receipts", options.instance, settings.exchange_group_prefix)
+    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions)
+    auditor = Auditor(settings, AUTHORITY)
+    tracker = ReceiptTracker(settings, me, trust)
+    stop = asyncio.Event()
+    install_shutdown(stop)
+    config = LoopConfig(bootstrap=settings.bootstrap,
+                        topics=(settings.topic_exchange, settings.topic_exchange_priority, settings.topic_receipts,
+                                settings.topic_rejected),
+                        group_id=ident.group_id, client_id=ident.client_id, batch_max=settings.exchange_batch_max,
+                        poll_ms=settings.exchange_poll_ms)
+    loop: AtLeastOnceLoop | None = None
+    ops = Ops("receipts", options.metrics_port, lambda: {
+        "ok": loop is not None and not stop.is_set(), "connector": "receipts", "pending": tracker.pending_count(),
+        "restarts": loop.stats.restarts if loop else 0})
+
+    async def handler(records: list[Incoming]) -> None:
+        events, counts, latencies = tracker.consume(records)
+        auditor.append(events)  # AUD-5: before the offsets are committed
+        for k, v in counts.items():
+            ops.count(k, v)
+        for s in latencies:
+            ops.latency.observe(s)
+
+    loop = AtLeastOnceLoop(config, handler, stop)
+    producer = make_producer(settings.bootstrap, client_id=ident.client_id)
+
+    async def resender() -> None:
+        started = False
+        while not stop.is_set():
+            try:
+                if not started:
+                    with kafka_boundary("start producer"):
+                        await producer.start()
+                    started = True
+                await _tick(tracker, producer, auditor, ops)
+                ops.pending.set(tracker.pending_count())
+            except TransportError as exc:
+                log_line(logging.WARNING, "resend tick failed; retrying", code=exc.code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=options.tick_s)
+
+    log_line(logging.INFO, "receipt tracker started", instance=options.instance, bootstrap=settings.bootstrap)
+    task = asyncio.create_task(resender())
+    try:
+        await loop.run()
+    finally:
+        stop.set()
+        await task
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        ops.close()
+        auditor.close()
+        tracker.close()
+    return 0

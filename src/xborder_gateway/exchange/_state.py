@@ -1,0 +1,224 @@
+"""Durable state of the exchange (SQLite): the VN receipt tracker's table of sent messages and the
+Nanning endpoint's answers. Pure SQL over a connection; the connectors own the connections.
+
+VN ``settings.state_db("VN")``::
+
+    xbg_messages   one row per message id the outbound connector COMMITTED to an exchange topic
+                   (learnt by consuming those topics read_committed), with the exact envelope bytes for
+                   resends, attempts, next due time, state pending|delivered|dead, receipt/business info
+    xbg_rejected   one row per record on the rejected topic (key: its topic/partition/offset)
+
+CN ``settings.state_db("CN")`` (same file as the envelope's replay table ``envelope_replay``)::
+
+    cn_answers       the sealed answers (receipt, business response) sent for each message id, so a
+                     duplicate is answered with the ORIGINAL bytes
+    cn_declarations  declarations received (for the TIR/TOR checks)
+    cn_processed     one row per message id processed (never two: same transaction as envelope_replay)
+    cn_duplicates    one row per duplicate copy answered from cn_answers
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CN_SCHEMA",
+    "VN_SCHEMA",
+    "PendingMessage",
+    "RunSummary",
+    "connect",
+    "decode_headers",
+    "encode_headers",
+    "summarize_run",
+]
+
+VN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS xbg_messages (
+    message_id     TEXT PRIMARY KEY,
+    topic          TEXT,
+    msg_key        BLOB,
+    data           BLOB,
+    headers        TEXT,
+    doc_type       TEXT,
+    business_key   TEXT,
+    run            TEXT,
+    published_ms   INTEGER,
+    first_sent_ms  INTEGER,
+    attempts       INTEGER NOT NULL DEFAULT 1,
+    next_due_ms    INTEGER,
+    state          TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    delivered_ms   INTEGER,
+    receipts       INTEGER NOT NULL DEFAULT 0,
+    business_status TEXT,
+    business_reasons TEXT,
+    last_nack      TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS xbg_messages_due ON xbg_messages (state, next_due_ms);
+CREATE INDEX IF NOT EXISTS xbg_messages_run ON xbg_messages (run);
+CREATE TABLE IF NOT EXISTS xbg_rejected (
+    topic        TEXT NOT NULL,
+    part         INTEGER NOT NULL,
+    offs         INTEGER NOT NULL,
+    run          TEXT,
+    business_key TEXT,
+    reason_code  TEXT,
+    published_ms INTEGER,
+    PRIMARY KEY (topic, part, offs)
+) STRICT;
+CREATE INDEX IF NOT EXISTS xbg_rejected_run ON xbg_rejected (run);
+"""
+
+CN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cn_answers (
+    message_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    topic      TEXT NOT NULL,
+    msg_key    BLOB,
+    data       BLOB NOT NULL,
+    headers    TEXT NOT NULL,
+    PRIMARY KEY (message_id, seq)
+) STRICT;
+CREATE TABLE IF NOT EXISTS cn_declarations (
+    business_key    TEXT PRIMARY KEY,
+    doc_type        TEXT NOT NULL,
+    gross_weight_kg TEXT,
+    message_id      TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS cn_processed (
+    message_id   TEXT PRIMARY KEY,
+    run          TEXT,
+    doc_type     TEXT,
+    business_key TEXT,
+    status       TEXT NOT NULL,
+    received_ms  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS cn_processed_run ON cn_processed (run);
+CREATE TABLE IF NOT EXISTS cn_duplicates (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL,
+    run        TEXT,
+    at_ms      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cn_duplicates_run ON cn_duplicates (run);
+"""
+
+
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    """Open (create) a state database in WAL mode, autocommit (callers group writes with BEGIN IMMEDIATE)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(schema)
+    return conn
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    message_id: str
+    topic: str
+    key: bytes | None
+    data: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    attempts: int
+    business_key: str | None
+    doc_type: str | None
+
+
+def encode_headers(headers: Iterable[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers])
+
+
+def decode_headers(text: str | None) -> tuple[tuple[str, bytes], ...]:
+    if not text:
+        return ()
+    return tuple((str(k), str(v).encode("latin-1")) for k, v in json.loads(text))
+
+
+def _percentile(sorted_values: Sequence[int], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return float(sorted_values[idx])
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the VN tracker (and, if given, the CN endpoint) know about one demo/test run."""
+
+    run: str
+    sent: int
+    pending: int
+    delivered: int
+    dead_lettered: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    business: dict[str, int]
+    resent: int
+    duplicate_receipts: int
+    duplicates_eliminated: int | None
+    processed_at_endpoint: int | None
+    first_published_ms: int | None
+    last_settled_ms: int | None
+    p50_ms: float | None
+    p99_ms: float | None
+
+    @property
+    def settled(self) -> int:
+        return self.delivered + self.dead_lettered + self.rejected
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run, "sent": self.sent, "pending": self.pending, "delivered": self.delivered,
+            "dead_lettered": self.dead_lettered, "rejected": self.rejected,
+            "rejected_by_reason": self.rejected_by_reason, "business": self.business, "resent": self.resent,
+            "duplicate_receipts": self.duplicate_receipts, "duplicates_eliminated": self.duplicates_eliminated,
+            "processed_at_endpoint": self.processed_at_endpoint, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
+        }
+
+
+def summarize_run(vn: sqlite3.Connection, run: str, cn: sqlite3.Connection | None = None) -> RunSummary:
+    """Counts for one run id, read from the VN tracker's state (and the CN endpoint's, when given)."""
+    states = dict(vn.execute("SELECT state, count(*) FROM xbg_messages WHERE run = ? AND data IS NOT NULL "
+                             "GROUP BY state", (run,)).fetchall())
+    resent, dup_receipts = vn.execute(
+        "SELECT coalesce(sum(attempts - 1), 0), coalesce(sum(max(receipts - 1, 0)), 0) FROM xbg_messages "
+        "WHERE run = ?", (run,)).fetchone()
+    business = dict(vn.execute("SELECT coalesce(business_status, 'NONE'), count(*) FROM xbg_messages "
+                               "WHERE run = ? AND state = 'delivered' GROUP BY 1", (run,)).fetchall())
+    rejected_by = dict(vn.execute("SELECT coalesce(reason_code, '?'), count(*) FROM xbg_rejected WHERE run = ? "
+                                  "GROUP BY 1", (run,)).fetchall())
+    lat = [int(r[0]) for r in vn.execute(
+        "SELECT delivered_ms - published_ms FROM xbg_messages WHERE run = ? AND state = 'delivered' "
+        "AND published_ms IS NOT NULL AND delivered_ms IS NOT NULL ORDER BY 1", (run,))]
+    first_pub = vn.execute(
+        "SELECT min(p) FROM (SELECT min(published_ms) AS p FROM xbg_messages WHERE run = ? "
+        "UNION ALL SELECT min(published_ms) FROM xbg_rejected WHERE run = ?)", (run, run)).fetchone()[0]
+    last = vn.execute("SELECT max(delivered_ms) FROM xbg_messages WHERE run = ?", (run,)).fetchone()[0]
+    dups = processed = None
+    if cn is not None:
+        dups = int(cn.execute("SELECT count(*) FROM cn_duplicates WHERE run = ?", (run,)).fetchone()[0])
+        processed = int(cn.execute("SELECT count(*) FROM cn_processed WHERE run = ?", (run,)).fetchone()[0])
+    return RunSummary(
+        run=run,
+        sent=sum(int(v) for v in states.values()),
+        pending=int(states.get("pending", 0)),
+        delivered=int(states.get("delivered", 0)),
+        dead_lettered=int(states.get("dead", 0)),
+        rejected=sum(int(v) for v in rejected_by.values()),
+        rejected_by_reason={str(k): int(v) for k, v in rejected_by.items()},
+        business={str(k): int(v) for k, v in business.items()},
+        resent=int(resent),
+        duplicate_receipts=int(dup_receipts),
+        duplicates_eliminated=dups,
+        processed_at_endpoint=processed,
+        first_published_ms=int(first_pub) if first_pub is not None else None,
+        last_settled_ms=int(last) if last is not None else None,
+        p50_ms=_percentile(lat, 0.50),
+        p99_ms=_percentile(lat, 0.99),
+    )
