@@ -464,6 +464,7 @@ class AuditLog:
             rows = store.entries(lo, hi)
             stored_leaves = store.node_range(0, lo, hi)
             made: list[tuple[int, int, bytes]] = []
+            due_checkpoints: list[tuple[tuple[int, bytes, str, int], bytes]] = []
             for expected, row in zip(range(lo, hi), rows, strict=False):
                 index = row[0]
                 if index != expected:
@@ -479,11 +480,13 @@ class AuditLog:
                 frontier.push(index, leaf, made)
                 due = cp_by_size.get(index + 1)
                 if due is not None:
-                    previous = self._verify_checkpoint(due, frontier.root(), previous, verifier)
+                    due_checkpoints.append((due, frontier.root()))
             if len(rows) != hi - lo:
                 raise AuditVerificationError(f"entry {lo + len(rows)} is missing", entry_index=lo + len(rows),
                                              code="AUDIT_ENTRIES_MISSING")
-            self._check_nodes(made)
+            self._check_nodes(made)  # stored nodes first: a bad node is named more precisely than a bad proof
+            for due, root in due_checkpoints:
+                previous = self._verify_checkpoint(due, root, previous, verifier)
             if progress is not None:
                 progress(hi, size)
         if store.count_nodes(0) != size:

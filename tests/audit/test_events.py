@@ -1,0 +1,93 @@
+"""AuditEvent: the canonical entry encoding (golden bytes), strict decoding, no free text."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from xborder_gateway.audit import AuditEvent, EventType
+from xborder_gateway.errors import AuditIntegrityError
+
+GOLDEN = (
+    b'{"attempt":null,"authority":"VN","business_key":"305123456789","document_type":"IDA",'
+    b'"encryption_key_id":null,"envelope_sha256":null,"event_type":"sent","kafka_offset":42,'
+    b'"kafka_partition":1,"kafka_topic":"xb.vn-cn.exchange","message_id":"018f3a4e-0000-7000-8000-000000000001",'
+    b'"outcome":"ok","payload_sha256":"' + b"ab" * 32 + b'","process":"outbound","raw_sha256":null,'
+    b'"reason_code":null,"signing_key_id":null,"time":"2026-11-25T01:02:03.000004Z","v":1}'
+)
+
+
+def golden_event(**overrides: Any) -> AuditEvent:
+    fields: dict[str, Any] = {
+        "time": datetime(2026, 11, 25, 8, 2, 3, 4, tzinfo=timezone(timedelta(hours=7))),  # Ha Noi time
+        "authority": "VN", "process": "outbound", "event_type": EventType.SENT,
+        "message_id": "018f3a4e-0000-7000-8000-000000000001", "business_key": "305123456789",
+        "document_type": "IDA", "payload_sha256": bytes.fromhex("ab" * 32), "kafka_topic": "xb.vn-cn.exchange",
+        "kafka_partition": 1, "kafka_offset": 42,
+    }
+    fields.update(overrides)
+    return AuditEvent(**fields)
+
+
+def test_canonical_bytes_are_the_documented_golden_bytes() -> None:
+    assert golden_event().canonical_bytes() == GOLDEN
+
+
+def test_round_trip() -> None:
+    event = AuditEvent.from_canonical(GOLDEN)
+    assert event == golden_event()
+    assert event.time.tzinfo == UTC
+
+
+@pytest.mark.parametrize(
+    ("name", "entry"),
+    [
+        ("pretty printed", json.dumps(json.loads(GOLDEN), indent=1).encode()),
+        ("keys not sorted", GOLDEN.replace(b'{"attempt":null,', b"{")[:-1] + b',"attempt":null}'),
+        ("extra field", GOLDEN[:-1] + b',"x":1}'),
+        ("missing v", GOLDEN.replace(b',"v":1}', b"}")),
+        ("v 2", GOLDEN.replace(b'"v":1', b'"v":2')),
+        ("time without microseconds", GOLDEN.replace(b"03.000004Z", b"03Z")),
+        ("time with offset", GOLDEN.replace(b".000004Z", b".000004+00:00")),
+        ("uppercase hex digest", GOLDEN.replace(b"ab" * 32, b"AB" * 32)),
+        ("not json", b"\x00\x01"),
+        ("non-ascii", GOLDEN.replace(b"IDA", "IĐA".encode())),
+        ("a list", b"[]"),
+    ],
+)
+def test_non_canonical_entries_are_refused(name: str, entry: bytes) -> None:
+    assert entry != GOLDEN, name
+    with pytest.raises(AuditIntegrityError) as info:
+        AuditEvent.from_canonical(entry)
+    assert info.value.code == "AUDIT_ENTRY_ENCODING"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("business_key", "Nguyễn Văn A"),  # a person's name is not an identifier
+        ("message_id", "msg with spaces"),
+        ("document_type", "IDA\n"),
+        ("reason_code", "importer phone +84 912 345 678 / Trần Thị B"),
+        ("raw_sha256", "ab" * 31),
+        ("raw_sha256", b"\x00" * 31),
+        ("process", "Outbound"),
+        ("authority", "US"),
+        ("kafka_partition", -1),
+        ("outcome", "OK!"),
+        ("time", datetime(2026, 11, 25, 8, 0, 0)),  # naive: refused
+        ("unknown_field", "x"),
+    ],
+)
+def test_free_text_and_bad_values_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(ValidationError):
+        golden_event(**{field: value})
+
+
+def test_events_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        golden_event().message_id = "other"  # type: ignore[misc]
