@@ -379,10 +379,10 @@ def rotate(
 ) -> AuthorityCertificate:
     """Add a new generation (valid from ``now``); older ones stay valid until their not-after."""
     existing = LocalAuthority.load(settings, authority, passphrase)  # proves the passphrase is the same
-    gen = make_generation(authority, not_before=now, validity=validity)
-    if any(g.certificate.not_before == gen.certificate.not_before for g in existing.generations):
-        raise ConfigError("a generation with the same start second exists", code="KEYS_ROTATE_TOO_FAST",
-                          hint="wait a second and rotate again")
+    start = (now or _utcnow()).replace(microsecond=0)
+    latest = max(g.certificate.not_before for g in existing.generations)
+    # certificate times have one-second resolution: keep "newest" unambiguous
+    gen = make_generation(authority, not_before=max(start, latest + timedelta(seconds=1)), validity=validity)
     _store_generation(settings, gen, passphrase)
     return gen.certificate
 

@@ -1,0 +1,191 @@
+"""``xborder keys init|export|import|rotate|list``: an authority's keys and the counterpart's trust bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xborder_gateway._cli import add_command
+from xborder_gateway.config import Settings
+from xborder_gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xborder_gateway.envelope import AuthorityCertificate
+
+AUTHORITIES = ("VN", "CN")
+
+EXAMPLES = """\
+examples:
+  export XBG_KEY_PASSPHRASE='…'            (or pass --passphrase-file FILE to each command)
+  xborder keys init --authority VN          Ed25519 + X25519 keys and a self-signed certificate binding both
+  xborder keys init --authority CN
+  xborder keys export --authority VN --out vn.bundle.pem
+  xborder keys import vn.bundle.pem --authority CN --expect-fingerprint 3f2a…   CN trusts VN
+  xborder keys rotate --authority VN        a new generation; older ones still open until they expire
+  xborder keys list --authority VN          own and trusted keys, current one marked, expiry warnings
+"""
+
+
+def _describe(cert: AuthorityCertificate) -> str:
+    return (f"{cert.authority}  signing {cert.signing_key_id.hex()[:16]}…  "
+            f"encryption {cert.encryption_key_id.hex()[:16]}…"
+            f"  valid {cert.not_before:%Y-%m-%d %H:%M:%SZ} .. {cert.not_after:%Y-%m-%d %H:%M:%SZ}\n"
+            f"    certificate SHA-256 fingerprint {cert.fingerprint.hex()}")
+
+
+def _passphrase(args: argparse.Namespace, settings: Settings) -> bytes:
+    from xborder_gateway.envelope import resolve_passphrase
+
+    return resolve_passphrase(settings, args.passphrase_file)
+
+
+def _init(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.envelope import init_authority
+
+    cert = init_authority(settings, args.authority, _passphrase(args, settings),
+                          validity=timedelta(days=args.validity_days))
+    print(_describe(cert))
+    print(f"keys written under {settings.keys_dir(args.authority)}", file=sys.stderr)
+    return 0
+
+
+def _rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.envelope import rotate
+
+    cert = rotate(settings, args.authority, _passphrase(args, settings), validity=timedelta(days=args.validity_days))
+    print(_describe(cert))
+    print("new generation created; export the bundle again and have the counterpart import it",
+          file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptography import x509
+
+    from xborder_gateway.envelope import AuthorityCertificate, export_bundle
+
+    bundle = export_bundle(settings, args.authority)
+    if args.out:
+        args.out.write_bytes(bundle)
+        print(f"bundle written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(bundle.decode("ascii"))
+    for cert in x509.load_pem_x509_certificates(bundle):
+        print(_describe(AuthorityCertificate.from_x509(cert)), file=sys.stderr)
+    print("give the counterpart the fingerprints over a second channel", file=sys.stderr)
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptography import x509
+
+    from xborder_gateway.envelope import AuthorityCertificate, import_bundle
+
+    try:
+        bundle = args.bundle.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.bundle}: {exc}", code="KEYS_BUNDLE_INVALID",
+                          hint="pass the file written by `xborder keys export`") from exc
+    if args.expect_fingerprint:
+        expected = {f.lower().replace(":", "") for f in args.expect_fingerprint}
+        try:
+            certs = [AuthorityCertificate.from_x509(c) for c in x509.load_pem_x509_certificates(bundle)]
+        except ValueError as exc:
+            raise ConfigError(f"not a PEM bundle: {exc}", code="KEYS_BUNDLE_INVALID",
+                              hint="pass the file written by `xborder keys export`") from exc
+        unexpected = [c for c in certs if c.fingerprint.hex() not in expected]
+        if unexpected:
+            raise ConfigError(
+                f"{len(unexpected)} certificate(s) in the bundle have fingerprints you did not expect: "
+                + ", ".join(c.fingerprint.hex() for c in unexpected),
+                code="KEYS_FINGERPRINT_MISMATCH",
+                hint="do not import: confirm the fingerprints with the counterpart over a second channel",
+            )
+    for cert in import_bundle(settings, args.authority, bundle):
+        print(_describe(cert))
+    print(f"trusted by {args.authority} (under {settings.keys_dir(args.authority) / 'trust'})", file=sys.stderr)
+    return 0
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.envelope import list_keys
+
+    now = datetime.now(UTC)
+    rows = list_keys(settings, args.authority, now=now, warn_within=timedelta(days=args.warn_days))
+    if args.json:
+        out: list[dict[str, Any]] = [
+            {"kind": r.kind, "authority": r.authority, "signing_key_id": r.signing_key_id.hex(),
+             "encryption_key_id": r.encryption_key_id.hex(), "not_before": r.not_before.isoformat(),
+             "not_after": r.not_after.isoformat(), "fingerprint": r.fingerprint.hex(), "status": r.status,
+             "current": r.current, "expires_soon": r.expires_soon}
+            for r in rows
+        ]
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{'kind':8} {'auth':4} {'signing key id':18} {'status':13} {'not after':20} current")
+        for r in rows:
+            print(f"{r.kind:8} {r.authority:4} {r.signing_key_id.hex()[:16]:18} {r.status:13} "
+                  f"{r.not_after:%Y-%m-%d %H:%M:%SZ} {'*' if r.current else ''}")
+    if not rows:
+        print(f"no keys for {args.authority}: run `xborder keys init --authority {args.authority}`", file=sys.stderr)
+    for kind in ("own", "trusted"):
+        for auth in sorted({r.authority for r in rows if r.kind == kind}):
+            group = [r for r in rows if r.kind == kind and r.authority == auth]
+            current = next((r for r in group if r.current), None)
+            newer_ok = current is not None and any(
+                r.status == "not yet valid" or (r.status == "valid" and r.not_after > current.not_after + timedelta(
+                    days=args.warn_days)) for r in group if r is not current)
+            if current is None:
+                print(f"warning: {kind} keys of {auth}: none is valid now", file=sys.stderr)
+            elif current.expires_soon and not newer_ok:
+                left = current.not_after - now
+                what = (f"run `xborder keys rotate --authority {auth}`" if kind == "own"
+                        else f"ask {auth} for a fresh bundle")
+                print(f"warning: {kind} key of {auth} expires in {left.days} days ({current.not_after:%Y-%m-%d}); "
+                      f"{what}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = add_command(sub, "keys", help="authority keys, certificates and trust bundles",
+                       description="Manage this authority's Ed25519/X25519 keys (encrypted at rest) and the "
+                       "counterpart's trusted certificates. See docs/envelope.md §5.", epilog=EXAMPLES)
+    verbs = keys.add_subparsers(dest="keys_command", metavar="VERB", required=True)
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        parser = add_command(verbs, name, help=help, epilog=EXAMPLES)
+        parser.add_argument("--authority", choices=AUTHORITIES, required=True, help="the local authority")
+        return parser
+
+    def passphrase(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE",
+                            help="file whose first line is the key passphrase (default: $XBG_KEY_PASSPHRASE)")
+
+    p = verb("init", "create the authority's first key generation and certificate")
+    passphrase(p)
+    p.add_argument("--validity-days", type=int, default=365, help="validity of the generation (default 365)")
+    p.set_defaults(func=_init)
+
+    p = verb("rotate", "add a new key generation; new messages use it, older ones still open while valid")
+    passphrase(p)
+    p.add_argument("--validity-days", type=int, default=365, help="validity of the new generation (default 365)")
+    p.set_defaults(func=_rotate)
+
+    p = verb("export", "write the public trust bundle (PEM certificates) for the counterpart")
+    p.add_argument("--out", type=Path, default=None, metavar="BUNDLE", help="output file (default stdout)")
+    p.set_defaults(func=_export)
+
+    p = verb("import", "trust the counterpart's bundle")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a file written by `xborder keys export`")
+    p.add_argument("--expect-fingerprint", action="append", default=[], metavar="SHA256HEX",
+                   help="refuse the bundle unless every certificate has one of these fingerprints (repeatable)")
+    p.set_defaults(func=_import)
+
+    p = verb("list", "own and trusted keys with validity; warns about keys about to expire")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--warn-days", type=int, default=30, help="warn when the current key expires within N days")
+    p.set_defaults(func=_list)

@@ -1,0 +1,137 @@
+"""``xborder keys …``, ``xborder seal`` and ``xborder open`` end to end in a throwaway home."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from xborder_gateway import avro
+from xborder_gateway._cli import main
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XBG_KEY_PASSPHRASE", "cli test passphrase")
+    monkeypatch.delenv("XBG_CONFIG", raising=False)
+    return tmp_path / "home"
+
+
+def _run(home: Path, *argv: str) -> int:
+    return main(["--home", str(home), *argv])
+
+
+def _paired(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for auth in ("VN", "CN"):
+        assert _run(home, "keys", "init", "--authority", auth) == 0
+    assert _run(home, "keys", "export", "--authority", "VN", "--out", str(tmp_path / "vn.pem")) == 0
+    assert _run(home, "keys", "export", "--authority", "CN", "--out", str(tmp_path / "cn.pem")) == 0
+    assert _run(home, "keys", "import", str(tmp_path / "vn.pem"), "--authority", "CN") == 0
+    assert _run(home, "keys", "import", str(tmp_path / "cn.pem"), "--authority", "VN") == 0
+    capsys.readouterr()
+
+
+def _avro_file(tmp_path: Path) -> Path:
+    record = {"message_id": "01936f2a-4b00-7000-8000-000000000001", "business_key": "101234567890",
+              "document_type": "IDA", "status": "HELD",
+              "reasons": [{"code": "PHYTO_CHECK", "text": "kiểm dịch thực vật / 植物检疫"}],
+              "responded_at": datetime(2026, 11, 25, 12, tzinfo=UTC)}
+    path = tmp_path / "response.avro"
+    path.write_bytes(avro.encode("BusinessResponse", record))
+    return path
+
+
+def test_keys_seal_open(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _paired(home, tmp_path, capsys)
+    src = _avro_file(tmp_path)
+    out = tmp_path / "resp.xbge"
+    assert _run(home, "seal", str(src), "--to", "CN", "--out", str(out)) == 0
+    sealed = json.loads(capsys.readouterr().out)
+    assert sealed["document_type"] == "BUSINESS_RESPONSE"
+    assert out.stat().st_size == sealed["bytes"]
+    assert _run(home, "open", str(out)) == 0
+    opened = json.loads(capsys.readouterr().out)
+    assert opened["header"]["message_id"] == sealed["message_id"]
+    assert opened["sha256"] == sealed["sha256"]
+    assert opened["payload"]["schema"] == "BusinessResponse"
+    assert opened["payload"]["record"]["reasons"][0]["text"] == "kiểm dịch thực vật / 植物检疫"
+
+
+def test_open_refusal_prints_rule_code(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _paired(home, tmp_path, capsys)
+    out = tmp_path / "resp.xbge"
+    assert _run(home, "seal", str(_avro_file(tmp_path)), "--out", str(out)) == 0
+    data = bytearray(out.read_bytes())
+    data[-1] ^= 1
+    out.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert _run(home, "open", str(out)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ENV-6 DECRYPT_FAILED")
+    assert "Traceback" not in err
+    # opening as the wrong authority
+    out2 = tmp_path / "ok.xbge"
+    assert _run(home, "seal", str(_avro_file(tmp_path)), "--out", str(out2)) == 0
+    capsys.readouterr()
+    assert _run(home, "open", str(out2), "--authority", "VN") == 1
+    assert "ENV-4 WRONG_RECIPIENT" in capsys.readouterr().err
+
+
+def test_open_with_replay_db(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _paired(home, tmp_path, capsys)
+    out = tmp_path / "resp.xbge"
+    assert _run(home, "seal", str(_avro_file(tmp_path)), "--out", str(out)) == 0
+    db = tmp_path / "seen.sqlite"
+    assert _run(home, "open", str(out), "--replay-db", str(db)) == 0
+    capsys.readouterr()
+    assert _run(home, "open", str(out), "--replay-db", str(db)) == 1
+    assert "ENV-10 REPLAYED" in capsys.readouterr().err
+
+
+def test_import_with_fingerprint_check(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(home, "keys", "init", "--authority", "VN") == 0
+    assert _run(home, "keys", "export", "--authority", "VN", "--out", str(tmp_path / "vn.pem")) == 0
+    fingerprint = capsys.readouterr().err.split("fingerprint ")[1].split()[0]
+    assert _run(home, "keys", "import", str(tmp_path / "vn.pem"), "--authority", "CN",
+                "--expect-fingerprint", "00" * 32) == 1
+    assert "KEYS_FINGERPRINT_MISMATCH" in capsys.readouterr().err
+    assert _run(home, "keys", "import", str(tmp_path / "vn.pem"), "--authority", "CN",
+                "--expect-fingerprint", fingerprint) == 0
+
+
+def test_rotate_and_list(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _paired(home, tmp_path, capsys)
+    assert _run(home, "keys", "rotate", "--authority", "VN", "--validity-days", "10") == 0
+    capsys.readouterr()
+    assert _run(home, "keys", "list", "--authority", "VN", "--json") == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    own = [r for r in rows if r["kind"] == "own"]
+    assert len(own) == 2
+    assert sum(r["current"] for r in own) == 1  # the new one, or the old one during the new one's first second
+    assert own[0]["not_before"] > own[1]["not_before"]
+    assert own[0]["not_after"] < own[1]["not_after"]  # 10 days vs 365
+    # the older generation outlives the new one by far, so no rotation warning is needed
+    assert "warning: own key" not in captured.err
+    assert _run(home, "keys", "list", "--authority", "CN") == 0
+    text = capsys.readouterr().out
+    assert "trusted" in text
+    assert "VN" in text
+
+
+def test_expiry_warning(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(home, "keys", "init", "--authority", "VN", "--validity-days", "5") == 0
+    capsys.readouterr()
+    assert _run(home, "keys", "list", "--authority", "VN") == 0
+    assert "warning: own key of VN expires in" in capsys.readouterr().err
+
+
+def test_missing_passphrase_is_a_diagnostic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("XBG_KEY_PASSPHRASE", raising=False)
+    assert main(["--home", str(tmp_path), "keys", "init", "--authority", "VN"]) == 1
+    err = capsys.readouterr().err
+    assert "KEYS_NO_PASSPHRASE" in err
+    assert "XBG_KEY_PASSPHRASE" in err
