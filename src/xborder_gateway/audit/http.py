@@ -273,7 +273,7 @@ def make_server(api: AuditApi, host: str, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="audit-http", daemon=True)
+def serve_in_thread(server: ThreadingHTTPServer, poll_interval: float = 0.05) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, args=(poll_interval,), name="audit-http", daemon=True)
     thread.start()
     return thread

@@ -1,0 +1,150 @@
+"""``xborder audit …`` end to end on a real SQLite log in a temporary home."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xborder_gateway._cli import main
+from xborder_gateway.audit import AuditLog, Checkpoint, NoteVerifier, merkle
+from xborder_gateway.config import Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, make_event: Any) -> Path:
+    settings = Settings(home=tmp_path, audit_url=None, audit_checkpoint_entries=8)
+    with AuditLog.open(settings, "VN") as log:
+        for start in range(0, 40, 8):
+            log.append([make_event(i) for i in range(start, start + 8)])
+        log.append([make_event(40), make_event(41)])  # not yet covered by a checkpoint
+    return tmp_path
+
+
+def run(home: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["--home", str(home), "audit", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_formats(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(home, capsys, "search", "--declaration", "305100000002")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["index", "time", "event_type"]
+    assert [line.split()[0] for line in lines[1:]] == ["8", "9", "10", "11"]
+    code, out, _ = run(home, capsys, "search", "--declaration", "305100000002", "--type", "sealed", "--format", "json")
+    assert [e["index"] for e in json.loads(out)] == [10]
+    code, out, _ = run(home, capsys, "search", "--message-id", "msg-000001", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["index"] for r in rows] == ["4", "5", "6", "7"]
+    code, out, err = run(home, capsys, "search", "--since", "2026-11-25T08:00:30Z", "--until", "2026-11-25T08:00:32Z",
+                         "--format", "json")
+    assert [e["index"] for e in json.loads(out)] == [30, 31]
+    code, out, err = run(home, capsys, "search", "--declaration", "nothing")
+    assert code == 0
+    assert "no matching entries" in err
+
+
+def test_show_and_export_let_a_third_party_recompute_leaf_hashes(home: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(home, capsys, "show", "7")
+    assert code == 0
+    assert json.loads(out)["index"] == 7
+    code, out, err = run(home, capsys, "export", "--jsonl")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 42
+    assert "exported 42 entries" in err
+    leaves = []
+    for i, line in enumerate(lines):
+        obj = json.loads(line)
+        assert obj["index"] == i
+        # docs/audit.md §2: the entry is the JSON object with sorted keys and no whitespace
+        entry = json.dumps(obj["entry"], sort_keys=True, separators=(",", ":")).encode()
+        assert merkle.leaf_hash(entry).hex() == obj["leaf_hash"]
+        leaves.append(bytes.fromhex(obj["leaf_hash"]))
+    code, out, _ = run(home, capsys, "consistency", "0", "42", "--json")
+    assert json.loads(out)["new_root"] == merkle.root_from_leaf_hashes(leaves).hex()
+
+
+def test_checkpoint_and_key(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, key_out, _ = run(home, capsys, "key")
+    assert code == 0
+    verifier = NoteVerifier.parse(key_out.strip())
+    code, note, _ = run(home, capsys, "checkpoint")
+    assert code == 0
+    cp = Checkpoint.open(note, verifier)
+    assert cp.size == 40
+    code, note, err = run(home, capsys, "checkpoint", "--issue")
+    assert Checkpoint.open(note, verifier).size == 42
+    assert "signed a new checkpoint" in err
+
+
+def test_prove_and_consistency_json(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(home, capsys, "prove", "13", "--size", "40", "--json")
+    assert code == 0
+    proof = json.loads(out)
+    assert set(proof) == {"leaf_index", "tree_size", "leaf_hash", "hashes"}
+    _, note, _ = run(home, capsys, "checkpoint")
+    _, key, _ = run(home, capsys, "key")
+    cp = Checkpoint.open(note, NoteVerifier.parse(key.strip()))
+    assert merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), 13, 40,
+                                   [bytes.fromhex(h) for h in proof["hashes"]], cp.root)
+    code, out, _ = run(home, capsys, "consistency", "16", "40", "--json")
+    c = json.loads(out)
+    assert merkle.verify_consistency(16, 40, bytes.fromhex(c["old_root"]), cp.root,
+                                     [bytes.fromhex(h) for h in c["hashes"]])
+    code, _, err = run(home, capsys, "prove", "99")
+    assert code == 1
+    assert "AUDIT_BAD_INDEX" in err
+
+
+def test_verify_passes_then_names_the_tampered_entry(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, key, _ = run(home, capsys, "key")
+    code, out, _ = run(home, capsys, "verify", "--key", key.strip())
+    assert code == 0
+    assert out.startswith("OK: 42 entries, 5 checkpoints verified")
+    conn = sqlite3.connect(home / "audit" / "vn.sqlite")
+    conn.execute("DROP TRIGGER entries_no_update")
+    conn.execute("UPDATE entries SET entry = CAST(replace(entry, '\"kafka_offset\":3,', '\"kafka_offset\":4,') "
+                 "AS BLOB) WHERE idx = 3")
+    conn.commit()
+    conn.close()
+    code, out, err = run(home, capsys, "verify", "--key", key.strip())
+    assert code == 1
+    assert "entry 3" in err
+    assert "Traceback" not in err
+
+
+def test_bundle_and_verify_bundle(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, key, _ = run(home, capsys, "key")
+    out_file = tmp_path / "b41.json"
+    code, _, _ = run(home, capsys, "bundle", "41", "--out", str(out_file))  # issues the covering checkpoint
+    assert code == 0
+    key_file = tmp_path / "vn.vkey"
+    key_file.write_text(key)
+    code, out, err = run(tmp_path / "elsewhere", capsys, "verify-bundle", str(out_file), "--key", str(key_file))
+    assert code == 0, err
+    assert out.startswith("OK: entry 41")
+    code, out, err = run(tmp_path / "elsewhere", capsys, "verify-bundle", str(out_file))
+    assert code == 0
+    assert "compare it with the published key" in err
+    bundle = json.loads(out_file.read_text())
+    bundle["inclusion_proof"]["hashes"][0] = "00" * 32
+    out_file.write_text(json.dumps(bundle))
+    code, out, err = run(tmp_path / "elsewhere", capsys, "verify-bundle", str(out_file), "--key", str(key_file))
+    assert code == 1
+    assert "BUNDLE_PROOF_INVALID" in err
+
+
+def test_missing_log_is_a_diagnostic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(tmp_path, capsys, "search", "--authority", "CN")
+    assert code == 1
+    assert "AUDIT_NO_LOG" in err
+    assert "what to do:" in err
