@@ -100,12 +100,13 @@ class Store(ABC):
         if not wanted:
             return {}
         out: dict[NodeKey, bytes] = {}
-        for start in range(0, len(wanted), 200):
-            chunk = wanted[start : start + 200]
-            values = ",".join("(?,?)" for _ in chunk)
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            # An OR of primary-key equalities: both SQLite ("MULTI-INDEX OR") and PostgreSQL (BitmapOr)
+            # answer it with one index probe per key. (A row-value IN (VALUES …) makes SQLite scan.)
+            where = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
             params = [v for key in chunk for v in key]
-            # only "(?,?)" placeholders are formatted in; values are bound
-            sql = self._q(f"SELECT level, idx, hash FROM {{p}}nodes WHERE (level, idx) IN (VALUES {values})")  # noqa: S608
+            sql = self._q(f"SELECT level, idx, hash FROM {{p}}nodes WHERE {where}")  # noqa: S608 - placeholders only
             for level, idx, h in self._exec(sql, params):
                 out[(int(level), int(idx))] = bytes(h)
         return out
@@ -235,6 +236,7 @@ class SqliteStore(Store):
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = FULL")  # AUD-5: durable when append returns
+            self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: keeps the upper B-tree levels hot
             self._conn.execute("BEGIN IMMEDIATE")
             for statement in (_SQLITE_DDL + _sqlite_triggers()).split(";\n"):
                 if statement.strip():
