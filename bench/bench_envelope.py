@@ -1,0 +1,172 @@
+"""Envelope throughput per core: seal / open beside raw Ed25519 and raw HPKE on the same payloads.
+
+    python bench/bench_envelope.py [--seconds 2] [--sizes 1024,8192,65536] [--json]
+
+Single process, single thread (= one core). For each payload size it measures, in the same run:
+  raw Ed25519 sign, raw Ed25519 verify, raw HPKE seal, raw HPKE open (cryptography, same suite),
+  envelope seal, envelope open (no replay store), envelope open + SQLite replay check + remember
+  (one transaction per message, WAL, synchronous=FULL, on the temp directory's disk; and batched,
+  100 remembers per transaction, as a connector committing per batch would),
+  and a receipt round (make_receipt + seal_receipt + open_receipt).
+The raw baselines show what the primitives alone cost: seal ~ sign + HPKE seal, open ~ HPKE open + verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from xborder_gateway.envelope import (
+    LocalAuthority,
+    SqliteReplayStore,
+    TrustStore,
+    make_generation,
+    make_receipt,
+    open_envelope,
+    open_receipt,
+    seal,
+    seal_receipt,
+)
+
+FP = bytes.fromhex("0102030405060708")
+BATCH = 100
+
+
+def rate(fn: Callable[[], object], seconds: float) -> tuple[float, int]:
+    """Calls per second of ``fn`` over about ``seconds`` (after a short warm-up)."""
+    for _ in range(20):
+        fn()
+    n, start = 0, time.perf_counter()
+    deadline = start + seconds
+    batch = 50
+    while True:
+        for _ in range(batch):
+            fn()
+        n += batch
+        now = time.perf_counter()
+        if now >= deadline:
+            return n / (now - start), n
+
+
+@dataclass(frozen=True)
+class Keys:
+    vn: LocalAuthority
+    cn: LocalAuthority
+    vn_trust: TrustStore
+    cn_trust: TrustStore
+    suite: hpke.Suite
+    sk: Ed25519PrivateKey
+    pk: Ed25519PublicKey
+    xsk: X25519PrivateKey
+    xpk: X25519PublicKey
+    info: bytes
+
+    @classmethod
+    def make(cls, now: datetime) -> Keys:
+        vn_gen = make_generation("VN", not_before=now - timedelta(days=1))
+        cn_gen = make_generation("CN", not_before=now - timedelta(days=1))
+        return cls(
+            LocalAuthority("VN", [vn_gen]), LocalAuthority("CN", [cn_gen]),
+            TrustStore([cn_gen.certificate]), TrustStore([vn_gen.certificate]),
+            hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
+            vn_gen.signing_private, vn_gen.certificate.signing_key,
+            cn_gen.encryption_private, cn_gen.certificate.encryption_key,
+            b"xbge/v1/info\x00" + bytes(32),
+        )
+
+
+def measure_size(size: int, k: Keys, seconds: float, tmp: Path) -> list[dict[str, object]]:
+    """All figures for one payload size (closures bind this call's locals)."""
+    vn, cn, vn_trust, cn_trust = k.vn, k.cn, k.vn_trust, k.cn_trust
+    suite, sk, pk, xsk, xpk, info = k.suite, k.sk, k.pk, k.xsk, k.xpk, k.info
+    results: list[dict[str, object]] = []
+    payload = b"\xc3\x01" + FP + os.urandom(max(size - 10, 0))
+    msg = b"x" * 38 + b"h" * 124 + hashlib.sha256(payload).digest()
+    sig = sk.sign(msg)
+    raw_ct = suite.encrypt(sig + payload, xpk, info=info)
+    sealed = seal(payload, sender=vn, recipient="CN", trust=vn_trust, document_type="IDA",
+                  schema_fingerprint=FP)
+    store = SqliteReplayStore(tmp / f"replay-{size}.sqlite")
+
+    def open_with_replay() -> None:
+        s = seal(payload, sender=vn, recipient="CN", trust=vn_trust, document_type="IDA", schema_fingerprint=FP)
+        opened = open_envelope(s.data, me=cn, trust=cn_trust, replay=store)
+        store.remember(opened.header, opened.sha256)
+
+    def batch_with_replay() -> None:
+        opened = []
+        for _ in range(BATCH):
+            s = seal(payload, sender=vn, recipient="CN", trust=vn_trust, document_type="IDA", schema_fingerprint=FP)
+            opened.append(open_envelope(s.data, me=cn, trust=cn_trust, replay=store))
+        with store.transaction() as conn:
+            for o in opened:
+                store.remember(o.header, o.sha256, conn=conn)
+
+    opened_once = open_envelope(sealed.data, me=cn, trust=cn_trust, replay=None)
+
+    def receipt_round() -> None:
+        record = make_receipt(opened_once, receiver="CN", outcome="ACK")
+        r = seal_receipt(record, me=cn, trust=cn_trust)
+        open_receipt(r.data, me=vn, trust=vn_trust, replay=None)
+
+    figures = {
+        "raw Ed25519 sign (label+H+SHA-256(payload))": lambda: sk.sign(
+            msg[:-32] + hashlib.sha256(payload).digest()),
+        "raw Ed25519 verify": lambda: pk.verify(sig, msg[:-32] + hashlib.sha256(payload).digest()),
+        "raw HPKE seal (sig+payload)": lambda: suite.encrypt(sig + payload, xpk, info=info),
+        "raw HPKE open": lambda: suite.decrypt(raw_ct, xsk, info=info),
+        "envelope seal": lambda: seal(payload, sender=vn, recipient="CN", trust=vn_trust, document_type="IDA",
+                                      schema_fingerprint=FP),
+        "envelope open (no replay store)": lambda: open_envelope(sealed.data, me=cn, trust=cn_trust, replay=None),
+        "envelope seal + open + SQLite replay check/remember": open_with_replay,
+        f"  same, remembered {BATCH} per SQLite transaction": batch_with_replay,
+        "receipt: make + seal + open": receipt_round,
+    }
+    print(f"\npayload {size} bytes (envelope {len(sealed.data)} bytes)")
+    for name, fn in figures.items():
+        per_s, n = rate(fn, seconds)
+        if name.startswith("  same"):
+            per_s, n = per_s * BATCH, n * BATCH
+        print(f"  {name:55s} {per_s:10,.0f} /s  {1e6 / per_s:8.1f} µs  (n={n})")
+        results.append({"payload_bytes": size, "figure": name, "per_second": round(per_s), "n": n})
+    store.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per figure")
+    parser.add_argument("--sizes", default="1024,8192,65536", help="payload sizes in bytes (comma-separated)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    args = parser.parse_args()
+
+    now = datetime.now(UTC)
+    keys = Keys.make(now)
+
+    print(f"# envelope benchmark  python {platform.python_version()}  {platform.machine()}  "
+          f"cpus={os.cpu_count()}  one thread  {args.seconds:.1f} s per figure", file=sys.stderr)
+    results: list[dict[str, object]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="xbg-bench-env-"))
+    for size in (int(s) for s in args.sizes.split(",")):
+        results += measure_size(size, keys, args.seconds, tmp)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
