@@ -1,0 +1,73 @@
+"""The one error the intake (and the data rules of the mapping) raise for a sender's document."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from xborder_gateway.errors import IntakeError
+
+__all__ = ["DocumentRejectedError", "Reason"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One structured reason a document was refused or is invalid."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    xpath: str | None = None
+
+
+_HINTS = {
+    "XML_": "the document is not acceptable XML for the gateway; the sender must send plain UTF-8 XML "
+    "without DOCTYPE, entities or XInclude, within the size and depth limits",
+    "XSD_": "the document does not match its VNACCS XSD (schemas/vnaccs/); fix the element named in the XPath",
+}
+
+
+class DocumentRejectedError(IntakeError):
+    """A document was refused (hostile or malformed) or is invalid (XSD or a data rule).
+
+    ``code``/``line``/``column``/``xpath`` describe the first reason; ``reasons`` holds all of them.
+    ``to_dict()`` is the structured form published with the raw bytes on the rejected topic.
+    """
+
+    default_code = "INTAKE_INVALID"
+
+    def __init__(self, reasons: Sequence[Reason], *, source: str = "<bytes>", hint: str | None = None) -> None:
+        if not reasons:
+            raise ValueError("DocumentRejectedError needs at least one reason")
+        first = reasons[0]
+        if hint is None:
+            hint = next((h for prefix, h in _HINTS.items() if first.code.startswith(prefix)),
+                        "fix the value named in the XPath (see docs/documents.md for the rule)")
+        super().__init__(first.message, code=first.code, hint=hint)
+        self.reasons: tuple[Reason, ...] = tuple(reasons)
+        self.source = source
+        self.line = first.line
+        self.column = first.column
+        self.xpath = first.xpath
+
+    @classmethod
+    def one(cls, code: str, message: str, *, source: str = "<bytes>", line: int | None = None,
+            column: int | None = None, xpath: str | None = None, hint: str | None = None) -> DocumentRejectedError:
+        return cls([Reason(code, message, line, column, xpath)], source=source, hint=hint)
+
+    def lines(self) -> list[str]:
+        """One ``FILE:LINE:COL: CODE message`` line per reason (what ``xborder validate`` prints)."""
+        return [f"{self.source}:{r.line or 0}:{r.column or 0}: {r.code} {r.message}" for r in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "code": self.code,
+            "message": self.message,
+            "line": self.line,
+            "column": self.column,
+            "xpath": self.xpath,
+            "reasons": [asdict(r) for r in self.reasons],
+        }

@@ -1,0 +1,26 @@
+"""Input bounds of the intake, in one frozen object (STYLE lesson 8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_LIMITS", "IntakeLimits"]
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """Bounds enforced on every document. A 50-line IDA with every optional item is about 40 KB."""
+
+    max_bytes: int = 1_048_576
+    """Size cap, checked before any parsing (XML-1)."""
+    max_depth: int = 16
+    """Maximum element depth (the XSDs need 4; libxml2 itself stops at 256) (XML-6)."""
+    max_elements: int = 10_000
+    """Maximum number of elements in a document (XML-7)."""
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1 or self.max_depth < 1 or self.max_elements < 1:
+            raise ValueError("intake limits must be positive")
+
+
+DEFAULT_LIMITS = IntakeLimits()

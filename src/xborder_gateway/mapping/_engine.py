@@ -1,0 +1,537 @@
+"""The mapping engine: a YAML mapping compiled once into a tree of nodes, applied to validated XML.
+
+Mapping errors (unknown target field, type mismatch, bad XPath, unknown transform or code list, an
+unmapped required field) are found when the mapping is loaded and name the mapping file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from xborder_gateway.avro import schema_info
+from xborder_gateway.errors import GatewayError, MappingError
+from xborder_gateway.intake import DocumentRejectedError, Reason
+from xborder_gateway.mapping._paths import Getter, compile_path
+from xborder_gateway.mapping._target import TargetType, target_of
+from xborder_gateway.mapping._transforms import (
+    CompiledTransform,
+    DataRuleViolation,
+    EvalContext,
+    compile_transform,
+)
+from xborder_gateway.mapping._yaml import LineDict, load_yaml
+
+__all__ = ["CompiledMapping", "MappingDefinitionError", "compile_mapping", "load_mapping"]
+
+
+class MappingDefinitionError(MappingError):
+    """A mapping file is wrong (found when it is loaded); the message starts with ``FILE:LINE:``."""
+
+    default_code = "MAPPING_DEFINITION"
+
+
+class _DefinitionProblem(Exception):  # noqa: N818 - internal, converted to MappingDefinitionError
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+_TOP_KEYS = {"document_type", "description", "root", "xsd", "schema", "schema_version", "namespaces",
+             "fields", "outputs"}
+_FIELD_KEYS = {"xpath", "const", "transform", "default", "many", "join", "fields", "each", "at", "any",
+               "aggregate", "of", "position", "doc"}
+_OUTPUT_TYPES: dict[str, TargetType] = {
+    "business_key": TargetType(kind="string"),
+    "perishable": TargetType(kind="boolean", nullable=True),
+    "gross_weight_kg": TargetType(kind="decimal", precision=15, scale=3, nullable=True),
+    "linked_declarations": TargetType(kind="array", items=TargetType(kind="string")),
+}
+_KIND_OK: dict[str, set[str]] = {
+    "string": {"string", "enum"},
+    "decimal": {"decimal"},
+    "int": {"int", "long"},
+    "bool": {"boolean"},
+    "timestamp": {"timestamp"},
+}
+
+
+@dataclass
+class _Ctx:
+    root: etree._Element
+    source: str
+
+
+class _Node:
+    name: str
+    line: int
+
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+        raise NotImplementedError
+
+
+def _coerce(value: Any, target: TargetType, node: _ValueNode, element: etree._Element, ctx: _Ctx) -> Any:
+    if target.kind == "decimal" and isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > target.scale:
+            quantized = value.quantize(Decimal(1).scaleb(-target.scale))
+            if quantized != value:
+                node.fail(element, ctx, "DECIMAL_SCALE", f"{value} has more than {target.scale} decimals")
+            value = quantized
+        digits = len(value.as_tuple().digits)
+        exp = value.as_tuple().exponent
+        integer_digits = digits + exp if isinstance(exp, int) else digits
+        if integer_digits > target.precision - target.scale:
+            node.fail(element, ctx, "DECIMAL_PRECISION",
+                      f"{value} does not fit decimal({target.precision},{target.scale})")
+    elif target.kind == "enum" and value not in target.symbols:
+        raise MappingError(f"{node.where}: {value!r} is not a symbol of {target.name}", code="MAPPING_ENUM",
+                           hint="fix the mapping's code list so it yields only the enum's symbols")
+    elif target.kind in ("int", "long") and isinstance(value, int):
+        limit = 2**31 if target.kind == "int" else 2**63
+        if not -limit <= value < limit:
+            node.fail(element, ctx, "INTEGER_RANGE", f"{value} is out of range for {target.kind}")
+    return value
+
+
+class _ValueNode(_Node):
+    def __init__(self, name: str, line: int, *, where: str, getters: list[Getter], join: str | None, many: bool,
+                 transforms: list[CompiledTransform], default: Any, target: TargetType) -> None:
+        self.name, self.line, self.where = name, line, where
+        self.getters, self.join, self.many = getters, join, many
+        self.transforms, self.default, self.target = transforms, default, target
+        self.item_target = target.items if many and target.items is not None else target
+
+    def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str) -> None:
+        found = self.getters[0].elements(element, ctx.root) if self.getters else []
+        at = found[0] if found else element
+        raise DocumentRejectedError(
+            [Reason(code=code, message=message, line=at.sourceline, column=None,
+                    xpath=at.getroottree().getpath(at))],
+            source=ctx.source)
+
+    def _convert(self, text: str, element: etree._Element, ctx: _Ctx) -> Any:
+        value: Any = text
+        try:
+            for t in self.transforms:
+                if value is None:
+                    break
+                value = t.fn(value, EvalContext(element, ctx.root))
+        except DataRuleViolation as exc:
+            self.fail(element, ctx, exc.code, exc.message)
+        if value is None:
+            return None
+        return _coerce(value, self.item_target, self, element, ctx)
+
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+        if self.many:
+            return [v for v in (self._convert(t, element, ctx) for t in self.getters[0].texts(element, ctx.root))
+                    if v is not None]
+        if self.join is not None:
+            parts = [g.text(element, ctx.root) for g in self.getters]
+            text = self.join.join(p.strip() for p in parts if p and p.strip()) or None
+        else:
+            text = self.getters[0].text(element, ctx.root)
+        value = self._convert(text, element, ctx) if text is not None else None
+        if value is None:
+            if self.default is not None:
+                return self.default
+            if not self.target.nullable:
+                raise MappingError(f"{self.where}: required field {self.name!r} has no value in the document",
+                                   code="MAPPING_REQUIRED_MISSING",
+                                   hint="the XSD allows the source to be absent; give the mapping a default "
+                                   "or make the source mandatory")
+        return value
+
+
+class _ConstNode(_Node):
+    def __init__(self, name: str, line: int, value: Any) -> None:
+        self.name, self.line, self.value = name, line, value
+
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+        return self.value
+
+
+class _PositionNode(_Node):
+    def __init__(self, name: str, line: int) -> None:
+        self.name, self.line = name, line
+
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+        return position
+
+
+class _AnyNode(_Node):
+    def __init__(self, name: str, line: int, parts: list[_Node]) -> None:
+        self.name, self.line, self.parts = name, line, parts
+
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+        return any(bool(p.evaluate(element, ctx, position)) for p in self.parts)
+
+
+_AGGREGATES: dict[str, Callable[[list[Any]], Any]] = {
+    "any": lambda xs: any(bool(x) for x in xs),
+    "all": lambda xs: all(bool(x) for x in xs),
+    "count": len,
+    "sum": lambda xs: sum((x for x in xs if x is not None), Decimal(0)),
+}
+
+
+class _AggregateNode(_Node):
+    """Computed from sibling fields already mapped: ``of: goods.perishable``."""
+
+    def __init__(self, name: str, line: int, op: str, path: list[str]) -> None:
+        self.name, self.line, self.op, self.path = name, line, op, path
+
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+        raise AssertionError("aggregates are evaluated by their record")
+
+    def compute(self, record: Mapping[str, Any]) -> Any:
+        values: list[Any] = [record]
+        for step in self.path:
+            nxt: list[Any] = []
+            for v in values:
+                item = v.get(step) if isinstance(v, Mapping) else None
+                if isinstance(item, list):
+                    nxt.extend(item)
+                elif item is not None:
+                    nxt.append(item)
+            values = nxt
+        return _AGGREGATES[self.op](values)
+
+
+class _RecordNode(_Node):
+    def __init__(self, name: str, line: int, *, at: Getter | None, each: Getter | None,
+                 fields: dict[str, _Node], target: TargetType) -> None:
+        self.name, self.line, self.at, self.each, self.target = name, line, at, each, target
+        self.plain = [(k, n) for k, n in fields.items() if not isinstance(n, _AggregateNode)]
+        self.aggregates = [(k, n) for k, n in fields.items() if isinstance(n, _AggregateNode)]
+
+    def _one(self, element: etree._Element, ctx: _Ctx, position: int) -> dict[str, Any]:
+        record = {key: node.evaluate(element, ctx, position) for key, node in self.plain}
+        for key, agg in self.aggregates:
+            record[key] = agg.compute(record)
+        return record
+
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+        if self.each is not None:
+            return [self._one(e, ctx, i) for i, e in enumerate(self.each.elements(element, ctx.root), start=1)]
+        if self.at is not None:
+            found = self.at.elements(element, ctx.root)
+            if not found:
+                if self.target.nullable:
+                    return None
+                raise MappingError(f"record {self.name!r}: nothing at {self.at.expr!r}",
+                                   code="MAPPING_REQUIRED_MISSING")
+            element = found[0]
+        return self._one(element, ctx, position)
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    """A loaded, checked mapping: ``apply(root)`` turns a validated document into an Avro-ready record."""
+
+    path: Path
+    document_type: str
+    root_namespace: str
+    root_element: str
+    xsd: str
+    schema_name: str
+    schema_version: int
+    outputs: Mapping[str, str | _Node]
+    """Values the gateway needs beside the record: a top-level field name, or a source spec."""
+    _node: _RecordNode
+
+    @property
+    def root_tag(self) -> str:
+        return f"{{{self.root_namespace}}}{self.root_element}"
+
+    def apply(self, root: etree._Element, *, source: str = "<bytes>") -> dict[str, Any]:
+        try:
+            result = self._node.evaluate(root, _Ctx(root=root, source=source), 1)
+        except GatewayError:
+            raise
+        except (ValueError, TypeError, ArithmeticError) as exc:  # a transform met data it cannot handle
+            raise MappingError(f"{self.path.name}: cannot map document: {exc}", code="MAPPING_FAILED") from exc
+        if not isinstance(result, dict):  # pragma: no cover - the root node always yields a record
+            raise MappingError(f"{self.path.name}: mapping did not yield a record", code="MAPPING_FAILED")
+        return result
+
+    def source_of(self, field_name: str) -> str | None:
+        """The source path of a top-level field mapped from one path (None for other kinds)."""
+        for key, node in self._node.plain:
+            if key == field_name and isinstance(node, _ValueNode) and len(node.getters) == 1:
+                return node.getters[0].expr
+        return None
+
+    def output_values(self, record: Mapping[str, Any], root: etree._Element, *,
+                      source: str = "<bytes>") -> dict[str, Any]:
+        """The ``outputs`` of the mapping for one document (e.g. business_key, perishable)."""
+        ctx = _Ctx(root=root, source=source)
+        return {name: record.get(spec) if isinstance(spec, str) else spec.evaluate(root, ctx, 1)
+                for name, spec in self.outputs.items()}
+
+
+# ---- compilation ----------------------------------------------------------------------------------
+def _check_output_kind(kind: str, target: TargetType, name: str, line: int) -> None:
+    if target.kind not in _KIND_OK.get(kind, set()):
+        raise _DefinitionProblem(f"field {name!r}: the mapping yields {kind} but the schema wants "
+                                 f"{target.describe()}", line)
+
+
+@dataclass(frozen=True)
+class _FieldCtx:
+    name: str
+    spec: LineDict
+    target: TargetType
+    ns: Mapping[str, str]
+    line: int
+    where: str
+
+    def problem(self, message: str, line: int | None = None) -> _DefinitionProblem:
+        return _DefinitionProblem(f"field {self.name!r}: {message}", line or self.line)
+
+
+def _compile_field(name: str, spec: Any, target: TargetType, ns: Mapping[str, str], line: int, *,
+                   where: str) -> _Node:
+    if isinstance(spec, str):  # shorthand: a bare path
+        shorthand = LineDict(xpath=spec)
+        shorthand.line, shorthand.key_lines = line, {}
+        spec = shorthand
+    if not isinstance(spec, LineDict):
+        raise _DefinitionProblem(f"field {name!r}: expected a path or a mapping, got {spec!r}", line)
+    unknown = set(spec) - _FIELD_KEYS
+    if unknown:
+        first = sorted(unknown)[0]
+        raise _DefinitionProblem(f"field {name!r}: unknown key(s) {', '.join(sorted(unknown))}", spec.line_of(first))
+    kinds = [k for k in ("xpath", "const", "fields", "any", "aggregate", "position") if k in spec]
+    if len(kinds) != 1:
+        raise _DefinitionProblem(f"field {name!r}: give exactly one of xpath, const, fields (with each/at), any, "
+                                 f"aggregate, position (found {kinds or 'none'})", spec.line)
+    fc = _FieldCtx(name, spec, target, ns, spec.line, where)
+    return _COMPILERS[kinds[0]](fc)
+
+
+def _compile_const(fc: _FieldCtx) -> _Node:
+    value, target = fc.spec["const"], fc.target
+    if target.kind == "enum" and value not in target.symbols:
+        raise fc.problem(f"{value!r} is not a symbol of {target.name}")
+    ok = {"string": str, "enum": str, "boolean": bool, "int": int, "long": int}.get(target.kind)
+    if value is None and not target.nullable:
+        raise fc.problem("null constant for a non-null field")
+    if value is not None and (ok is None or not isinstance(value, ok)):
+        raise fc.problem(f"constant {value!r} does not fit {target.describe()}")
+    return _ConstNode(fc.name, fc.line, value)
+
+
+def _compile_position(fc: _FieldCtx) -> _Node:
+    if fc.target.kind not in ("int", "long"):
+        raise fc.problem(f"position yields int, schema wants {fc.target.describe()}")
+    return _PositionNode(fc.name, fc.line)
+
+
+def _compile_any(fc: _FieldCtx) -> _Node:
+    if fc.target.kind != "boolean":
+        raise fc.problem(f"any yields boolean, schema wants {fc.target.describe()}")
+    parts = fc.spec["any"]
+    if not isinstance(parts, list) or not parts:
+        raise fc.problem("any needs a list of boolean sources")
+    bool_target = TargetType(kind="boolean", nullable=True)
+    return _AnyNode(fc.name, fc.line, [_compile_field(fc.name, p, bool_target, fc.ns, fc.line, where=fc.where)
+                                       for p in parts])
+
+
+def _compile_aggregate(fc: _FieldCtx) -> _Node:
+    op, of = fc.spec["aggregate"], fc.spec.get("of")
+    if op not in _AGGREGATES:
+        raise fc.problem(f"aggregate must be one of {', '.join(_AGGREGATES)}")
+    if not isinstance(of, str) or not of:
+        raise fc.problem("aggregate needs 'of: field.subfield'")
+    out = {"any": "boolean", "all": "boolean", "count": "long", "sum": "decimal"}[op]
+    if fc.target.kind != out and not (out == "long" and fc.target.kind == "int"):
+        raise fc.problem(f"aggregate {op} yields {out}, schema wants {fc.target.describe()}")
+    return _AggregateNode(fc.name, fc.line, op, of.split("."))
+
+
+def _compile_fields(fc: _FieldCtx) -> _Node:
+    target, spec = fc.target, fc.spec
+    record_target = target.items if target.kind == "array" else target
+    if record_target is None or record_target.kind != "record":
+        raise fc.problem(f"'fields' maps a record, schema wants {target.describe()}")
+    if target.kind == "array" and "each" not in spec:
+        raise fc.problem("an array of records needs 'each: PATH'")
+    if target.kind != "array" and "each" in spec:
+        raise fc.problem(f"'each' yields an array, schema wants {target.describe()}")
+    try:
+        each = compile_path(spec["each"], fc.ns) if "each" in spec else None
+        at = compile_path(spec["at"], fc.ns) if "at" in spec else None
+    except ValueError as exc:
+        raise fc.problem(str(exc)) from exc
+    fields = _compile_record(spec["fields"], record_target, fc.ns, spec.line_of("fields"), fc.where)
+    return _RecordNode(fc.name, fc.line, at=at, each=each, fields=fields, target=target)
+
+
+def _compile_transforms(fc: _FieldCtx, item_target: TargetType) -> list[CompiledTransform]:
+    raw = fc.spec.get("transform", [])
+    if not isinstance(raw, list):
+        raw = [raw]
+    line = fc.spec.line_of("transform")
+    transforms: list[CompiledTransform] = []
+    kind_now = "string"
+    for t in raw or ["strip"]:
+        try:
+            compiled = compile_transform(t, fc.ns, kind_now)
+        except (ValueError, KeyError, MappingError) as exc:
+            raise fc.problem(str(exc), line) from exc
+        transforms.append(compiled)
+        kind_now = compiled.out_kind
+    _check_output_kind(kind_now, item_target, fc.name, line)
+    values = transforms[-1].codelist_values
+    if item_target.kind == "enum" and values is not None:
+        stray = sorted(values - set(item_target.symbols))
+        if stray:
+            raise fc.problem(f"code list yields {stray}, not symbols of {item_target.name}", line)
+    return transforms
+
+
+def _compile_xpath(fc: _FieldCtx) -> _Node:
+    target, spec = fc.target, fc.spec
+    many = bool(spec.get("many", False))
+    if many and target.kind != "array":
+        raise fc.problem(f"'many' yields an array, schema wants {target.describe()}")
+    if not many and target.kind == "array":
+        raise fc.problem(f"schema wants {target.describe()}; add 'many: true'")
+    item_target = target.items if many and target.items is not None else target
+    sources = spec["xpath"] if isinstance(spec["xpath"], list) else [spec["xpath"]]
+    join = spec.get("join")
+    if len(sources) > 1 and join is None:
+        raise fc.problem("several paths need 'join: SEPARATOR'")
+    if many and len(sources) > 1:
+        raise fc.problem("'many' takes one path")
+    try:
+        getters = [compile_path(s, fc.ns) for s in sources]
+    except ValueError as exc:
+        raise fc.problem(str(exc), spec.line_of("xpath")) from exc
+    transforms = _compile_transforms(fc, item_target)
+    default = spec.get("default")
+    if default is not None:
+        if item_target.kind == "decimal":
+            default = Decimal(str(default))
+        elif item_target.kind == "timestamp":
+            raise fc.problem("timestamps take no default")
+    return _ValueNode(fc.name, fc.line, where=f"{fc.where}:{fc.line}", getters=getters,
+                      join=join if len(sources) > 1 else None, many=many, transforms=transforms, default=default,
+                      target=target)
+
+
+_COMPILERS: dict[str, Callable[[_FieldCtx], _Node]] = {
+    "const": _compile_const,
+    "position": _compile_position,
+    "any": _compile_any,
+    "aggregate": _compile_aggregate,
+    "fields": _compile_fields,
+    "xpath": _compile_xpath,
+}
+
+
+def _compile_record(spec: Any, target: TargetType, ns: Mapping[str, str], line: int,
+                    where: str) -> dict[str, _Node]:
+    if not isinstance(spec, LineDict):
+        raise _DefinitionProblem("'fields' must be a mapping of target field -> source", line)
+    nodes: dict[str, _Node] = {}
+    for key, value in spec.items():
+        field_target = target.fields.get(key)
+        if field_target is None:
+            raise _DefinitionProblem(f"unknown target field {key!r} (record {target.name} has: "
+                                     f"{', '.join(target.fields)})", spec.line_of(key))
+        nodes[key] = _compile_field(key, value, field_target, ns, spec.line_of(key), where=where)
+    for key, field_target in target.fields.items():
+        if key not in nodes and not field_target.has_default:
+            raise _DefinitionProblem(f"target field {key!r} of {target.name} is required (no default) but not mapped",
+                                     spec.line)
+    for key, node in nodes.items():
+        if isinstance(node, _AggregateNode) and node.path[0] not in nodes:
+            raise _DefinitionProblem(f"field {key!r}: aggregate over unmapped field {node.path[0]!r}", node.line)
+    return nodes
+
+
+def _compile_outputs(outputs: Mapping[str, Any], doc: LineDict, target: TargetType, ns: Mapping[str, str],
+                     where: str) -> dict[str, str | _Node]:
+    compiled_outputs: dict[str, str | _Node] = {}
+    for out_name, out_spec in outputs.items():
+        out_type = _OUTPUT_TYPES.get(out_name)
+        line = outputs.line_of(out_name) if isinstance(outputs, LineDict) else doc.line_of("outputs")
+        if out_type is None:
+            raise _DefinitionProblem(f"unknown output {out_name!r} (known: {', '.join(_OUTPUT_TYPES)})", line)
+        if isinstance(out_spec, str) and out_spec in target.fields:
+            have = target.fields[out_spec]
+            if (have.kind, have.items.kind if have.items else None) != \
+                    (out_type.kind, out_type.items.kind if out_type.items else None):
+                raise _DefinitionProblem(f"output {out_name!r} wants {out_type.describe()}, field "
+                                         f"{out_spec!r} is {have.describe()}", line)
+            compiled_outputs[out_name] = out_spec
+        elif isinstance(out_spec, LineDict):
+            compiled_outputs[out_name] = _compile_field(out_name, out_spec, out_type, ns, line, where=where)
+        else:
+            raise _DefinitionProblem(f"output {out_name!r} names unknown field {out_spec!r}", line)
+    return compiled_outputs
+
+
+def compile_mapping(text: str, path: Path) -> CompiledMapping:
+    """Compile mapping ``text`` (the content of ``path``); raises MappingDefinitionError naming file:line."""
+    where = str(path)
+    try:
+        doc = load_yaml(text)
+    except Exception as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        raise MappingDefinitionError(f"{where}:{line}: not valid YAML: {exc}", hint="fix the YAML syntax") from exc
+    try:
+        if not isinstance(doc, LineDict):
+            raise _DefinitionProblem("a mapping file is a YAML mapping", 1)
+        unknown = set(doc) - _TOP_KEYS
+        if unknown:
+            key = sorted(unknown)[0]
+            raise _DefinitionProblem(f"unknown top-level key {key!r}", doc.line_of(key))
+        for key in ("document_type", "root", "xsd", "schema", "fields"):
+            if key not in doc:
+                raise _DefinitionProblem(f"missing top-level key {key!r}", doc.line)
+        ns = doc.get("namespaces") or {}
+        if not isinstance(ns, Mapping) or not all(isinstance(v, str) for v in ns.values()):
+            raise _DefinitionProblem("'namespaces' maps prefixes to namespace URIs", doc.line_of("namespaces"))
+        root = doc["root"]
+        if not isinstance(root, Mapping) or not {"namespace", "element"} <= set(root):
+            raise _DefinitionProblem("'root' needs 'namespace' and 'element'", doc.line_of("root"))
+        version = doc.get("schema_version")
+        try:
+            info = schema_info(str(doc["schema"]), int(version) if version is not None else None)
+        except GatewayError as exc:
+            raise _DefinitionProblem(str(exc), doc.line_of("schema")) from exc
+        target = target_of(info.raw)
+        fields = _compile_record(doc["fields"], target, ns, doc.line_of("fields"), where)
+        node = _RecordNode("<root>", doc.line, at=None, each=None, fields=fields, target=target)
+        outputs = doc.get("outputs") or {}
+        if not isinstance(outputs, Mapping):
+            raise _DefinitionProblem("'outputs' maps names to top-level fields", doc.line_of("outputs"))
+        compiled_outputs = _compile_outputs(outputs, doc, target, ns, where)
+        return CompiledMapping(path=path, document_type=str(doc["document_type"]),
+                               root_namespace=str(root["namespace"]), root_element=str(root["element"]),
+                               xsd=str(doc["xsd"]), schema_name=info.name, schema_version=info.version,
+                               outputs=compiled_outputs, _node=node)
+    except _DefinitionProblem as exc:
+        raise MappingDefinitionError(f"{where}:{exc.line}: {exc}",
+                                     hint="fix the mapping file (docs/documents.md describes the language)") from exc
+
+
+def load_mapping(path: Path) -> CompiledMapping:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingDefinitionError(f"{path}: cannot read mapping: {exc}") from exc
+    return compile_mapping(text, path)
+
+

@@ -1,0 +1,108 @@
+"""Source paths of a mapping: fast ElementPath lookups for simple paths, compiled XPath for the rest."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from lxml import etree
+
+__all__ = ["Getter", "compile_path"]
+
+_STEP = r"(?:\.\.|\.|[A-Za-z_][\w.-]*:[A-Za-z_][\w.-]*|[A-Za-z_][\w.-]*)"
+_SIMPLE = re.compile(rf"^/?{_STEP}(?:/{_STEP})*$")
+
+
+class Getter:
+    """Finds the text (or the elements) a path names, relative to a context element."""
+
+    def __init__(self, expr: str, namespaces: Mapping[str, str]) -> None:
+        self.expr = expr
+        self._ns = dict(namespaces)
+        self._absolute = expr.startswith("/")
+        self._simple = bool(_SIMPLE.match(expr))
+        self._root_tag: str | None = None
+        self._rest: str | None = None
+        self._local = threading.local()
+        if self._simple:
+            steps = [self._clark(s) for s in expr.lstrip("/").split("/")]
+            if self._absolute:
+                self._root_tag = steps[0]
+                self._rest = "/".join(steps[1:]) or None
+            else:
+                self._rest = "/".join(steps)
+        else:
+            etree.XPath(expr, namespaces=self._ns)  # compile now: a bad expression fails at load time
+
+    def _clark(self, step: str) -> str:
+        if ":" in step:
+            prefix, local = step.split(":", 1)
+            if prefix not in self._ns:
+                raise ValueError(f"namespace prefix {prefix!r} is not declared in 'namespaces'")
+            return f"{{{self._ns[prefix]}}}{local}"
+        return step
+
+    def _xpath(self) -> etree.XPath:
+        xp: etree.XPath | None = getattr(self._local, "xp", None)
+        if xp is None:  # one compiled evaluator per thread
+            xp = etree.XPath(self.expr, namespaces=self._ns, smart_strings=False)
+            self._local.xp = xp
+        return xp
+
+    def _start(self, element: etree._Element, root: etree._Element) -> etree._Element | None:
+        if self._absolute:
+            return root if root.tag == self._root_tag else None
+        return element
+
+    def elements(self, element: etree._Element, root: etree._Element) -> list[etree._Element]:
+        if self._simple:
+            start = self._start(element, root)
+            if start is None:
+                return []
+            return [start] if self._rest is None else list(start.iterfind(self._rest))
+        result = self._xpath()(element)
+        return [r for r in result if isinstance(r, etree._Element)] if isinstance(result, list) else []
+
+    def text(self, element: etree._Element, root: etree._Element) -> str | None:
+        """The text of the first match; None when nothing matches or the element is empty."""
+        if self._simple:
+            start = self._start(element, root)
+            if start is None:
+                return None
+            value = start.text if self._rest is None else start.findtext(self._rest)
+            return value or None
+        result: Any = self._xpath()(element)
+        if isinstance(result, list):
+            if not result:
+                return None
+            first = result[0]
+            value = first.text if isinstance(first, etree._Element) else str(first)
+            return value or None
+        if isinstance(result, bool):
+            return "1" if result else None
+        return str(result) if result not in ("", None) else None
+
+    def texts(self, element: etree._Element, root: etree._Element) -> list[str]:
+        """The text of every match (empty elements skipped)."""
+        if self._simple:
+            return [e.text for e in self.elements(element, root) if e.text]
+        result: Any = self._xpath()(element)
+        if not isinstance(result, list):
+            return [str(result)] if result not in ("", None) else []
+        out = []
+        for r in result:
+            value = r.text if isinstance(r, etree._Element) else str(r)
+            if value:
+                out.append(value)
+        return out
+
+
+def compile_path(expr: Any, namespaces: Mapping[str, str]) -> Getter:
+    if not isinstance(expr, str) or not expr.strip():
+        raise ValueError(f"a path must be a non-empty string, got {expr!r}")
+    try:
+        return Getter(expr.strip(), namespaces)
+    except etree.XPathSyntaxError as exc:
+        raise ValueError(f"invalid XPath {expr!r}: {exc}") from exc

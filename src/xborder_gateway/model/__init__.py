@@ -1,0 +1,196 @@
+"""The canonical model (pydantic v2): one class per record of the agreed Avro schemas (newest versions).
+
+The Avro schema files are the contract; these classes mirror them field by field (names, types,
+nullability, defaults, decimal precision/scale) and ``tests/documents/test_model_schema_agreement.py``
+fails if they drift. Instances are frozen. ``model_for(schema_name)`` maps a schema name to its class.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from xborder_gateway.model._types import Money, Quantity, Rate, Sha256, Timestamp, UnitPrice, Weight, WeightKg
+
+__all__ = [
+    "BusinessResponse",
+    "CanonicalRecord",
+    "Container",
+    "Declaration",
+    "Driver",
+    "GoodsItem",
+    "Invoice",
+    "Party",
+    "Receipt",
+    "ResponseReason",
+    "Vehicle",
+    "VehicleManifest",
+    "model_for",
+]
+
+
+class CanonicalRecord(BaseModel):
+    """Base of every canonical record: frozen, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Party(CanonicalRecord):
+    identifier: str | None = None
+    name: str
+    address: str | None = None
+    postcode: str | None = None
+    country: str | None = None
+    phone: str | None = None
+
+
+class Invoice(CanonicalRecord):
+    number: str
+    date: Timestamp | None = None
+    payment_terms: str | None = None
+    incoterm: str | None = None
+    currency: str
+    total: Money
+
+
+class GoodsItem(CanonicalRecord):
+    line_number: int
+    hs_national: str
+    hs6: str
+    cn_code: str | None = None
+    description: str
+    origin_country: str
+    tariff_schedule: str | None = None
+    quantity: Quantity
+    quantity_unit: str
+    quantity2: Quantity | None = None
+    quantity2_unit: str | None = None
+    invoice_value: Money | None = None
+    unit_price: UnitPrice | None = None
+    unit_price_currency: str | None = None
+    customs_value: Money | None = None
+    customs_value_currency: str | None = None
+    duty_rate: Rate | None = None
+    exemption_code: str | None = None
+    perishable: bool
+    ciq_code: str | None = None
+
+
+class Declaration(CanonicalRecord):
+    """``int.xborder.v1.Declaration`` (newest version, 2)."""
+
+    document_type: str
+    declaration_number: str
+    first_declaration_number: str | None = None
+    kind_code: str
+    transport_mode: str
+    national_transport_mode: str
+    customs_office: str
+    customs_team: str | None = None
+    declared_on: Timestamp | None = None
+    consignor: Party
+    consignee: Party
+    transport_documents: list[str] = []
+    package_count: int
+    package_type: str
+    gross_weight: Weight | None = None
+    gross_weight_unit: str | None = None
+    gross_weight_kg: WeightKg | None = None
+    marks: str | None = None
+    means_of_transport: str | None = None
+    loading_place: str
+    unloading_place: str
+    border_crossing_date: Timestamp
+    containers: list[str] = []
+    invoice: Invoice | None = None
+    goods: list[GoodsItem]
+    perishable: bool
+    remarks: str | None = None
+    cn_trade_mode: str | None = None
+
+
+class Vehicle(CanonicalRecord):
+    plate: str
+    registration_country: str
+    vehicle_type: str | None = None
+    brand: str | None = None
+    chassis_number: str | None = None
+    engine_number: str | None = None
+    owner_name: str | None = None
+
+
+class Driver(CanonicalRecord):
+    name: str
+    nationality: str
+    document_type: str | None = None
+    passport_number: str | None = None
+    border_pass_number: str | None = None
+
+
+class Container(CanonicalRecord):
+    number: str
+    seals: list[str] = []
+    full: bool | None = None
+    size_type: str | None = None
+
+
+class VehicleManifest(CanonicalRecord):
+    """``int.xborder.v1.VehicleManifest`` (version 1)."""
+
+    document_type: str
+    direction: Literal["ARRIVAL", "DEPARTURE"]
+    processing_type: Literal["REGISTER", "CORRECT", "CANCEL"]
+    declaration_number: str
+    border_gate: str
+    crossing_at: Timestamp
+    cargo_transport_batch: str | None = None
+    vehicle: Vehicle
+    drivers: list[Driver]
+    containers: list[Container] = []
+    linked_declarations: list[str] = []
+    remarks: str | None = None
+
+
+class Receipt(CanonicalRecord):
+    """``int.xborder.v1.Receipt`` (version 1)."""
+
+    message_id: str
+    envelope_sha256: Sha256
+    outcome: Literal["ACK", "NACK"]
+    reason_code: str | None = None
+    reason_text: str | None = None
+    receiver_authority: str
+    sender_authority: str
+    received_at: Timestamp
+    document_type: str | None = None
+    business_key: str | None = None
+
+
+class ResponseReason(CanonicalRecord):
+    code: str
+    text: str
+
+
+class BusinessResponse(CanonicalRecord):
+    """``int.xborder.v1.BusinessResponse`` (version 1)."""
+
+    message_id: str
+    business_key: str
+    document_type: str
+    status: Literal["ACCEPTED", "HELD", "REJECTED"]
+    reasons: list[ResponseReason] = []
+    responded_at: Timestamp
+
+
+_MODELS: dict[str, type[CanonicalRecord]] = {
+    "Declaration": Declaration,
+    "VehicleManifest": VehicleManifest,
+    "Receipt": Receipt,
+    "BusinessResponse": BusinessResponse,
+}
+
+
+def model_for(schema_name: str) -> type[CanonicalRecord] | None:
+    """The canonical model class of an agreed schema, or None for a schema that has no hand-written class."""
+    return _MODELS.get(schema_name.rsplit(".", 1)[-1])
