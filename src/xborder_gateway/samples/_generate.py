@@ -78,7 +78,8 @@ class _Doc:
         return self.root.find("/".join(f"{{{self.ns}}}{p}" for p in path.split("/")))
 
     def bytes(self) -> bytes:
-        return etree.tostring(self.root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        out: bytes = etree.tostring(self.root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        return out
 
 
 class _Gen:
