@@ -226,3 +226,17 @@ def test_authority_certificate_round_trip(settings: Settings) -> None:
     cert = init_authority(settings, "CN", PW)
     again = AuthorityCertificate.from_pem(cert.pem)
     assert again == cert
+
+
+def test_reissued_certificate_for_the_same_key_newest_wins(kit: Any) -> None:
+    from xborder_gateway.envelope import make_generation
+
+    first = make_generation("CN", not_before=kit.T0 - timedelta(days=10), validity=timedelta(days=5))
+    again = make_generation("CN", not_before=kit.T0 - timedelta(days=1), signing_private=first.signing_private,
+                            encryption_private=first.encryption_private)
+    assert first.certificate.signing_key_id == again.certificate.signing_key_id
+    for order in ([first.certificate, again.certificate], [again.certificate, first.certificate]):
+        trust = TrustStore(order)
+        got = trust.signing_certificate(again.certificate.signing_key_id)
+        assert got is not None
+        assert got.fingerprint == again.certificate.fingerprint

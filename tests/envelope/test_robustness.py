@@ -18,9 +18,12 @@ def _refused(world: Any, kit: Any, data: bytes) -> str:
     try:
         open_envelope(data, me=world.cn, trust=world.cn_trust, replay=None, now=kit.T0)
     except EnvelopeOpenError as exc:
-        assert exc.envelope_sha256 is not None
-        return exc.code
-    return "OPENED"
+        digest = exc.envelope_sha256
+        code = exc.code
+    else:
+        return "OPENED"
+    assert digest is not None
+    return code
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -298,3 +298,21 @@ def test_replay_checked_only_after_signature(world: Any, kit: Any) -> None:
 
 def test_header_type_is_exported(world: Any, kit: Any) -> None:
     assert isinstance(_seal(world, kit).header, EnvelopeHeader)
+
+
+def test_replace_on_a_parsed_header_re_encodes(world: Any, kit: Any) -> None:
+    """dataclasses.replace() must not carry the parsed bytes of the original into a changed header."""
+    import dataclasses
+
+    parsed = peek_header(_seal(world, kit).data)
+    assert parsed is not None
+    changed = dataclasses.replace(parsed, priority=9)
+    assert changed.encode() != parsed.encode()
+    assert changed.encode()[-1] == 9
+
+
+def test_naive_clock_is_a_programming_error(world: Any, kit: Any) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        _seal(world, kit, now=kit.T0.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        _open(world, _seal(world, kit).data, kit.T0.replace(tzinfo=None))

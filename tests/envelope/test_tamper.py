@@ -94,7 +94,7 @@ def test_header_field_changed(rig: Any, kit: Any, name: str, change: dict[str, A
             values[key] = rig.old_cn.certificate.encryption_key_id
         else:
             values[key] = value
-    changed = replace(header, _encoded=b"", **values)
+    changed = replace(header, **values)
     original_h = header.encode()
     new_h = changed.encode()
     assert new_h != original_h

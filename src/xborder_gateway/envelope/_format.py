@@ -99,7 +99,9 @@ class EnvelopeHeader:
     priority: int = 0
     version: int = VERSION_V1
     suite: int = SUITE_V1
-    _encoded: bytes = field(default=b"", repr=False, compare=False)
+    # the exact header bytes (set by parse_envelope or on first encode); not an init field, so
+    # dataclasses.replace() never carries stale bytes into a changed header
+    _encoded: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def encode(self) -> bytes:
         """The canonical header bytes H (docs/envelope.md §2)."""
@@ -243,6 +245,6 @@ def parse_envelope(data: bytes, sha: bytes | None = None) -> tuple[EnvelopeHeade
         priority=priority,
         version=version,
         suite=suite,
-        _encoded=bytes(data[:end]),
     )
+    object.__setattr__(header, "_encoded", bytes(data[:end]))
     return header, end

@@ -10,7 +10,7 @@ On disk, under ``settings.keys_dir(authority)``::
     own/<UTC stamp>-<signing key id, 8 hex>/signing.key.pem      PKCS#8, scrypt + AES-256-CBC, mode 0600
                                              encryption.key.pem   idem
                                              authority.crt.pem    the generation's certificate
-    trust/<AUTHORITY>-<signing key id, 16 hex>.crt.pem           imported counterpart certificates
+    trust/<AUTHORITY>-<certificate SHA-256, 16 hex>.crt.pem      imported counterpart certificates
 """
 
 from __future__ import annotations
@@ -265,8 +265,9 @@ class TrustStore:
 
     def __init__(self, certificates: Iterable[AuthorityCertificate]) -> None:
         certs = _newest_first(certificates)
-        self._by_sig_kid = {c.signing_key_id: c for c in certs}
-        self._by_enc_kid = {c.encryption_key_id: c for c in certs}
+        # oldest first, so that for a key certified twice (re-issued) the newest certificate wins
+        self._by_sig_kid = {c.signing_key_id: c for c in reversed(certs)}
+        self._by_enc_kid = {c.encryption_key_id: c for c in reversed(certs)}
         self._by_authority: dict[str, list[AuthorityCertificate]] = {}
         for cert in certs:
             self._by_authority.setdefault(cert.authority, []).append(cert)
@@ -423,7 +424,7 @@ def import_bundle(settings: Settings, authority: str, bundle: bytes) -> list[Aut
     trust = settings.keys_dir(authority) / "trust"
     trust.mkdir(parents=True, exist_ok=True, mode=0o700)
     for cert in certs:
-        path = trust / f"{cert.authority}-{cert.signing_key_id[:8].hex()}.crt.pem"
+        path = trust / f"{cert.authority}-{cert.fingerprint[:8].hex()}.crt.pem"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(cert.pem)

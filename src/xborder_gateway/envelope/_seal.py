@@ -84,6 +84,14 @@ class SealedEnvelope:
 _TOKEN = object()
 
 
+def _aware(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    return now
+
+
 class OpenedEnvelope:
     """An envelope that passed every check of ENV-1..ENV-10. Only :func:`open_envelope` builds one."""
 
@@ -155,7 +163,7 @@ def seal(
     limits: EnvelopeLimits = DEFAULT_LIMITS,
 ) -> SealedEnvelope:
     """Sign ``payload`` with the sender's newest valid Ed25519 key, then HPKE-encrypt it to ``recipient``."""
-    when = now or datetime.now(UTC)
+    when = _aware(now)
     problem = _payload_problem(payload, schema_fingerprint)
     if problem is not None:
         raise EnvelopeError(problem[0], code=problem[1], hint=problem[2])
@@ -215,7 +223,7 @@ def open_envelope(
     """Open ``data`` following ENV-1..ENV-10 in order; raise :class:`EnvelopeOpenError` on the first failure."""
     data = bytes(data)
     sha = _sha256(data).digest()
-    when = now or datetime.now(UTC)
+    when = _aware(now)
     # ENV-1: size cap before anything else
     if len(data) > limits.max_envelope_bytes:
         raise EnvelopeOpenError(f"envelope of {len(data)} bytes exceeds {limits.max_envelope_bytes}",
