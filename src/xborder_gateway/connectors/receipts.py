@@ -152,7 +152,8 @@ class ReceiptTracker:
             "ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, msg_key = excluded.msg_key, "
             "data = excluded.data, headers = excluded.headers, doc_type = excluded.doc_type, "
             "business_key = excluded.business_key, run = excluded.run, published_ms = excluded.published_ms, "
-            "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms WHERE data IS NULL",
+            "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms, "
+            "attempts = max(xbg_messages.attempts, 1) WHERE data IS NULL",
             (mid, r.topic, r.key, r.value, encode_headers(r.headers), r.header_str(H_DOC_TYPE),
              r.header_str(H_BUSINESS_KEY), r.header_str(H_RUN), int(published) if published else None, sent_ms,
              sent_ms + self.timeout_ms))

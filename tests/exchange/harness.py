@@ -1,0 +1,197 @@
+"""Runs the exchange's connectors as real processes (``python -m xborder_gateway._cli run …``) on a real
+broker, with topics, consumer groups and transactional ids unique to one test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from xborder_gateway import avro
+from xborder_gateway.audit import AuditLog
+from xborder_gateway.connectors._common import H_ATTEMPT, H_BUSINESS_KEY, H_DOC_TYPE, H_MESSAGE_ID, H_PUBLISHED_MS, H_RUN
+from xborder_gateway.envelope import seal
+from xborder_gateway.exchange import RunSummary, summarize_run
+from xborder_gateway.transport import ensure_topics, make_producer
+
+from .conftest import Home, make_home
+
+RUN = "testrun"
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    fh: IO[bytes]
+
+
+@dataclass
+class Exchange:
+    home: Home
+    bootstrap: str
+    prefix: str
+    env: dict[str, str]
+    procs: dict[str, Proc] = field(default_factory=dict)
+    restarts: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def create(cls, path: Path, bootstrap: str, prefix: str, **overrides: str) -> Exchange:
+        topics = {
+            "XBG_TOPIC_INTAKE": f"{prefix}.raw", "XBG_TOPIC_REJECTED": f"{prefix}.rejected",
+            "XBG_TOPIC_EXCHANGE": f"{prefix}.exchange", "XBG_TOPIC_EXCHANGE_PRIORITY": f"{prefix}.exchange.priority",
+            "XBG_TOPIC_RECEIPTS": f"{prefix}.receipts", "XBG_TOPIC_DEAD_LETTER": f"{prefix}.dead-letter",
+        }
+        env = {**topics, "XBG_KAFKA_BOOTSTRAP": bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": prefix,
+               "XBG_EXCHANGE_RECEIPT_TIMEOUT_S": "2", "XBG_EXCHANGE_BACKOFF_INITIAL_S": "0.5",
+               "XBG_EXCHANGE_BACKOFF_MAX_S": "2", "XBG_EXCHANGE_BACKOFF_JITTER_S": "0.2",
+               "XBG_EXCHANGE_RESEND_MAX_ATTEMPTS": "30", "XBG_EXCHANGE_POLL_MS": "100", **overrides}
+        kwargs = {k.removeprefix("XBG_").lower(): v for k, v in env.items()}
+        home = make_home(path, **kwargs)
+        return cls(home, bootstrap, prefix, env)
+
+    @property
+    def settings(self) -> Any:
+        return self.home.settings
+
+    def start(self, name: str, *extra: str, instance: str = "0") -> Proc:
+        key = f"{name}.{instance}"
+        log = self.home.path / f"{key}.{self.restarts[key]}.log"
+        self.restarts[key] += 1
+        fh = log.open("wb")
+        cmd = [sys.executable, "-m", "xborder_gateway._cli", "-v", "--home", str(self.home.path), "run", name,
+               "--passphrase-file", str(self.home.passphrase_file), "--instance", instance, *extra]
+        env = {**os.environ, **self.env}
+        env.pop("XBG_CONFIG", None)
+        proc = Proc(name, subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env), log, fh)
+        self.procs[key] = proc
+        return proc
+
+    def stop(self, name: str, instance: str = "0", sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        proc = self.procs.pop(f"{name}.{instance}")
+        if proc.popen.poll() is None:
+            proc.popen.send_signal(sig)
+        try:
+            code = proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            code = proc.popen.wait()
+        proc.fh.close()
+        return code
+
+    def stop_all(self) -> None:
+        for key in list(self.procs):
+            name, instance = key.split(".", 1)
+            self.stop(name, instance)
+
+    def logs(self) -> str:
+        out = []
+        for log in sorted(self.home.path.glob("*.log")):
+            text = log.read_text(errors="replace").splitlines()
+            out.append(f"--- {log.name} (last 25 lines)\n" + "\n".join(text[-25:]))
+        return "\n".join(out)
+
+    def summary(self) -> RunSummary | None:
+        vn, cn = self.settings.state_db("VN"), self.settings.state_db("CN")
+        if not vn.exists():
+            return None
+        with contextlib.closing(sqlite3.connect(vn, timeout=10)) as v:
+            c = sqlite3.connect(cn, timeout=10) if cn.exists() else None
+            try:
+                return summarize_run(v, RUN, c)
+            except sqlite3.OperationalError:
+                return None
+            finally:
+                if c is not None:
+                    c.close()
+
+    def wait_for(self, done: Callable[[RunSummary], bool], timeout: float, what: str) -> RunSummary:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.summary()
+            if last is not None and done(last):
+                return last
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}; last summary: {last}\n{self.logs()}")
+
+    def settled(self, quiet_s: float = 2.5, timeout: float = 30) -> RunSummary:
+        """The summary once nothing has changed for ``quiet_s`` (late duplicates and resends have landed)."""
+        deadline = time.monotonic() + timeout
+        last = self.summary()
+        still_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.summary()
+            if now != last:
+                last, still_since = now, time.monotonic()
+            elif time.monotonic() - still_since >= quiet_s:
+                break
+        assert last is not None
+        return last
+
+    # --- audit logs (both sides) ----------------------------------------------------------------------
+    def audit_ids(self, authority: str, event_type: str) -> Counter[str]:
+        """How many times each message id appears with ``event_type`` in ``authority``'s audit log."""
+        counts: Counter[str] = Counter()
+        log = AuditLog.open(self.settings, authority, read_only=True)
+        try:
+            after = None
+            while True:
+                page = log.search(event_type=event_type, after=after, limit=1000)
+                if not page:
+                    break
+                for entry in page:
+                    counts[str(entry.event.message_id)] += 1
+                after = page[-1].index
+        finally:
+            log.close()
+        return counts
+
+    # --- envelopes straight onto the exchange topic (as the outbound connector would commit them) ----
+    async def inject(self, n: int, *, perishable_every: int = 0) -> list[str]:
+        s = self.settings
+        await ensure_topics(self.bootstrap, [s.topic_exchange, s.topic_exchange_priority, s.topic_receipts,
+                                             s.topic_rejected, s.topic_dead_letter, s.topic_intake], 3)
+        producer = make_producer(self.bootstrap)
+        await producer.start()
+        ids = []
+        try:
+            futures = []
+            for i in range(n):
+                key = f"{300000000000 + i}"
+                payload = avro.encode("BusinessResponse", {
+                    "message_id": "00000000-0000-0000-0000-000000000000", "business_key": key,
+                    "document_type": "IDA", "status": "ACCEPTED", "reasons": [], "responded_at": datetime.now(UTC)})
+                env = seal(payload, sender=self.home.vn, recipient="CN", trust=self.home.vn_trust,
+                           document_type="IDA", schema_fingerprint=payload[2:10])
+                mid = str(env.message_id)
+                ids.append(mid)
+                topic = s.topic_exchange_priority if perishable_every and i % perishable_every == 0 \
+                    else s.topic_exchange
+                headers = [(H_MESSAGE_ID, mid.encode()), (H_DOC_TYPE, b"IDA"), (H_BUSINESS_KEY, key.encode()),
+                           (H_RUN, RUN.encode()), (H_PUBLISHED_MS, str(int(time.time() * 1000)).encode()),
+                           (H_ATTEMPT, b"1")]
+                futures.append(await producer.send(topic, key=mid.encode(), value=env.data, headers=headers))
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        return ids
+
+
+def new_exchange(tmp_path: Path, bootstrap: str, prefix: str, **overrides: str) -> Exchange:
+    return Exchange.create(tmp_path / "home", bootstrap, prefix, **overrides)
+
+

@@ -1,0 +1,104 @@
+"""The Nanning endpoint and the receipt tracker as real processes on a real broker, under injected faults.
+
+Envelopes are put on the exchange topic as the outbound connector commits them (sealed by VN, same
+headers); the full path from intake XML is covered in test_exchange_e2e.py. Every test checks its counts
+through BOTH sides' audit logs as well as through the tracker's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import Exchange, new_exchange
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+N = 300
+
+
+@pytest.fixture
+def exchange(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[Exchange]:
+    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix)
+    try:
+        yield ex
+    finally:
+        ex.stop_all()
+
+
+def assert_exactly_once(ex: Exchange, ids: list[str]) -> None:
+    """Every id delivered once (VN audit), processed once at the endpoint (CN audit + CN store)."""
+    delivered = ex.audit_ids("VN", "delivered")
+    verified = ex.audit_ids("CN", "verified")
+    assert set(delivered) == set(ids), f"VN audit: {len(set(ids) - set(delivered))} ids not delivered"
+    assert max(delivered.values()) == 1, "an id was delivered twice in the VN audit log"
+    assert set(verified) == set(ids), "CN audit: not every id was processed"
+    assert max(verified.values()) == 1, "the endpoint processed an id twice (CN audit log)"
+    summary = ex.summary()
+    assert summary is not None
+    assert summary.processed_at_endpoint == len(ids)
+    assert summary.delivered == len(ids)
+    assert summary.dead_lettered == 0
+
+
+async def test_drop_30_duplicate_30_every_document_acknowledged_once(exchange: Exchange) -> None:
+    ex = exchange
+    ex.start("nanning", "--drop-rate", "0.3", "--duplicate-rate", "0.3", "--seed", "11")
+    ex.start("receipts")
+    ids = await ex.inject(N, perishable_every=7)
+    await asyncio.to_thread(ex.wait_for, lambda s: s.delivered == N, 120, f"{N} delivered")
+    summary = await asyncio.to_thread(ex.settled)
+    assert summary.resent > 0, "30% drops must have caused resends"
+    assert (summary.duplicates_eliminated or 0) > 0, "30% duplicates must have been eliminated"
+    assert_exactly_once(ex, ids)
+    assert sum(ex.audit_ids("CN", "duplicate").values()) == summary.duplicates_eliminated
+    assert sum(ex.audit_ids("VN", "resent").values()) == summary.resent
+
+
+async def test_endpoint_crash_after_n_then_restart_recovers(exchange: Exchange) -> None:
+    ex = exchange
+    crashed = ex.start("nanning", "--crash-after", "100")
+    ex.start("receipts")
+    ids = await ex.inject(N)
+    code = await asyncio.to_thread(crashed.popen.wait, 60)
+    assert code == 17, f"--crash-after must exit 17, got {code}\n{ex.logs()}"
+    ex.stop("nanning")
+    ex.start("nanning")
+    await asyncio.to_thread(ex.wait_for, lambda s: s.delivered == N, 120, f"{N} delivered after the crash")
+    assert_exactly_once(ex, ids)
+    # the crashed batch was committed in SQLite but not in Kafka: redelivered, answered as duplicates
+    assert sum(ex.audit_ids("CN", "duplicate").values()) >= 1
+
+
+async def test_endpoint_offline_then_resend_recovers(exchange: Exchange) -> None:
+    ex = exchange
+    ex.start("nanning", "--offline-for", "6")
+    ex.start("receipts")
+    ids = await ex.inject(100)
+    await asyncio.to_thread(ex.wait_for, lambda s: s.delivered == 100, 120, "100 delivered")
+    summary = await asyncio.to_thread(ex.settled)
+    assert summary.resent >= 100, "nothing was answered for 6 s with a 2 s timeout: every message was resent"
+    assert_exactly_once(ex, ids)
+    assert (summary.duplicates_eliminated or 0) >= 1, "the resent copies met the originals at the endpoint"
+
+
+async def test_unanswered_messages_are_dead_lettered(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> None:
+    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, XBG_EXCHANGE_RESEND_MAX_ATTEMPTS="3",
+                      XBG_EXCHANGE_RECEIPT_TIMEOUT_S="1", XBG_EXCHANGE_BACKOFF_INITIAL_S="0.2")
+    try:
+        ex.start("nanning", "--drop-rate", "1.0")
+        ex.start("receipts")
+        ids = await ex.inject(20)
+        summary = await asyncio.to_thread(ex.wait_for, lambda s: s.dead_lettered == 20, 60, "20 dead letters")
+        assert summary.resent == 40, "3 sends each: the first and two resends"
+        dead = ex.audit_ids("VN", "dead_lettered")
+        assert set(dead) == set(ids)
+        assert max(dead.values()) == 1
+        assert not ex.audit_ids("CN", "verified"), "the endpoint dropped everything"
+    finally:
+        ex.stop_all()
+    log = "".join(p.read_text(errors="replace") for p in ex.home.path.glob("receipts.*.log"))
+    assert log.count("ERROR") >= 20, "every dead letter logs an ERROR line"
