@@ -20,7 +20,14 @@ from typing import IO, Any
 
 from xborder_gateway import avro
 from xborder_gateway.audit import AuditLog
-from xborder_gateway.connectors._common import H_ATTEMPT, H_BUSINESS_KEY, H_DOC_TYPE, H_MESSAGE_ID, H_PUBLISHED_MS, H_RUN
+from xborder_gateway.connectors._common import (
+    H_ATTEMPT,
+    H_BUSINESS_KEY,
+    H_DOC_TYPE,
+    H_MESSAGE_ID,
+    H_PUBLISHED_MS,
+    H_RUN,
+)
 from xborder_gateway.envelope import seal
 from xborder_gateway.exchange import RunSummary, summarize_run
 from xborder_gateway.transport import ensure_topics, make_producer
