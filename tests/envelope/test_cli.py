@@ -135,3 +135,31 @@ def test_missing_passphrase_is_a_diagnostic(tmp_path: Path, monkeypatch: pytest.
     err = capsys.readouterr().err
     assert "KEYS_NO_PASSPHRASE" in err
     assert "XBG_KEY_PASSPHRASE" in err
+
+
+@pytest.mark.parametrize("kind", ["IDA", "EDA", "TIR"])
+def test_seal_vnaccs_xml(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    from xborder_gateway.samples import generate
+
+    _paired(home, tmp_path, capsys)
+    [sample] = list(generate(kind, 1, seed=4))
+    src = tmp_path / f"{kind}.xml"
+    src.write_bytes(sample.xml)
+    assert _run(home, "seal", str(src), "--to", "CN") == 0
+    sealed = json.loads(capsys.readouterr().out)
+    assert sealed["document_type"] == kind
+    assert _run(home, "open", sealed["out"]) == 0
+    opened = json.loads(capsys.readouterr().out)
+    assert opened["header"]["document_type"] == kind
+    assert opened["header"]["priority"] == (1 if sample.perishable else 0)
+    assert opened["payload"]["record"]["declaration_number"] == sample.business_key
+
+
+def test_seal_invalid_xml_is_a_diagnostic(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _paired(home, tmp_path, capsys)
+    src = tmp_path / "bad.xml"
+    src.write_bytes(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><IDA>&a;</IDA>')
+    assert _run(home, "seal", str(src)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "Traceback" not in err
