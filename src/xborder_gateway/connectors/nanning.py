@@ -123,10 +123,10 @@ class NanningOptions:
 
 def _crosswalk() -> Callable[[str], str | None] | None:
     try:
-        from xborder_gateway.documents import cn_crosswalk  # type: ignore[import-not-found,unused-ignore]
+        from xborder_gateway.documents import cn_crosswalk
     except ImportError:  # the documents part provides it; without it BIZ-1 uses the record's cn_code only
         return None
-    return cn_crosswalk  # type: ignore[no-any-return]
+    return cn_crosswalk
 
 
 class NanningProcessor:

@@ -90,7 +90,7 @@ class OutboundProcessor:
         self.trust = trust
 
     def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
-        from xborder_gateway.documents import translate_xml  # type: ignore[import-not-found,unused-ignore]
+        from xborder_gateway.documents import translate_xml
 
         s = self.settings
         outputs: list[Outgoing] = []

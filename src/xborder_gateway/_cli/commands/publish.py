@@ -55,7 +55,7 @@ class ProgressBar:
 
 
 def _files(paths: list[Path]) -> Iterator[tuple[str | None, bytes]]:
-    from xborder_gateway.documents import peek_key  # type: ignore[import-not-found,unused-ignore]
+    from xborder_gateway.documents import peek_key
 
     for path in paths:
         try:
@@ -67,7 +67,7 @@ def _files(paths: list[Path]) -> Iterator[tuple[str | None, bytes]]:
 
 
 def generated(count: int, seed: int, kind: str | None, invalid_ratio: float) -> Iterator[tuple[str | None, bytes]]:
-    from xborder_gateway.samples import generate, generate_mix  # type: ignore[import-not-found,unused-ignore]
+    from xborder_gateway.samples import generate, generate_mix
 
     samples = (generate(kind, count, seed, invalid=False) if kind else
                generate_mix(count, seed, invalid_ratio=invalid_ratio))
