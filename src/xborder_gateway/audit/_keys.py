@@ -26,10 +26,14 @@ def key_paths(settings: Settings, authority: str) -> tuple[Path, Path]:
     return base / f"{authority.lower()}.note-key.pem", base / f"{authority.lower()}.vkey"
 
 
-def _encryption(settings: Settings) -> serialization.KeySerializationEncryption:
+def _private_pem(key: Ed25519PrivateKey, settings: Settings) -> bytes:
+    """PKCS#8 PEM; with a passphrase, PBES2/scrypt as the envelope keystore writes it (ADR 0201, ADR 0301)."""
     if settings.key_passphrase:
-        return serialization.BestAvailableEncryption(settings.key_passphrase.encode("utf-8"))
-    return serialization.NoEncryption()
+        from xborder_gateway.envelope._pkcs8 import encrypt_private_key_pem
+
+        return encrypt_private_key_pem(key, settings.key_passphrase.encode("utf-8"))
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> bool:
@@ -58,8 +62,7 @@ def load_or_create_signer(settings: Settings, authority: str) -> NoteSigner:
     name = origin_for(settings, authority)
     if not key_file.exists():
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, _encryption(settings))
-        _write_new(key_file, pem, 0o600)
+        _write_new(key_file, _private_pem(key, settings), 0o600)
     try:
         data = key_file.read_bytes()
         password = settings.key_passphrase.encode("utf-8") if settings.key_passphrase else None
