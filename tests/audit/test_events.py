@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from xborder_gateway.audit import AuditEvent, EventType
+from xborder_gateway.audit import AuditEvent, EventType, merkle
 from xborder_gateway.errors import AuditIntegrityError
 
 GOLDEN = (
@@ -35,6 +35,8 @@ def golden_event(**overrides: Any) -> AuditEvent:
 
 def test_canonical_bytes_are_the_documented_golden_bytes() -> None:
     assert golden_event().canonical_bytes() == GOLDEN
+    # the leaf hash printed in docs/audit.md §2
+    assert merkle.leaf_hash(GOLDEN).hex() == "57c3bfb03f856e476b685b83f30261808d158e71d320c02102f6f8bad6054eee"
 
 
 def test_round_trip() -> None:
