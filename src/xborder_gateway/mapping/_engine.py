@@ -61,17 +61,33 @@ _KIND_OK: dict[str, set[str]] = {
 }
 
 
-@dataclass
 class _Ctx:
-    root: etree._Element
-    source: str
+    __slots__ = ("eval", "root", "source")
+
+    def __init__(self, root: etree._Element, source: str) -> None:
+        self.root = root
+        self.source = source
+        self.eval = EvalContext(root, root)
+
+
+Index = dict[str, etree._Element]
+
+
+def _index(element: etree._Element) -> Index:
+    """First child element per tag: one pass over the children serves every single-step path."""
+    index: Index = {}
+    for child in element:
+        tag = child.tag
+        if tag not in index:
+            index[tag] = child
+    return index
 
 
 class _Node:
     name: str
     line: int
 
-    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
         raise NotImplementedError
 
 
@@ -106,6 +122,8 @@ class _ValueNode(_Node):
         self.getters, self.join, self.many = getters, join, many
         self.transforms, self.default, self.target = transforms, default, target
         self.item_target = target.items if many and target.items is not None else target
+        self.needs_coerce = self.item_target.kind in ("decimal", "enum", "int", "long")
+        self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
 
     def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str) -> None:
         found = self.getters[0].elements(element, ctx.root) if self.getters else []
@@ -121,18 +139,21 @@ class _ValueNode(_Node):
             for t in self.transforms:
                 if value is None:
                     break
-                value = t.fn(value, EvalContext(element, ctx.root))
+                value = t.fn(value, ctx.eval)
         except DataRuleViolation as exc:
             self.fail(element, ctx, exc.code, exc.message)
-        if value is None:
-            return None
+        if value is None or not self.needs_coerce:
+            return value
         return _coerce(value, self.item_target, self, element, ctx)
 
-    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
-        if self.many:
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
+        if self.child_tag is not None:
+            found = index.get(self.child_tag)
+            text = found.text or None if found is not None else None
+        elif self.many:
             return [v for v in (self._convert(t, element, ctx) for t in self.getters[0].texts(element, ctx.root))
                     if v is not None]
-        if self.join is not None:
+        elif self.join is not None:
             parts = [g.text(element, ctx.root) for g in self.getters]
             text = self.join.join(p.strip() for p in parts if p and p.strip()) or None
         else:
@@ -153,7 +174,7 @@ class _ConstNode(_Node):
     def __init__(self, name: str, line: int, value: Any) -> None:
         self.name, self.line, self.value = name, line, value
 
-    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
         return self.value
 
 
@@ -161,7 +182,7 @@ class _PositionNode(_Node):
     def __init__(self, name: str, line: int) -> None:
         self.name, self.line = name, line
 
-    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
         return position
 
 
@@ -169,8 +190,8 @@ class _AnyNode(_Node):
     def __init__(self, name: str, line: int, parts: list[_Node]) -> None:
         self.name, self.line, self.parts = name, line, parts
 
-    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
-        return any(bool(p.evaluate(element, ctx, position)) for p in self.parts)
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
+        return any(bool(p.evaluate(element, ctx, position, index)) for p in self.parts)
 
 
 _AGGREGATES: dict[str, Callable[[list[Any]], Any]] = {
@@ -187,7 +208,7 @@ class _AggregateNode(_Node):
     def __init__(self, name: str, line: int, op: str, path: list[str]) -> None:
         self.name, self.line, self.op, self.path = name, line, op, path
 
-    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
         raise AssertionError("aggregates are evaluated by their record")
 
     def compute(self, record: Mapping[str, Any]) -> Any:
@@ -212,12 +233,16 @@ class _RecordNode(_Node):
         self.aggregates = [(k, n) for k, n in fields.items() if isinstance(n, _AggregateNode)]
 
     def _one(self, element: etree._Element, ctx: _Ctx, position: int) -> dict[str, Any]:
-        record = {key: node.evaluate(element, ctx, position) for key, node in self.plain}
+        outer = ctx.eval.element
+        ctx.eval.element = element
+        index = _index(element)
+        record = {key: node.evaluate(element, ctx, position, index) for key, node in self.plain}
         for key, agg in self.aggregates:
             record[key] = agg.compute(record)
+        ctx.eval.element = outer
         return record
 
-    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int) -> Any:
+    def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
         if self.each is not None:
             return [self._one(e, ctx, i) for i, e in enumerate(self.each.elements(element, ctx.root), start=1)]
         if self.at is not None:
@@ -252,7 +277,7 @@ class CompiledMapping:
 
     def apply(self, root: etree._Element, *, source: str = "<bytes>") -> dict[str, Any]:
         try:
-            result = self._node.evaluate(root, _Ctx(root=root, source=source), 1)
+            result = self._node.evaluate(root, _Ctx(root=root, source=source), 1, {})
         except GatewayError:
             raise
         except (ValueError, TypeError, ArithmeticError) as exc:  # a transform met data it cannot handle
@@ -272,7 +297,8 @@ class CompiledMapping:
                       source: str = "<bytes>") -> dict[str, Any]:
         """The ``outputs`` of the mapping for one document (e.g. business_key, perishable)."""
         ctx = _Ctx(root=root, source=source)
-        return {name: record.get(spec) if isinstance(spec, str) else spec.evaluate(root, ctx, 1)
+        index = _index(root)
+        return {name: record.get(spec) if isinstance(spec, str) else spec.evaluate(root, ctx, 1, index)
                 for name, spec in self.outputs.items()}
 
 

@@ -26,6 +26,8 @@ class Getter:
         self._root_tag: str | None = None
         self._rest: str | None = None
         self._local = threading.local()
+        self.child_tag: str | None = None
+        """Set when the path is one child step (``v:ICN``): the engine then reads a per-record index."""
         if self._simple:
             steps = [self._clark(s) for s in expr.lstrip("/").split("/")]
             if self._absolute:
@@ -33,6 +35,8 @@ class Getter:
                 self._rest = "/".join(steps[1:]) or None
             else:
                 self._rest = "/".join(steps)
+                if len(steps) == 1 and steps[0] not in (".", ".."):
+                    self.child_tag = steps[0]
         else:
             etree.XPath(expr, namespaces=self._ns)  # compile now: a bad expression fails at load time
 

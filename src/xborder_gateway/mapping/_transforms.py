@@ -34,10 +34,14 @@ class DataRuleViolation(Exception):  # noqa: N818 - internal signal, converted t
         self.message = message
 
 
-@dataclass(frozen=True)
 class EvalContext:
-    element: etree._Element
-    root: etree._Element
+    """Where a transform runs: the current context element and the document root (reused, mutable)."""
+
+    __slots__ = ("element", "root")
+
+    def __init__(self, element: etree._Element, root: etree._Element) -> None:
+        self.element = element
+        self.root = root
 
 
 Fn = Callable[[Any, EvalContext], Any]
