@@ -113,7 +113,7 @@ def test_checkpoints_every_n_entries_are_signed_and_consistent(settings: Setting
 
 def test_checkpoint_due_by_time(settings_factory: Any, make_event: Any) -> None:
     settings = settings_factory(audit_checkpoint_entries=1000, audit_checkpoint_seconds=0.05)
-    with AuditLog.open(settings, "VN") as log:
+    with AuditLog.open(settings, "VN", background_checkpoints=False) as log:
         log.append([make_event(0)])
         log.append([make_event(1)])
         assert [c.checkpoint.size for c in log.checkpoints()] == [1]
@@ -122,6 +122,20 @@ def test_checkpoint_due_by_time(settings_factory: Any, make_event: Any) -> None:
         time.sleep(0.06)
         assert log.maybe_checkpoint() is not None
         assert [c.checkpoint.size for c in log.checkpoints()] == [1, 2]
+
+
+def test_idle_log_gets_its_trailing_entries_checkpointed(settings_factory: Any, make_event: Any) -> None:
+    import time
+
+    settings = settings_factory(audit_checkpoint_entries=1000, audit_checkpoint_seconds=0.2)
+    with AuditLog.open(settings, "VN") as log:
+        log.append([make_event(0)])
+        log.append([make_event(1), make_event(2)])  # not due yet: 2 entries, < 0.2 s
+        assert [c.checkpoint.size for c in log.checkpoints()] == [1]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(log.checkpoints()) < 2:
+            time.sleep(0.05)
+        assert [c.checkpoint.size for c in log.checkpoints()] == [1, 3], "the idle ticker signed the tail"
 
 
 def test_search_filters(settings: Settings, make_event: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_log = logging.getLogger(__name__)
 
 
 def time_to_us(value: datetime) -> int:
@@ -165,15 +167,33 @@ class AuditLog:
         self.verifier = verifier
         self.config = config
         self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def _start_ticker(self) -> None:
+        """Sign due checkpoints while no appends come (the T-seconds rule holds on an idle log too)."""
+        interval = self.config.checkpoint_every_seconds
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.maybe_checkpoint()
+                except Exception:  # noqa: BLE001 - a background tick must not die; the next append raises
+                    _log.exception("audit %s: background checkpoint failed", self.authority)
+
+        self._ticker = threading.Thread(target=run, name=f"audit-checkpoint-{self.authority}", daemon=True)
+        self._ticker.start()
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
     def open(cls, settings: Settings, authority: str, *, config: AuditConfig | None = None,
-             read_only: bool = False) -> AuditLog:
+             read_only: bool = False, background_checkpoints: bool = True) -> AuditLog:
         """Open (creating on first use) the log of ``authority`` ("VN" or "CN").
 
         SQLite under ``settings.audit_db(authority)``, or PostgreSQL when ``settings.audit_url`` is
-        set. ``read_only`` opens without the signing key (auditor commands, the HTTP API).
+        set. ``read_only`` opens without the signing key (auditor commands, the HTTP API). A writable
+        log signs due checkpoints from a background thread every ``checkpoint_every_seconds`` unless
+        ``background_checkpoints`` is false; :meth:`close` stops it.
         """
         authority = authority.upper()
         if authority not in ("VN", "CN"):
@@ -199,10 +219,16 @@ class AuditLog:
         except BaseException:
             store.close()
             raise
-        return cls(store, authority, origin, signer=signer, verifier=verifier,
-                   config=config or AuditConfig.from_settings(settings))
+        log = cls(store, authority, origin, signer=signer, verifier=verifier,
+                  config=config or AuditConfig.from_settings(settings))
+        if signer is not None and background_checkpoints:
+            log._start_ticker()
+        return log
 
     def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=30)
         with self._lock:
             self._store.close()
 
