@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the audit log's tests and benchmarks.
 #
-#   scripts/postgres.sh DIR [PORT]     install (Debian packages, if pg_ctl is missing), initdb DIR, start
+#   scripts/postgres.sh [start] DIR [PORT]
+#                                      install (Debian packages, if pg_ctl is missing), initdb DIR, start
 #                                      on 127.0.0.1:PORT (default 55432, or $XBG_POSTGRES_PORT), create the
 #                                      database "xborder"; the LAST line printed is the URL
 #   scripts/postgres.sh stop DIR       stop the cluster in DIR
@@ -11,7 +12,7 @@
 # as root, so as root the cluster is owned by and run as the `postgres` user.
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" >&2; exit 2; }
+usage() { sed -n '2,13p' "$0" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 
 find_bin() {
@@ -64,6 +65,7 @@ case "$cmd" in
     -h|--help) usage ;;
 esac
 
+if [[ $cmd == start ]]; then shift; [[ $# -ge 1 ]] || usage; fi
 DIR=$1
 PORT=${2:-${XBG_POSTGRES_PORT:-55432}}
 DB=xborder
@@ -73,6 +75,11 @@ DIR=$(readlink -f "$DIR")
 if [[ $(id -u) -eq 0 ]]; then
     chown postgres: "$DIR"
     OWNER=postgres
+    if ! runuser -u postgres -- test -w "$DIR"; then
+        echo "postgres.sh: the postgres user cannot reach $DIR (a parent directory is not searchable);" \
+             "use a directory under /tmp or /var/tmp" >&2
+        exit 1
+    fi
 else
     OWNER=$(id -un)
 fi
