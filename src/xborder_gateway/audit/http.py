@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
@@ -29,6 +30,7 @@ from xborder_gateway.errors import AuditIntegrityError, GatewayError
 
 __all__ = ["AUDITOR_ROLE", "AuditApi", "Response", "TokenStore", "make_server", "openapi", "serve_in_thread"]
 
+_log = logging.getLogger(__name__)
 AUDITOR_ROLE: Final = "auditor"
 MAX_QUERY_CHARS: Final = 2048  # API-3: bound what we parse
 JSON = "application/json"
@@ -245,7 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "xborder-audit/1"
 
     def _serve(self) -> None:
-        response = self.api.handle(self.command, self.path, self.headers.get("Authorization"))
+        try:
+            response = self.api.handle(self.command, self.path, self.headers.get("Authorization"))
+        except Exception:  # noqa: BLE001 - an unexpected fault is logged here, never sent to the client
+            _log.exception("audit API: %s %s failed", self.command, self.path.split("?")[0])
+            response = _error(500, "INTERNAL", "internal error; see the server log")
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
