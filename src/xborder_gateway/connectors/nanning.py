@@ -329,6 +329,8 @@ async def run_nanning(settings: Settings, options: NanningOptions) -> int:
     def health() -> dict[str, Any]:
         stats = loop.stats if loop else None
         return {"ok": loop is not None and not stop.is_set(), "connector": "nanning", "instance": options.instance,
+                "ready": stats is not None and stats.assigned is not None,
+                "assigned_partitions": stats.assigned if stats else None,
                 "processed": processor.processed, "restarts": stats.restarts if stats else 0,
                 "last_error": stats.last_error if stats else None}
 

@@ -156,6 +156,8 @@ async def run_outbound(settings: Settings, options: OutboundOptions) -> int:
     def health() -> dict[str, Any]:
         stats = loop.stats if loop else None
         return {"ok": loop is not None and not stop.is_set(), "connector": "outbound", "instance": options.instance,
+                "ready": stats is not None and stats.assigned is not None,
+                "assigned_partitions": stats.assigned if stats else None,
                 "batches": stats.batches if stats else 0, "restarts": stats.restarts if stats else 0,
                 "last_error": stats.last_error if stats else None}
 

@@ -343,8 +343,11 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
                         group_id=ident.group_id, client_id=ident.client_id, batch_max=settings.exchange_batch_max,
                         poll_ms=settings.exchange_poll_ms)
     loop: AtLeastOnceLoop | None = None
+    pending = [0]  # refreshed by the resend task; the health endpoint runs in another thread
     ops = Ops("receipts", options.metrics_port, lambda: {
-        "ok": loop is not None and not stop.is_set(), "connector": "receipts", "pending": tracker.pending_count(),
+        "ok": loop is not None and not stop.is_set(), "connector": "receipts", "instance": options.instance,
+        "ready": loop is not None and loop.stats.assigned is not None,
+        "assigned_partitions": loop.stats.assigned if loop else None, "pending": pending[0],
         "restarts": loop.stats.restarts if loop else 0})
 
     async def handler(records: list[Incoming]) -> None:
@@ -367,7 +370,8 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
                         await producer.start()
                     started = True
                 await _tick(tracker, producer, auditor, ops)
-                ops.pending.set(tracker.pending_count())
+                pending[0] = tracker.pending_count()
+                ops.pending.set(pending[0])
             except TransportError as exc:
                 log_line(logging.WARNING, "resend tick failed; retrying", code=exc.code)
             with contextlib.suppress(TimeoutError):

@@ -67,6 +67,8 @@ class LoopStats:
     last_error: str | None = None
     started_at: float = field(default_factory=time.monotonic)
     last_batch_at: float | None = None
+    #: partitions currently assigned; None until the consumer first joined its group
+    assigned: int | None = None
 
 
 def to_incoming(record: Any) -> Incoming:
@@ -76,14 +78,16 @@ def to_incoming(record: Any) -> Incoming:
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, stats: LoopStats) -> None:
         self._lock = lock
+        self._stats = stats
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._lock:  # the batch in flight commits (or aborts) before the partitions move
             log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._stats.assigned = len(assigned)
         log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
 
@@ -99,7 +103,7 @@ class _BaseLoop:
     async def _start_consumer(self) -> None:
         c = self.config
         consumer = make_consumer(c.bootstrap, group_id=c.group_id, batch_max=c.batch_max, client_id=c.client_id)
-        consumer.subscribe(list(c.topics), listener=_WaitForBatch(self._lock))
+        consumer.subscribe(list(c.topics), listener=_WaitForBatch(self._lock, self.stats))
         with kafka_boundary("start consumer"):
             await consumer.start()
         self._consumer = consumer

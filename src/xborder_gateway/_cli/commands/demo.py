@@ -8,9 +8,11 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,6 +75,41 @@ class _Child:
     proc: subprocess.Popen[bytes]
     log: Path
     fh: IO[bytes]
+    metrics_port: int
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _health(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            data = json.loads(resp.read())
+    except (OSError, ValueError):  # HTTPError (503 while not ready) is an OSError
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _wait_ready(children: list[_Child], timeout: float) -> None:
+    """Wait until every connector's /healthz says it joined its consumer group."""
+    deadline = time.monotonic() + timeout
+    waiting = {c.name for c in children}
+    while waiting and time.monotonic() < deadline:
+        for c in children:
+            if c.proc.poll() is not None:
+                raise DemoError(f"the {c.name} connector exited with code {c.proc.returncode}:\n{_tail(c.log)}",
+                                hint=f"see {c.log}")
+            if c.name in waiting:
+                status = _health(c.metrics_port)
+                if status and status.get("ready"):
+                    waiting.discard(c.name)
+        time.sleep(0.2)
+    if waiting:
+        raise DemoError(f"connectors not ready after {timeout:.0f}s: {', '.join(sorted(waiting))}",
+                        hint="read their logs under <home>/demo-logs/")
 
 
 @contextlib.contextmanager
@@ -89,13 +126,14 @@ def _connectors(settings: Settings, args: argparse.Namespace, passphrase_file: P
             cmd = [sys.executable, "-m", "xborder_gateway._cli", "-v", "--home", str(settings.home)]
             if args.config:
                 cmd += ["--config", str(args.config)]
-            cmd += ["run", name, "--passphrase-file", str(passphrase_file)]
+            port = _free_port()
+            cmd += ["run", name, "--passphrase-file", str(passphrase_file), "--metrics-port", str(port)]
             if name == "nanning" and args.chaos:
                 cmd += ["--drop-rate", "0.1", "--duplicate-rate", "0.1", "--seed", "7"]
             log = log_dir / f"{name}.log"
             fh = log.open("ab")
             children.append(_Child(name, subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env),
-                                   log, fh))
+                                   log, fh, port))
         yield children
     finally:
         for c in children:
@@ -176,7 +214,10 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
         run = uuid.uuid4().hex[:12]
         log_dir = settings.home / "demo-logs" / run
         with _connectors(settings, args, passphrase_file, bootstrap, log_dir) as children:
-            _say(f"demo: started {', '.join(c.name for c in children)} (logs in {log_dir})")
+            _say(f"demo: started {', '.join(f'{c.name} (metrics :{c.metrics_port})' for c in children)}; "
+                 f"logs in {log_dir}")
+            _wait_ready(children, 90)
+            _say("demo: every connector joined its consumer group")
             t0 = time.monotonic()
             seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
             docs = generated(args.count, seed, None, 0.05)
