@@ -9,7 +9,7 @@ XPath and ``to_dict()`` for the rejected topic. Bounds are one frozen :class:`In
 
 from __future__ import annotations
 
-from xborder_gateway.intake._errors import DocumentRejectedError, Reason
+from xborder_gateway.intake._errors import DocumentRejectedError, Reason, element_path
 from xborder_gateway.intake._limits import DEFAULT_LIMITS, IntakeLimits
 from xborder_gateway.intake._parse import parse_xml, prescreen
 from xborder_gateway.intake._xsd import XsdValidator, load_xsd
@@ -20,6 +20,7 @@ __all__ = [
     "IntakeLimits",
     "Reason",
     "XsdValidator",
+    "element_path",
     "load_xsd",
     "parse_xml",
     "prescreen",

@@ -8,7 +8,25 @@ from typing import Any
 
 from xborder_gateway.errors import IntakeError
 
-__all__ = ["DocumentRejectedError", "Reason"]
+__all__ = ["DocumentRejectedError", "Reason", "element_path"]
+
+
+def element_path(element: Any) -> str:
+    """A readable XPath of an lxml element by local names, with a position where siblings repeat:
+    ``/IDA/Goods/Line[3]/CMD``."""
+    steps: list[str] = []
+    node = element
+    while node is not None:
+        tag = node.tag
+        local = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else "node()"
+        parent = node.getparent()
+        if parent is not None:
+            same = [c for c in parent if c.tag == tag]
+            if len(same) > 1:
+                local = f"{local}[{same.index(node) + 1}]"
+        steps.append(local)
+        node = parent
+    return "/" + "/".join(reversed(steps))
 
 
 @dataclass(frozen=True)

@@ -94,13 +94,22 @@ _SYNTAX_CODES = {
     "ERR_INVALID_ENCODING": "XML_ENCODING_INVALID",
     "ERR_INVALID_CHAR": "XML_ENCODING_INVALID",
     "ERR_UNSUPPORTED_ENCODING": "XML_ENCODING_UNSUPPORTED",
-    "ERR_DOCUMENT_EMPTY": "XML_EMPTY",
     "ERR_DOCUMENT_END": "XML_TRUNCATED",
     "ERR_TAG_NOT_FINISHED": "XML_TRUNCATED",
     "ERR_GT_REQUIRED": "XML_TRUNCATED",
     "ERR_LTSLASH_REQUIRED": "XML_TRUNCATED",
     "ERR_EXT_ENTITY_STANDALONE": "XML_ENTITY_FORBIDDEN",
 }
+
+
+def _at_end(raw: bytes, line: int | None, column: int | None) -> bool:
+    """True when libxml2 stopped at the very end of the input (error path only)."""
+    if line is None or column is None:
+        return False
+    stripped = raw.rstrip()
+    last_line_start = stripped.rfind(b"\n") + 1
+    last_line_chars = len(stripped[last_line_start:].decode("utf-8", "replace"))
+    return line >= stripped.count(b"\n") + 1 and column >= last_line_chars
 
 
 def parse_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits = DEFAULT_LIMITS) -> etree._Element:
@@ -112,11 +121,13 @@ def parse_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits = DEF
         root = etree.fromstring(raw, _parser())
     except etree.XMLSyntaxError as exc:
         name = etree.ErrorTypes._getName(exc.code) or ""
+        line, column = exc.position if exc.position else (None, None)
         if name == "ERR_RESOURCE_LIMIT" and "depth" in (exc.msg or ""):
             code = "XML_TOO_DEEP"  # XML-6, caught by libxml2's own guard (256)
+        elif _at_end(raw, line, column):
+            code = "XML_TRUNCATED"  # the parser ran out of input: the document was cut
         else:
             code = _SYNTAX_CODES.get(name, "XML_MALFORMED")
-        line, column = exc.position if exc.position else (None, None)
         raise _reject(code, f"not well-formed XML: {exc.msg}", source=source, line=line,
                                    column=column) from exc
     tree = root.getroottree()

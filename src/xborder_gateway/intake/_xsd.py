@@ -9,7 +9,7 @@ from typing import Any
 from lxml import etree
 
 from xborder_gateway.errors import ConfigError
-from xborder_gateway.intake._errors import DocumentRejectedError, Reason
+from xborder_gateway.intake._errors import DocumentRejectedError, Reason, element_path
 
 __all__ = ["XsdValidator", "load_xsd"]
 
@@ -65,6 +65,19 @@ _XSD_CODES = {
 _SECONDARY = {"SCHEMAV_CVC_DATATYPE_VALID_1_2_1", "SCHEMAV_CVC_TYPE_3_1_2"}
 
 
+def _readable(tree: etree._ElementTree, path: str | None) -> str | None:
+    """libxml2 names elements of a default namespace ``/*/*[2]``; say ``/IDA/ICB`` instead."""
+    if not path:
+        return None
+    try:
+        found = tree.xpath(path)
+    except etree.XPathError:
+        return path
+    if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+        return element_path(found[0])
+    return path
+
+
 class XsdValidator:
     """A compiled XSD, usable from several threads (one libxml2 validation context per thread)."""
 
@@ -92,12 +105,13 @@ class XsdValidator:
         reasons: list[Reason] = []
         entries = list(schema.error_log)
         has_primary = {(e.line, e.path) for e in entries if e.type_name not in _SECONDARY}
+        tree = root.getroottree()
         for entry in entries:
             if entry.type_name in _SECONDARY and (entry.line, entry.path) in has_primary:
                 continue
             reasons.append(Reason(code=_XSD_CODES.get(entry.type_name, "XSD_INVALID"),
                                   message=entry.message, line=entry.line or None, column=entry.column or None,
-                                  xpath=entry.path or None))
+                                  xpath=_readable(tree, entry.path)))
         if not reasons:  # pragma: no cover - libxml2 always logs why
             reasons.append(Reason("XSD_INVALID", "document is not valid against its XSD"))
         raise DocumentRejectedError(reasons, source=source)

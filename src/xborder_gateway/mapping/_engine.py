@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lxml import etree
 
 from xborder_gateway.avro import schema_info
 from xborder_gateway.errors import GatewayError, MappingError
-from xborder_gateway.intake import DocumentRejectedError, Reason
+from xborder_gateway.intake import DocumentRejectedError, Reason, element_path
 from xborder_gateway.mapping._paths import Getter, compile_path
 from xborder_gateway.mapping._target import TargetType, target_of
 from xborder_gateway.mapping._transforms import (
@@ -93,18 +93,18 @@ class _Node:
 
 def _coerce(value: Any, target: TargetType, node: _ValueNode, element: etree._Element, ctx: _Ctx) -> Any:
     if target.kind == "decimal" and isinstance(value, Decimal):
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > target.scale:
-            quantized = value.quantize(Decimal(1).scaleb(-target.scale))
-            if quantized != value:
-                node.fail(element, ctx, "DECIMAL_SCALE", f"{value} has more than {target.scale} decimals")
-            value = quantized
-        digits = len(value.as_tuple().digits)
-        exp = value.as_tuple().exponent
-        integer_digits = digits + exp if isinstance(exp, int) else digits
-        if integer_digits > target.precision - target.scale:
+        # canonical form: exactly the schema's scale (exact; a value needing rounding is refused)
+        try:
+            quantized = value.quantize(target.quantum)
+        except InvalidOperation:  # more digits than the decimal context holds
             node.fail(element, ctx, "DECIMAL_PRECISION",
                       f"{value} does not fit decimal({target.precision},{target.scale})")
+        if quantized != value:
+            node.fail(element, ctx, "DECIMAL_SCALE", f"{value} has more than {target.scale} decimals")
+        if quantized and quantized.adjusted() >= target.precision - target.scale:
+            node.fail(element, ctx, "DECIMAL_PRECISION",
+                      f"{value} does not fit decimal({target.precision},{target.scale})")
+        value = quantized
     elif target.kind == "enum" and value not in target.symbols:
         raise MappingError(f"{node.where}: {value!r} is not a symbol of {target.name}", code="MAPPING_ENUM",
                            hint="fix the mapping's code list so it yields only the enum's symbols")
@@ -125,12 +125,12 @@ class _ValueNode(_Node):
         self.needs_coerce = self.item_target.kind in ("decimal", "enum", "int", "long")
         self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
 
-    def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str) -> None:
+    def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str) -> NoReturn:
         found = self.getters[0].elements(element, ctx.root) if self.getters else []
         at = found[0] if found else element
         raise DocumentRejectedError(
             [Reason(code=code, message=message, line=at.sourceline, column=None,
-                    xpath=at.getroottree().getpath(at))],
+                    xpath=element_path(at))],
             source=ctx.source)
 
     def _convert(self, text: str, element: etree._Element, ctx: _Ctx) -> Any:

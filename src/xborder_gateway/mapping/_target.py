@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["TargetType", "target_of"]
@@ -24,6 +25,11 @@ class TargetType:
     items: TargetType | None = None
     fields: dict[str, TargetType] = field(default_factory=dict)
     name: str = ""
+
+    @property
+    def quantum(self) -> Decimal:
+        """``10 ** -scale`` of a decimal type."""
+        return Decimal(1).scaleb(-self.scale)
 
     def describe(self) -> str:
         base = self.kind
