@@ -478,7 +478,7 @@ def _compile_record(spec: Any, target: TargetType, ns: Mapping[str, str], line: 
     for key, field_target in target.fields.items():
         if key not in nodes and not field_target.has_default:
             raise _DefinitionProblem(f"target field {key!r} of {target.name} is required (no default) but not mapped",
-                                     spec.line)
+                                     line)
     for key, node in nodes.items():
         if isinstance(node, _AggregateNode) and node.path[0] not in nodes:
             raise _DefinitionProblem(f"field {key!r}: aggregate over unmapped field {node.path[0]!r}", node.line)

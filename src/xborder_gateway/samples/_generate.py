@@ -218,7 +218,7 @@ class _Gen:
         packages = max(1, int(net_kg / 18))
         el(None, "NO", packages)
         el(None, "NOT", rng.choice(["CT", "BX", "PK"]) if perishable else rng.choice(["PK", "CS", "BG", "PX"]))
-        if rng.random() < 0.1:
+        if rng.random() < 0.1 and broken != "bad-decimal":
             el(None, "GW", (gross / 1000).quantize(_THREE))
             el(None, "GWT", "TNE")
         else:
