@@ -102,6 +102,17 @@ _SYNTAX_CODES = {
 }
 
 
+def _checks(max_depth: int) -> tuple[etree.XPath, etree.XPath]:
+    """Compiled XPath checks, one pair per thread and depth limit."""
+    cache: dict[int, tuple[etree.XPath, etree.XPath]] | None = getattr(_local, "checks", None)
+    if cache is None:
+        cache = _local.checks = {}
+    pair = cache.get(max_depth)
+    if pair is None:
+        pair = cache[max_depth] = (etree.XPath("boolean(/*" + "/*" * max_depth + ")"), etree.XPath("count(//*)"))
+    return pair
+
+
 def _at_end(raw: bytes, line: int | None, column: int | None) -> bool:
     """True when libxml2 stopped at the very end of the input (error path only)."""
     if line is None or column is None:
@@ -133,12 +144,13 @@ def parse_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits = DEF
     tree = root.getroottree()
     if tree.docinfo.doctype:  # XML-4 (defence in depth: the pre-screen should have refused it)
         raise _reject("XML_DOCTYPE_FORBIDDEN", "document has a DOCTYPE", source=source)
+    too_deep, count_elements = _checks(limits.max_depth)
     # XML-6: an element exists at depth max_depth + 1 (evaluated by libxml2, no Python walk).
-    if root.xpath("boolean(/*" + "/*" * limits.max_depth + ")"):
+    if too_deep(root):
         raise _reject("XML_TOO_DEEP", f"elements nested deeper than {limits.max_depth}",
                                    source=source)
     # XML-7: element cap.
-    count = int(root.xpath("count(//*)"))
+    count = int(count_elements(root))
     if count > limits.max_elements:
         raise _reject("XML_TOO_MANY_ELEMENTS", f"{count} elements, the limit is {limits.max_elements}",
                                    source=source)

@@ -123,6 +123,7 @@ class _ValueNode(_Node):
         self.transforms, self.default, self.target = transforms, default, target
         self.item_target = target.items if many and target.items is not None else target
         self.needs_coerce = self.item_target.kind in ("decimal", "enum", "int", "long")
+        self.single = transforms[0].fn if len(transforms) == 1 else None
         self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
 
     def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str) -> NoReturn:
@@ -136,15 +137,28 @@ class _ValueNode(_Node):
     def _convert(self, text: str, element: etree._Element, ctx: _Ctx) -> Any:
         value: Any = text
         try:
-            for t in self.transforms:
-                if value is None:
-                    break
-                value = t.fn(value, ctx.eval)
+            if self.single is not None:
+                value = self.single(value, ctx.eval)
+            else:
+                for t in self.transforms:
+                    if value is None:
+                        break
+                    value = t.fn(value, ctx.eval)
         except DataRuleViolation as exc:
             self.fail(element, ctx, exc.code, exc.message)
         if value is None or not self.needs_coerce:
             return value
         return _coerce(value, self.item_target, self, element, ctx)
+
+    def missing(self) -> Any:
+        if self.default is not None:
+            return self.default
+        if not self.target.nullable:
+            raise MappingError(f"{self.where}: required field {self.name!r} has no value in the document",
+                               code="MAPPING_REQUIRED_MISSING",
+                               hint="the XSD allows the source to be absent; give the mapping a default "
+                               "or make the source mandatory")
+        return None
 
     def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
         if self.child_tag is not None:
@@ -159,15 +173,7 @@ class _ValueNode(_Node):
         else:
             text = self.getters[0].text(element, ctx.root)
         value = self._convert(text, element, ctx) if text is not None else None
-        if value is None:
-            if self.default is not None:
-                return self.default
-            if not self.target.nullable:
-                raise MappingError(f"{self.where}: required field {self.name!r} has no value in the document",
-                                   code="MAPPING_REQUIRED_MISSING",
-                                   hint="the XSD allows the source to be absent; give the mapping a default "
-                                   "or make the source mandatory")
-        return value
+        return self.missing() if value is None else value
 
 
 class _ConstNode(_Node):
@@ -230,13 +236,23 @@ class _RecordNode(_Node):
                  fields: dict[str, _Node], target: TargetType) -> None:
         self.name, self.line, self.at, self.each, self.target = name, line, at, each, target
         self.plain = [(k, n) for k, n in fields.items() if not isinstance(n, _AggregateNode)]
+        # single-child-step value fields are read straight from the per-record child index
+        self.fast = [(k, n, n.child_tag) for k, n in self.plain if isinstance(n, _ValueNode) and n.child_tag]
+        self.slow = [(k, n) for k, n in self.plain if not (isinstance(n, _ValueNode) and n.child_tag)]
         self.aggregates = [(k, n) for k, n in fields.items() if isinstance(n, _AggregateNode)]
 
     def _one(self, element: etree._Element, ctx: _Ctx, position: int) -> dict[str, Any]:
         outer = ctx.eval.element
         ctx.eval.element = element
         index = _index(element)
-        record = {key: node.evaluate(element, ctx, position, index) for key, node in self.plain}
+        record: dict[str, Any] = {}
+        for key, node, tag in self.fast:
+            found = index.get(tag)
+            text = found.text if found is not None else None
+            value = node._convert(text, element, ctx) if text else None
+            record[key] = node.missing() if value is None else value
+        for key, other in self.slow:
+            record[key] = other.evaluate(element, ctx, position, index)
         for key, agg in self.aggregates:
             record[key] = agg.compute(record)
         ctx.eval.element = outer

@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = ["TargetType", "target_of"]
 
+_QUANTA = {scale: Decimal(1).scaleb(-scale) for scale in range(0, 19)}
 _PRIMITIVE = {"string", "long", "int", "boolean", "bytes", "double", "float", "null"}
 
 
@@ -29,7 +30,7 @@ class TargetType:
     @property
     def quantum(self) -> Decimal:
         """``10 ** -scale`` of a decimal type."""
-        return Decimal(1).scaleb(-self.scale)
+        return _QUANTA.get(self.scale) or Decimal(1).scaleb(-self.scale)
 
     def describe(self) -> str:
         base = self.kind
