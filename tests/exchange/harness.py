@@ -167,6 +167,20 @@ class Exchange:
             log.close()
         return counts
 
+    async def publish_mix(self, count: int, seed: int) -> list[Any]:
+        """Publish ``generate_mix(count, seed)`` to the intake topic under the test's run id; returns the samples."""
+        from xborder_gateway.connectors import publish_documents
+        from xborder_gateway.samples import generate_mix
+
+        samples = list(generate_mix(count, seed))
+        await publish_documents(self.settings, [(x.business_key, x.xml) for x in samples], run=RUN)
+        return samples
+
+    def cn_processed_keys(self) -> Counter[str]:
+        """How many times the endpoint processed each business key (its own store)."""
+        with contextlib.closing(sqlite3.connect(self.settings.state_db("CN"), timeout=10)) as c:
+            return Counter(str(k) for (k,) in c.execute("SELECT business_key FROM cn_processed WHERE run = ?", (RUN,)))
+
     # --- envelopes straight onto the exchange topic (as the outbound connector would commit them) ----
     async def inject(self, n: int, *, perishable_every: int = 0) -> list[str]:
         s = self.settings

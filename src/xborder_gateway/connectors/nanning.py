@@ -36,6 +36,7 @@ from xborder_gateway.audit import AuditEvent, EventType
 from xborder_gateway.config import Settings
 from xborder_gateway.connectors._common import (
     H_BUSINESS_KEY,
+    H_DOC_TYPE,
     H_KIND,
     H_MESSAGE_ID,
     H_RUN,
@@ -59,7 +60,14 @@ from xborder_gateway.envelope import (
     seal_receipt,
 )
 from xborder_gateway.errors import ConfigError, GatewayError
-from xborder_gateway.exchange import CN_SCHEMA, DECLARATION_TYPES, KnownDeclaration, decide, decode_headers
+from xborder_gateway.exchange import (
+    CN_SCHEMA,
+    DECLARATION_TYPES,
+    MANIFEST_TYPES,
+    KnownDeclaration,
+    decide,
+    decode_headers,
+)
 from xborder_gateway.exchange import encode_headers as enc_headers
 from xborder_gateway.transport import (
     Incoming,
@@ -152,8 +160,11 @@ class NanningProcessor:
         events: list[AuditEvent] = []
         counts = {"processed": 0, "duplicate": 0, "refused": 0, "dropped": 0, "transient_nack": 0}
         f = self.faults
+        # Within a batch, goods declarations are registered before the vehicle declarations that link them
+        # (the priority lane stays first among equals: the sort is stable).
+        ordered = sorted(records, key=lambda x: (x.header_str(H_DOC_TYPE) or "") in MANIFEST_TYPES)
         with self.store.transaction() as conn:
-            for r in records:
+            for r in ordered:
                 if f.drop_rate and self.rng.random() < f.drop_rate:
                     counts["dropped"] += 1
                     log_line(logging.INFO, "fault: dropped", message_id=r.header_str(H_MESSAGE_ID))

@@ -1,0 +1,137 @@
+"""The whole exchange from intake XML to receipt: outbound, Nanning endpoint and receipt tracker as real
+processes on a real broker. Counts are checked through both sides' audit logs and the endpoint's store."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .harness import Exchange, new_exchange
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def exchange(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[Exchange]:
+    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix)
+    try:
+        yield ex
+    finally:
+        ex.stop_all()
+
+
+def check_outcome(ex: Exchange, samples: list[Any]) -> None:
+    """published = rejected + delivered; exactly the invalid samples rejected; every valid one delivered and
+    processed once at the endpoint -- by the VN tracker's state, the VN and CN audit logs and the CN store."""
+    summary = ex.settled()
+    invalid = [x for x in samples if x.broken_rule is not None]
+    valid = [x for x in samples if x.broken_rule is None]
+    assert summary.rejected == len(invalid), f"rejected {summary.rejected}, generator broke {len(invalid)}"
+    assert summary.delivered == len(valid)
+    assert summary.dead_lettered == 0
+    assert len(samples) == summary.rejected + summary.delivered + summary.dead_lettered
+    assert invalid == [] or set(summary.rejected_by_reason) <= {x.expected_code for x in invalid} | {"?"}
+    # the endpoint processed every valid business key exactly once (its store and its audit log)
+    per_key = ex.cn_processed_keys()
+    assert set(per_key) == {x.business_key for x in valid}
+    assert max(per_key.values()) == 1, "a declaration was processed twice at the endpoint"
+    verified = ex.audit_ids("CN", "verified")
+    delivered = ex.audit_ids("VN", "delivered")
+    assert len(verified) == len(valid)
+    assert max(verified.values()) == 1
+    assert set(delivered) == set(verified), "VN delivered exactly the messages CN verified"
+    assert max(delivered.values()) == 1
+    assert sum(ex.audit_ids("VN", "rejected").values()) >= len(invalid)
+
+
+FAULTS = [
+    ("no faults", ()),
+    ("endpoint drops 30% and duplicates 30%", ("--drop-rate", "0.3", "--duplicate-rate", "0.3", "--seed", "3")),
+]
+
+
+@pytest.mark.parametrize(("case", "faults"), FAULTS, ids=[f[0] for f in FAULTS])
+async def test_full_exchange(exchange: Exchange, case: str, faults: tuple[str, ...]) -> None:
+    ex = exchange
+    ex.start("nanning", *faults)
+    ex.start("receipts")
+    ex.start("outbound")
+    samples = await ex.publish_mix(300, seed=5)
+    await asyncio.to_thread(ex.wait_for, lambda s: s.settled >= len(samples), 120, "every document settled")
+    check_outcome(ex, samples)
+    summary = ex.settled()
+    assert summary.business.get("ACCEPTED", 0) > 0
+    if faults:
+        assert summary.resent > 0
+        assert (summary.duplicates_eliminated or 0) > 0
+        assert sum(ex.audit_ids("CN", "duplicate").values()) == summary.duplicates_eliminated
+    else:
+        assert summary.resent == 0, "nothing was lost: no resend needed"
+        assert summary.duplicates_eliminated == 0
+
+
+async def test_kill_9_outbound_mid_batch_then_restart(tmp_path: Path, kafka_bootstrap: str,
+                                                      topic_prefix: str) -> None:
+    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, XBG_EXCHANGE_BATCH_MAX="50")
+    try:
+        ex.start("nanning")
+        ex.start("receipts")
+        samples = await ex.publish_mix(1200, seed=9)  # a backlog, so the kill lands inside a batch
+        outbound = ex.start("outbound")
+        await asyncio.to_thread(ex.wait_for, lambda s: s.sent >= 150, 90, "150 envelopes committed")
+        outbound.popen.send_signal(signal.SIGKILL)
+        assert ex.stop("outbound") == -signal.SIGKILL
+        ex.start("outbound")
+        await asyncio.to_thread(ex.wait_for, lambda s: s.settled >= len(samples), 180, "every document settled")
+        check_outcome(ex, samples)
+        # the killed instance's open transaction was aborted (never seen), not half-delivered:
+        sealed = ex.audit_ids("VN", "sealed")
+        sent = ex.audit_ids("VN", "sent")
+        assert set(sent) <= set(sealed)
+    finally:
+        ex.stop_all()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_broker_stopped_and_restarted_during_a_run(tmp_path: Path, topic_prefix: str) -> None:
+    from xborder_gateway.config import load_settings
+    from xborder_gateway.kafka_local import LocalKafka
+
+    broker_settings = load_settings(home=tmp_path / "broker", kafka_port=_free_port(),
+                                    kafka_controller_port=_free_port())
+    broker = LocalKafka(broker_settings)
+    try:
+        status = broker.start()
+    except Exception as exc:  # noqa: BLE001 - say why instead of failing obscurely
+        pytest.skip(f"cannot start a dedicated broker for the restart test: {exc}")
+    ex = new_exchange(tmp_path, status.bootstrap, topic_prefix, XBG_EXCHANGE_BATCH_MAX="50")
+    try:
+        for name in ("nanning", "receipts", "outbound"):
+            ex.start(name)
+        samples = await ex.publish_mix(600, seed=13)
+        await asyncio.to_thread(ex.wait_for, lambda s: s.sent >= 50, 90, "the run under way")
+        await asyncio.to_thread(broker.stop)
+        at_stop = ex.summary()
+        assert at_stop is not None
+        assert at_stop.settled < len(samples), "the broker must stop while documents are still in flight"
+        await asyncio.sleep(3)
+        await asyncio.to_thread(broker.start)
+        await asyncio.to_thread(ex.wait_for, lambda s: s.settled >= len(samples), 240,
+                                "every document settled after the broker restart")
+        check_outcome(ex, samples)
+        full = "".join(p.read_text(errors="replace") for p in ex.home.path.glob("*.log"))
+        assert "Connect call failed" in full, "the connectors saw the broker go away"
+    finally:
+        ex.stop_all()
+        broker.stop()
