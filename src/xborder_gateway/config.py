@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     exchange_backoff_jitter_s: float = Field(default=1.0, ge=0, description="random jitter added to a backoff (s)")
     exchange_group_prefix: str = Field(default="xbg", description="prefix of consumer groups / transactional ids")
 
+    # --- documents (intake bounds; IntakeLimits.from_settings) ---------------------------------
+    documents_max_bytes: int = Field(default=1_048_576, ge=1, description="XML size cap, checked before parsing")
+    documents_max_depth: int = Field(default=16, ge=1, description="maximum XML element depth")
+    documents_max_elements: int = Field(default=10_000, ge=1, description="maximum number of XML elements")
+
     # --- keys ----------------------------------------------------------------------------------
     key_passphrase: str | None = Field(
         default=None, description="passphrase of the private keys at rest ($XBG_KEY_PASSPHRASE)", repr=False

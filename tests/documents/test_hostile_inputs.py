@@ -166,3 +166,12 @@ def test_limits_are_one_frozen_object() -> None:
     assert err.value.code == "XML_TOO_LARGE"
     with pytest.raises(ValueError, match="positive"):
         IntakeLimits(max_depth=0)
+
+
+def test_limits_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xborder_gateway.config import Settings
+
+    monkeypatch.setenv("XBG_DOCUMENTS_MAX_BYTES", "2048")
+    limits = IntakeLimits.from_settings(Settings())
+    assert limits.max_bytes == 2048
+    assert limits.max_depth == IntakeLimits().max_depth

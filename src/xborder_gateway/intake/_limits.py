@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["DEFAULT_LIMITS", "IntakeLimits"]
 
@@ -17,6 +18,12 @@ class IntakeLimits:
     """Maximum element depth (the XSDs need 4; libxml2 itself stops at 256) (XML-6)."""
     max_elements: int = 10_000
     """Maximum number of elements in a document (XML-7)."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> IntakeLimits:
+        """The bounds configured as ``documents_max_bytes/_depth/_elements`` (XBG_DOCUMENTS_MAX_…)."""
+        return cls(max_bytes=int(settings.documents_max_bytes), max_depth=int(settings.documents_max_depth),
+                   max_elements=int(settings.documents_max_elements))
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1 or self.max_depth < 1 or self.max_elements < 1:
