@@ -56,13 +56,15 @@ def _error_lines(exc: GatewayError, source: str) -> list[str]:
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.documents import translate_xml
+    from xborder_gateway.intake import IntakeLimits
 
+    limits = IntakeLimits.from_settings(settings)
     paths = [Path(p) for p in args.files]
     contents = [(p, _read(p)) for p in paths]  # all readable before any output: a usage error exits 2 early
     failed = 0
     for path, raw in contents:
         try:
-            translate_xml(raw, source=str(path))
+            translate_xml(raw, source=str(path), limits=limits)
         except GatewayError as exc:
             failed += 1
             for line in _error_lines(exc, str(path)):
@@ -77,11 +79,12 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _map(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.documents import translate_xml
+    from xborder_gateway.intake import IntakeLimits
 
     path = Path(args.file)
     raw = _read(path)
     try:
-        doc = translate_xml(raw, source=str(path))
+        doc = translate_xml(raw, source=str(path), limits=IntakeLimits.from_settings(settings))
     except GatewayError as exc:
         for line in _error_lines(exc, str(path)):
             print(line, file=sys.stderr)
