@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from xborder_gateway import avro
+from xborder_gateway.documents._dynamic import model_from_schema
 from xborder_gateway.documents._registry import document_types, key_pattern
 from xborder_gateway.errors import MappingError
 from xborder_gateway.intake import DEFAULT_LIMITS, DocumentRejectedError, IntakeLimits, parse_xml, prescreen
@@ -59,10 +60,7 @@ def translate_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits =
     mapping = doc.mapping
     record = mapping.apply(root, source=source)
     outputs = mapping.output_values(record, root, source=source)
-    model_cls = model_for(mapping.schema_name)
-    if model_cls is None:
-        raise MappingError(f"schema {mapping.schema_name} has no canonical model", code="MODEL_MISSING",
-                           hint="add a class to xborder_gateway.model")
+    model_cls = model_for(mapping.schema_name) or model_from_schema(mapping.schema_name, mapping.schema_version)
     try:
         model = model_cls.model_validate(record)
     except ValidationError as exc:
