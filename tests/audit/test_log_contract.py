@@ -381,10 +381,8 @@ def test_concurrent_writers_in_separate_processes_serialise(settings: Settings) 
     if settings.audit_url:
         env["XBG_AUDIT_URL"] = settings.audit_url
         env["XBG_AUDIT_PG_SCHEMA"] = settings.audit_pg_schema
-    # create the log (and its key) first, as a deployment does; the workers then race on appends only
-    with AuditLog.open(settings, "VN"):
-        pass
-    workers, batches, per = 3, 15, 40
+    # a fresh home: the workers also race on creating the key, the schema and the first checkpoint
+    workers, batches, per = 4, 15, 40
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w), str(batches), str(per)], env=env,
                               stderr=subprocess.PIPE, text=True) for w in range(workers)]
     for p in procs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -234,7 +235,7 @@ class SqliteStore(Store):
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._set_wal(busy_timeout_s)
             self._conn.execute("PRAGMA synchronous = FULL")  # AUD-5: durable when append returns
             self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: keeps the upper B-tree levels hot
             self._conn.execute("BEGIN IMMEDIATE")
@@ -245,6 +246,19 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the audit database {path}: {exc}", code="AUDIT_DB_OPEN",
                               hint="check the path and its permissions") from exc
+
+    def _set_wal(self, timeout_s: float) -> None:
+        """Switch to WAL (persistent in the file). Several processes opening a brand-new file at once can
+        get SQLITE_BUSY here without the busy handler being called, so retry until the busy timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
