@@ -360,11 +360,13 @@ def test_signing_key_encrypted_with_the_passphrase(settings_factory: Any, make_e
 
 
 WRITER = textwrap.dedent("""
-    import sys
+    import sys, time
     from datetime import UTC, datetime
     from xborder_gateway.audit import AuditEvent, AuditLog
     from xborder_gateway.config import Settings
-    worker, batches, per = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    worker, batches, per, start = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    while time.time() < start:  # every worker opens the fresh log at the same instant
+        time.sleep(0.001)
     log = AuditLog.open(Settings(), "VN")
     for b in range(batches):
         log.append([AuditEvent(time=datetime.now(UTC), authority="VN", process=f"w{worker}", event_type="sent",
@@ -383,7 +385,10 @@ def test_concurrent_writers_in_separate_processes_serialise(settings: Settings) 
         env["XBG_AUDIT_PG_SCHEMA"] = settings.audit_pg_schema
     # a fresh home: the workers also race on creating the key, the schema and the first checkpoint
     workers, batches, per = 4, 15, 40
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w), str(batches), str(per)], env=env,
+    import time
+
+    start = time.time() + 2.0  # after every interpreter has started
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w), str(batches), str(per), str(start)], env=env,
                               stderr=subprocess.PIPE, text=True) for w in range(workers)]
     for p in procs:
         _, err = p.communicate(timeout=240)
