@@ -124,6 +124,8 @@ class _ValueNode(_Node):
         self.item_target = target.items if many and target.items is not None else target
         self.needs_coerce = self.item_target.kind in ("decimal", "enum", "int", "long")
         self.single = transforms[0].fn if len(transforms) == 1 else None
+        # the most common field: text copied with surrounding whitespace removed (no transform call)
+        self.strip_only = len(transforms) == 1 and transforms[0].name == "strip" and not self.needs_coerce
         self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
 
     def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str) -> NoReturn:
@@ -249,7 +251,12 @@ class _RecordNode(_Node):
         for key, node, tag in self.fast:
             found = index.get(tag)
             text = found.text if found is not None else None
-            value = node._convert(text, element, ctx) if text else None
+            if not text:
+                value = None
+            elif node.strip_only:
+                value = text.strip()
+            else:
+                value = node._convert(text, element, ctx)
             record[key] = node.missing() if value is None else value
         for key, other in self.slow:
             record[key] = other.evaluate(element, ctx, position, index)
