@@ -80,8 +80,9 @@ def _row(entry: LogEntry) -> dict[str, Any]:
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     with _open(args, settings) as log:
+        limit = max(1, min(args.limit, log.config.max_search_limit))
         entries = log.search(message_id=args.message_id, business_key=args.declaration, event_type=args.type,
-                             since=args.since, until=args.until, after=args.after, limit=args.limit)
+                             since=args.since, until=args.until, after=args.after, limit=limit)
     rows = [_row(e) for e in entries]
     if args.format == "json":
         print(json.dumps([e.to_json() for e in entries], indent=1))
@@ -97,8 +98,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         print("  ".join(c.ljust(widths[c]) for c in _TABLE_COLUMNS).rstrip())
         for r in rows:
             print("  ".join(str(r[c] if r[c] is not None else "-").ljust(widths[c]) for c in _TABLE_COLUMNS).rstrip())
-    if len(entries) == args.limit:
-        _err(f"(first {args.limit} matches; next page: --after {entries[-1].index})")
+    if len(entries) == limit:
+        _err(f"(first {limit} matches; next page: --after {entries[-1].index})")
     elif not entries:
         _err("no matching entries")
     return 0
