@@ -20,7 +20,8 @@ trap cleanup EXIT
 export XBG_KAFKA_BOOTSTRAP="127.0.0.1:$KPORT"
 export XBG_KAFKA_LOG="$TEST_HOME/kafka/logs/server.log"
 if [ -z "${XBG_POSTGRES_URL:-}" ] && [ -x scripts/postgres.sh ]; then
-  if url=$(scripts/postgres.sh start "$TEST_HOME/pg" | tail -n 1) && [ -n "$url" ]; then
+  PGPORT=${XBG_TEST_POSTGRES_PORT:-$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  if url=$(scripts/postgres.sh start "$TEST_HOME/pg" "$PGPORT" | tail -n 1) && [ -n "$url" ]; then
     export XBG_POSTGRES_URL="$url"
     pg_started=1
   else
