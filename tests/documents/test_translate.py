@@ -168,3 +168,12 @@ def test_data_rules_are_located(case: str, old: bytes, new: bytes, code: str, el
     assert err.value.xpath.endswith(element)
     assert err.value.line is not None
     assert err.value.line > 1
+
+
+def test_a_failing_repeated_value_is_located_at_its_own_element() -> None:
+    raw = (GOLDEN / "IDA-golden.xml").read_bytes().replace(
+        b"<CNO>CSQU3054383</CNO>", b"<CNO>CSQU3054383</CNO>\n    <CNO>MSKU9070324</CNO>")
+    with pytest.raises(DocumentRejectedError) as err:
+        translate_xml(raw)
+    assert err.value.code == "CONTAINER_CHECK_DIGIT"
+    assert err.value.xpath == "/IDA/Containers/CNO[2]"

@@ -91,19 +91,20 @@ class _Node:
         raise NotImplementedError
 
 
-def _coerce(value: Any, target: TargetType, node: _ValueNode, element: etree._Element, ctx: _Ctx) -> Any:
+def _coerce(value: Any, target: TargetType, node: _ValueNode, element: etree._Element, ctx: _Ctx,  # noqa: PLR0917
+            at: etree._Element | None) -> Any:
     if target.kind == "decimal" and isinstance(value, Decimal):
         # canonical form: exactly the schema's scale (exact; a value needing rounding is refused)
         try:
             quantized = value.quantize(target.quantum)
         except InvalidOperation:  # more digits than the decimal context holds
             node.fail(element, ctx, "DECIMAL_PRECISION",
-                      f"{value} does not fit decimal({target.precision},{target.scale})")
+                      f"{value} does not fit decimal({target.precision},{target.scale})", at)
         if quantized != value:
-            node.fail(element, ctx, "DECIMAL_SCALE", f"{value} has more than {target.scale} decimals")
+            node.fail(element, ctx, "DECIMAL_SCALE", f"{value} has more than {target.scale} decimals", at)
         if quantized and quantized.adjusted() >= target.precision - target.scale:
             node.fail(element, ctx, "DECIMAL_PRECISION",
-                      f"{value} does not fit decimal({target.precision},{target.scale})")
+                      f"{value} does not fit decimal({target.precision},{target.scale})", at)
         value = quantized
     elif target.kind == "enum" and value not in target.symbols:
         raise MappingError(f"{node.where}: {value!r} is not a symbol of {target.name}", code="MAPPING_ENUM",
@@ -111,7 +112,7 @@ def _coerce(value: Any, target: TargetType, node: _ValueNode, element: etree._El
     elif target.kind in ("int", "long") and isinstance(value, int):
         limit = 2**31 if target.kind == "int" else 2**63
         if not -limit <= value < limit:
-            node.fail(element, ctx, "INTEGER_RANGE", f"{value} is out of range for {target.kind}")
+            node.fail(element, ctx, "INTEGER_RANGE", f"{value} is out of range for {target.kind}", at)
     return value
 
 
@@ -128,15 +129,17 @@ class _ValueNode(_Node):
         self.strip_only = len(transforms) == 1 and transforms[0].name == "strip" and not self.needs_coerce
         self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
 
-    def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str) -> NoReturn:
-        found = self.getters[0].elements(element, ctx.root) if self.getters else []
-        at = found[0] if found else element
+    def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str,
+             at: etree._Element | None = None) -> NoReturn:
+        if at is None:
+            found = self.getters[0].elements(element, ctx.root) if self.getters else []
+            at = found[0] if found else element
         raise DocumentRejectedError(
             [Reason(code=code, message=message, line=at.sourceline, column=None,
                     xpath=element_path(at))],
             source=ctx.source)
 
-    def _convert(self, text: str, element: etree._Element, ctx: _Ctx) -> Any:
+    def _convert(self, text: str, element: etree._Element, ctx: _Ctx, at: etree._Element | None = None) -> Any:
         value: Any = text
         try:
             if self.single is not None:
@@ -147,10 +150,10 @@ class _ValueNode(_Node):
                         break
                     value = t.fn(value, ctx.eval)
         except DataRuleViolation as exc:
-            self.fail(element, ctx, exc.code, exc.message)
+            self.fail(element, ctx, exc.code, exc.message, at)
         if value is None or not self.needs_coerce:
             return value
-        return _coerce(value, self.item_target, self, element, ctx)
+        return _coerce(value, self.item_target, self, element, ctx, at)
 
     def missing(self) -> Any:
         if self.default is not None:
@@ -167,8 +170,13 @@ class _ValueNode(_Node):
             found = index.get(self.child_tag)
             text = found.text or None if found is not None else None
         elif self.many:
-            return [v for v in (self._convert(t, element, ctx) for t in self.getters[0].texts(element, ctx.root))
-                    if v is not None]
+            getter = self.getters[0]
+            if getter.simple:  # convert element by element, so a failure names the very element
+                pairs = [(e.text, e) for e in getter.elements(element, ctx.root) if e.text]
+                values = [self._convert(t, element, ctx, e) for t, e in pairs]
+            else:
+                values = [self._convert(t, element, ctx) for t in getter.texts(element, ctx.root)]
+            return [v for v in values if v is not None]
         elif self.join is not None:
             parts = [g.text(element, ctx.root) for g in self.getters]
             text = self.join.join(p.strip() for p in parts if p and p.strip()) or None

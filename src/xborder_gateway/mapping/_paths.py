@@ -23,6 +23,8 @@ class Getter:
         self._ns = dict(namespaces)
         self._absolute = expr.startswith("/")
         self._simple = bool(_SIMPLE.match(expr))
+        self.simple = self._simple
+        """True for an ElementPath-style path (child steps, ``..``), False for a general XPath."""
         self._root_tag: str | None = None
         self._rest: str | None = None
         self._local = threading.local()
