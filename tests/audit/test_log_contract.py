@@ -408,3 +408,25 @@ def test_concurrent_writers_in_separate_processes_serialise(settings: Settings) 
             after = page[-1].index
         assert len(seen) == total, "every event exactly once"
         assert report.checkpoints >= total // 100 - workers
+
+
+def test_a_locked_database_is_a_retriable_transport_error(tmp_path: Any, make_event: Any) -> None:
+    import sqlite3
+
+    from xborder_gateway.audit.log import AuditConfig
+
+    settings = Settings(home=tmp_path, audit_url=None)
+    log = AuditLog.open(settings, "VN", config=AuditConfig(busy_timeout_s=0.2), background_checkpoints=False)
+    log.append([make_event(0)])
+    holder = sqlite3.connect(settings.audit_db("VN"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with pytest.raises(GatewayError) as info:
+            log.append([make_event(1)])
+        assert info.value.retriable
+        assert info.value.code in {"AUDIT_DB_BUSY", "AUDIT_DB_WRITE"}
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert log.append([make_event(1)]) == [1], "the same batch goes through once the lock is free"
+    log.close()

@@ -243,6 +243,12 @@ class SqliteStore(Store):
                 if statement.strip():
                     self._conn.execute(statement)
             self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TransportError(f"the audit database {path} stayed locked: {exc}", code="AUDIT_DB_BUSY",
+                                     hint="another process holds a long write transaction") from exc
+            raise ConfigError(f"cannot open the audit database {path}: {exc}", code="AUDIT_DB_OPEN",
+                              hint="check the path and its permissions") from exc
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the audit database {path}: {exc}", code="AUDIT_DB_OPEN",
                               hint="check the path and its permissions") from exc
@@ -274,10 +280,16 @@ class SqliteStore(Store):
             raise TransportError(f"audit database is locked: {exc}", code="AUDIT_DB_BUSY") from exc
         try:
             yield
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # locked, disk full, I/O error: infrastructure, retriable
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise TransportError(f"audit database write failed: {exc}", code="AUDIT_DB_WRITE",
+                                 hint="check the disk and the database file; the batch was not written") from exc
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     def insert(self, entries: Sequence[EntryRow], nodes: Sequence[NodeRow]) -> None:
         sql = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"  # noqa: S608 - constants
@@ -353,9 +365,13 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def write(self) -> Iterator[None]:
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
-            yield
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
+                yield
+        except self._psycopg.OperationalError as exc:  # connection lost, server down: retriable
+            raise TransportError(f"audit database write failed: {exc}", code="AUDIT_DB_WRITE",
+                                 hint="check the PostgreSQL server; the batch was not written") from exc
 
     def insert(self, entries: Sequence[EntryRow], nodes: Sequence[NodeRow]) -> None:
         with self._conn.cursor() as cur:
@@ -370,7 +386,8 @@ class PostgresStore(Store):
         self._conn.close()
 
 
-def open_store(*, sqlite_path: Path | None = None, url: str | None = None, schema: str = "xbg_audit") -> Store:
+def open_store(*, sqlite_path: Path | None = None, url: str | None = None, schema: str = "xbg_audit",
+               busy_timeout_s: float = 30.0) -> Store:
     if url:
         if not url.startswith(("postgresql://", "postgres://")):
             raise ConfigError(f"unsupported audit URL {url.split('@')[-1]!r}", code="AUDIT_URL",
@@ -378,4 +395,4 @@ def open_store(*, sqlite_path: Path | None = None, url: str | None = None, schem
         return PostgresStore(url, schema)
     if sqlite_path is None:
         raise ConfigError("no audit database configured", code="AUDIT_URL")
-    return SqliteStore(sqlite_path)
+    return SqliteStore(sqlite_path, busy_timeout_s=busy_timeout_s)

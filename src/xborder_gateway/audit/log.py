@@ -58,6 +58,7 @@ class AuditConfig:
     max_batch: int = 50_000
     max_search_limit: int = 1000
     verify_chunk: int = 8192  # a power of two
+    busy_timeout_s: float = 30.0  # SQLite: how long a writer waits for another process's transaction
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditConfig:
@@ -199,8 +200,10 @@ class AuditLog:
         if authority not in ("VN", "CN"):
             raise ConfigError(f"unknown authority {authority!r}", code="AUDIT_AUTHORITY", hint="use VN or CN")
         origin = origin_for(settings, authority)
+        config = config or AuditConfig.from_settings(settings)
         store = open_store(sqlite_path=settings.audit_db(authority), url=settings.audit_url,
-                           schema=f"{settings.audit_pg_schema}_{authority.lower()}")
+                           schema=f"{settings.audit_pg_schema}_{authority.lower()}",
+                           busy_timeout_s=config.busy_timeout_s)
         try:
             signer = None if read_only else load_or_create_signer(settings, authority)
             verifier = signer.verifier if signer else load_verifier(settings, authority)
@@ -219,8 +222,7 @@ class AuditLog:
         except BaseException:
             store.close()
             raise
-        log = cls(store, authority, origin, signer=signer, verifier=verifier,
-                  config=config or AuditConfig.from_settings(settings))
+        log = cls(store, authority, origin, signer=signer, verifier=verifier, config=config)
         if signer is not None and background_checkpoints:
             log._start_ticker()
         return log
