@@ -8,6 +8,8 @@ through BOTH sides' audit logs as well as through the tracker's state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +104,27 @@ async def test_unanswered_messages_are_dead_lettered(tmp_path: Path, kafka_boots
         ex.stop_all()
     log = "".join(p.read_text(errors="replace") for p in ex.home.path.glob("receipts.*.log"))
     assert log.count("ERROR") >= 20, "every dead letter logs an ERROR line"
+
+
+async def test_priority_lane_is_served_first(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> None:
+    """A backlog on both lanes: the perishable (priority) envelopes are processed before the normal ones."""
+    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, XBG_EXCHANGE_BATCH_MAX="50")
+    try:
+        normal = await ex.inject(200)
+        priority = await ex.inject(200, perishable_every=1)
+        ex.start("nanning")
+        order: list[str] = []
+        for _ in range(180):
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(sqlite3.OperationalError), \
+                    contextlib.closing(sqlite3.connect(ex.settings.state_db("CN"), timeout=10)) as db:
+                order = [str(m) for (m,) in db.execute("SELECT message_id FROM cn_processed ORDER BY rowid")]
+            if len(order) >= 400:
+                break
+        positions = {mid: i for i, mid in enumerate(order)}
+        last_priority = max(positions[m] for m in priority)
+        assert set(order) == set(normal) | set(priority)
+        # at most the first batch's normal envelopes (fetched before the lane was paused) precede the last one
+        assert last_priority < 200 + 50 + 25, f"priority lane not served first: last at position {last_priority}"
+    finally:
+        ex.stop_all()

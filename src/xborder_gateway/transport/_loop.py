@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[Incoming]], Awaitable[Sequence[Outgoing]]]
 SinkHandler = Callable[[list[Incoming]], Awaitable[None]]
+_MAX_PAUSED_POLLS = 10
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class _BaseLoop:
         self._lock = asyncio.Lock()
         self._consumer: Any = None
         self._paused: set[Any] = set()
+        self._paused_polls = 0
 
     async def _start_consumer(self) -> None:
         c = self.config
@@ -108,6 +110,7 @@ class _BaseLoop:
             await consumer.start()
         self._consumer = consumer
         self._paused = set()
+        self._paused_polls = 0
 
     async def _stop_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -123,28 +126,48 @@ class _BaseLoop:
             batch = await self._consumer.getmany(timeout_ms=c.poll_ms, max_records=c.batch_max)
         records: list[Incoming] = []
         if c.priority_topics:
-            # Priority lane first; while it has a backlog, the other topics wait (paused).
+            # The priority lane's records are handled first in every batch ...
             prio = [tp for tp in batch if tp.topic in c.priority_topics]
             rest = [tp for tp in batch if tp.topic not in c.priority_topics]
             for tp in prio + rest:
                 records.extend(to_incoming(r) for r in batch[tp])
-            await self._steer_priority(bool(prio))
+            with kafka_boundary("priority backlog"):
+                await self._steer_priority()
         else:
             for recs in batch.values():
                 records.extend(to_incoming(r) for r in recs)
         return records
 
-    async def _steer_priority(self, priority_busy: bool) -> None:
+    async def _priority_backlog(self) -> int:
         consumer = self._consumer
-        if priority_busy:
+        backlog = 0
+        for tp in consumer.assignment():
+            if tp.topic not in self.config.priority_topics:
+                continue
+            lso = consumer.last_stable_offset(tp)  # known once the partition was fetched
+            if lso is not None and lso >= 0:
+                backlog += max(0, lso - await consumer.position(tp))
+        return backlog
+
+    async def _steer_priority(self) -> None:
+        """... and while the priority lane has a real backlog (more than half a batch waiting), the other
+        topics are paused so it drains first. A cap on consecutive paused polls keeps the normal lane from
+        starving when perishable traffic is continuous."""
+        consumer = self._consumer
+        busy = await self._priority_backlog() > max(1, self.config.batch_max // 2)
+        if busy and self._paused_polls < _MAX_PAUSED_POLLS:
             others = {tp for tp in consumer.assignment() if tp.topic not in self.config.priority_topics}
             new = others - self._paused
             if new:
                 consumer.pause(*new)
                 self._paused |= new
+            self._paused_polls += 1
         elif self._paused:
             consumer.resume(*self._paused)
             self._paused = set()
+            self._paused_polls = 0
+        else:
+            self._paused_polls = 0
 
     @staticmethod
     def _offsets(records: Sequence[Incoming]) -> dict[Any, int]:
