@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from lxml import etree
@@ -27,6 +27,7 @@ class Getter:
         """True for an ElementPath-style path (child steps, ``..``), False for a general XPath."""
         self._root_tag: str | None = None
         self._rest: str | None = None
+        self._steps: list[str] = []
         self._local = threading.local()
         self.child_tag: str | None = None
         """Set when the path is one child step (``v:ICN``): the engine then reads a per-record index."""
@@ -35,8 +36,10 @@ class Getter:
             if self._absolute:
                 self._root_tag = steps[0]
                 self._rest = "/".join(steps[1:]) or None
+                self._steps = steps[1:]
             else:
                 self._rest = "/".join(steps)
+                self._steps = steps
                 if len(steps) == 1 and steps[0] not in (".", ".."):
                     self.child_tag = steps[0]
         else:
@@ -62,12 +65,24 @@ class Getter:
             return root if root.tag == self._root_tag else None
         return element
 
+    def _walk(self, start: etree._Element) -> Iterator[etree._Element]:
+        """Every match of the child steps below ``start``, in document order (C-level iterchildren)."""
+        frontier: Iterable[etree._Element] = (start,)
+        for step in self._steps:
+            if step == ".":
+                continue
+            if step == "..":
+                frontier = [p for p in (n.getparent() for n in frontier) if p is not None]
+            else:
+                frontier = [c for n in frontier for c in n.iterchildren(step)]
+        return iter(frontier)
+
     def elements(self, element: etree._Element, root: etree._Element) -> list[etree._Element]:
         if self._simple:
             start = self._start(element, root)
             if start is None:
                 return []
-            return [start] if self._rest is None else list(start.iterfind(self._rest))
+            return list(self._walk(start))
         result = self._xpath()(element)
         return [r for r in result if isinstance(r, etree._Element)] if isinstance(result, list) else []
 
@@ -77,7 +92,8 @@ class Getter:
             start = self._start(element, root)
             if start is None:
                 return None
-            value = start.text if self._rest is None else start.findtext(self._rest)
+            first = next(self._walk(start), None)
+            value = first.text if first is not None else None
             return value or None
         result: Any = self._xpath()(element)
         if isinstance(result, list):
