@@ -148,3 +148,35 @@ def test_missing_log_is_a_diagnostic(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 1
     assert "AUDIT_NO_LOG" in err
     assert "what to do:" in err
+
+
+def test_serve_verb_end_to_end(home: Path) -> None:
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    base = [sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "audit", "serve"]
+    refused = subprocess.run([*base, "--port", "0"], capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1
+    assert "AUDIT_NO_TOKENS" in refused.stderr
+    made = subprocess.run([*base, "--add-token", "alice"], capture_output=True, text=True, timeout=60, check=True)
+    token = made.stdout.strip()
+    assert len(token) >= 40
+    assert token not in (home / "audit" / "api-tokens.json").read_text(), "only the hash is stored"
+    proc = subprocess.Popen([*base, "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        req = urllib.request.Request(f"http://127.0.0.1:{match.group(1)}/v1/tree",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local server
+            assert json.loads(resp.read())["size"] == 42
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        if proc.stderr is not None:
+            proc.stderr.close()
