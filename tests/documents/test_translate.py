@@ -177,3 +177,22 @@ def test_a_failing_repeated_value_is_located_at_its_own_element() -> None:
         translate_xml(raw)
     assert err.value.code == "CONTAINER_CHECK_DIGIT"
     assert err.value.xpath == "/IDA/Containers/CNO[2]"
+
+
+def test_translate_from_several_threads_gives_the_same_results() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    samples = [s.xml for kind in ("IDA", "EDA", "TIR") for s in generate(kind, 15, seed=21)]
+    bad = (GOLDEN / "IDA-golden.xml").read_bytes().replace(b"<ICB>A11</ICB>", b"<ICB>Z99</ICB>")
+
+    def run(raw: bytes) -> bytes | str:
+        try:
+            return translate_xml(raw).payload
+        except DocumentRejectedError as exc:
+            return exc.code
+
+    sequential = [run(x) for x in [*samples, bad]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(run, [*samples, bad]))
+    assert threaded == sequential
+    assert sequential[-1] == "XSD_ENUMERATION"
