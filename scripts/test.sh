@@ -10,9 +10,12 @@ KPORT=${XBG_TEST_KAFKA_PORT:-29092}
 CPORT=${XBG_TEST_KAFKA_CONTROLLER_PORT:-29093}
 mkdir -p "$TEST_HOME"
 pg_started=""
+# The server runs as the `postgres` user, which must reach its directory: keep it under /tmp, not the clone.
+PG_DIR=""
 cleanup() {
   "$XB" --home "$TEST_HOME" kafka stop --port "$KPORT" --controller-port "$CPORT" >/dev/null 2>&1 || true
-  if [ -n "$pg_started" ]; then scripts/postgres.sh stop "$TEST_HOME/pg" >/dev/null 2>&1 || true; fi
+  if [ -n "$pg_started" ]; then scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true; fi
+  if [ -n "$PG_DIR" ]; then rm -rf "$PG_DIR"; fi
 }
 trap cleanup EXIT
 
@@ -21,7 +24,8 @@ export XBG_KAFKA_BOOTSTRAP="127.0.0.1:$KPORT"
 export XBG_KAFKA_LOG="$TEST_HOME/kafka/logs/server.log"
 if [ -z "${XBG_POSTGRES_URL:-}" ] && [ -x scripts/postgres.sh ]; then
   PGPORT=${XBG_TEST_POSTGRES_PORT:-$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-  if url=$(scripts/postgres.sh start "$TEST_HOME/pg" "$PGPORT" | tail -n 1) && [ -n "$url" ]; then
+  PG_DIR=$(mktemp -d /tmp/xbg-test-pg.XXXXXX)
+  if url=$(scripts/postgres.sh start "$PG_DIR" "$PGPORT" | tail -n 1) && [ -n "$url" ]; then
     export XBG_POSTGRES_URL="$url"
     pg_started=1
   else
