@@ -135,3 +135,26 @@ async def test_broker_stopped_and_restarted_during_a_run(tmp_path: Path, topic_p
     finally:
         ex.stop_all()
         broker.stop()
+
+
+async def test_two_instances_per_connector_share_the_partitions(tmp_path: Path, kafka_bootstrap: str,
+                                                                topic_prefix: str) -> None:
+    """N instances in one consumer group: partitions are shared, nothing is lost or processed twice, and
+    an instance stopping mid-run hands its partitions over (rebalance waits for the batch in flight)."""
+    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, XBG_EXCHANGE_BATCH_MAX="50")
+    try:
+        ex.start("receipts")
+        for instance in ("a", "b"):
+            ex.start("nanning", instance=instance)
+            ex.start("outbound", instance=instance)
+        samples = await ex.publish_mix(800, seed=21)
+        await asyncio.to_thread(ex.wait_for, lambda s: s.sent >= 200, 90, "the run under way")
+        assert ex.stop("outbound", "b") == 0, "SIGTERM stops an instance cleanly"
+        await asyncio.to_thread(ex.wait_for, lambda s: s.settled >= len(samples), 180, "every document settled")
+        check_outcome(ex, samples)
+        logs = {p.name: p.read_text(errors="replace") for p in ex.home.path.glob("*.log")}
+        for name in ("nanning.a.0.log", "nanning.b.0.log", "outbound.a.0.log", "outbound.b.0.log"):
+            assert 'partitions assigned: ["TopicPartition' in logs[name], f"{name} never got a partition"
+        assert "outbound stopped" in logs["outbound.b.0.log"]
+    finally:
+        ex.stop_all()
