@@ -128,3 +128,18 @@ async def test_priority_lane_is_served_first(tmp_path: Path, kafka_bootstrap: st
         assert last_priority < 200 + 50 + 25, f"priority lane not served first: last at position {last_priority}"
     finally:
         ex.stop_all()
+
+
+async def test_transient_rejects_and_delay_recover(exchange: Exchange) -> None:
+    """30% transient NACKs (CN_TEMPORARILY_UNAVAILABLE) and a 50 ms answer delay: resends bring every message
+    through, each processed once."""
+    ex = exchange
+    ex.start("nanning", "--reject-rate", "0.3", "--delay-ms", "50", "--seed", "5")
+    ex.start("receipts")
+    ids = await ex.inject(200)
+    await asyncio.to_thread(ex.wait_for, lambda s: s.delivered == 200, 120, "200 delivered")
+    summary = await asyncio.to_thread(ex.settled)
+    assert summary.resent > 0, "transient NACKs must have been resent"
+    assert_exactly_once(ex, ids)
+    nacks = ex.audit_ids("VN", "receipt_received")
+    assert sum(nacks.values()) > 200, "the VN audit log holds the NACKs as well as the ACKs"
