@@ -1,0 +1,44 @@
+"""`xborder demo --json`, the README's main command, run as a user runs it (on the session's broker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REQUIRED = {"published", "rejected", "delivered", "dead_lettered", "duplicates_eliminated", "resent",
+            "throughput_per_s", "p50_ms", "p99_ms"}
+
+
+def test_demo_json_reconciles(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> None:
+    env = {**os.environ, "XBG_KAFKA_BOOTSTRAP": kafka_bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": topic_prefix,
+           "XBG_TOPIC_INTAKE": f"{topic_prefix}.raw", "XBG_TOPIC_REJECTED": f"{topic_prefix}.rejected",
+           "XBG_TOPIC_EXCHANGE": f"{topic_prefix}.exchange",
+           "XBG_TOPIC_EXCHANGE_PRIORITY": f"{topic_prefix}.exchange.priority",
+           "XBG_TOPIC_RECEIPTS": f"{topic_prefix}.receipts", "XBG_TOPIC_DEAD_LETTER": f"{topic_prefix}.dead-letter"}
+    env.pop("XBG_CONFIG", None)
+    home = tmp_path / "home"
+    out = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "demo", "--count",
+                          "200", "--seed", "4", "--json"], capture_output=True, text=True, env=env, timeout=240,
+                         check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result) >= REQUIRED
+    assert result["published"] == 200
+    assert result["published"] == result["rejected"] + result["delivered"] + result["dead_lettered"]
+    assert result["rejected"] > 0, "about 5% of generated documents are invalid"
+    assert result["delivered"] > 150
+    assert result["throughput_per_s"] > 0
+    assert result["p50_ms"] <= result["p99_ms"]
+    # keys and trust were created, the passphrase file is private, progress went to stderr
+    assert (home / "keys" / "VN" / "own").is_dir()
+    assert (home / "keys" / "CN" / "own").is_dir()
+    assert (home / "demo-passphrase").stat().st_mode & 0o077 == 0
+    assert "demo-passphrase" in out.stdout
+    assert "settled" in out.stderr
