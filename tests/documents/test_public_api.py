@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import pytest
@@ -28,6 +29,7 @@ def test_translated_document_fields() -> None:
 
     from xborder_gateway.documents import TranslatedDocument
 
-    names = {f.name for f in fields(TranslatedDocument)}
+    names = {f.name for f in fields(TranslatedDocument)} | {"record"}  # record: validated on first access
     assert {"doc_type", "schema_name", "business_key", "payload", "schema_fingerprint", "perishable",
             "linked_declarations", "gross_weight_kg", "record", "raw_sha256"} <= names
+    assert isinstance(TranslatedDocument.__dict__["record"], functools.cached_property)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from xborder_gateway import avro
 from xborder_gateway.documents._dynamic import model_from_schema
 from xborder_gateway.documents._registry import document_types, key_pattern
 from xborder_gateway.errors import MappingError
 from xborder_gateway.intake import DEFAULT_LIMITS, DocumentRejectedError, IntakeLimits, parse_xml, prescreen
-from xborder_gateway.model import model_for
+from xborder_gateway.model import CanonicalRecord, model_for
 
 __all__ = ["TranslatedDocument", "peek_key", "translate_xml"]
 
@@ -35,11 +37,24 @@ class TranslatedDocument:
     perishable: bool
     linked_declarations: tuple[str, ...]
     gross_weight_kg: Decimal | None
-    record: BaseModel = field(repr=False)
-    """The canonical model (e.g. :class:`xborder_gateway.model.Declaration`)."""
     raw_sha256: bytes = field(repr=False)
     """SHA-256 of the exact input bytes."""
     schema_version: int = 0
+    values: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The mapped record as plain values (what was Avro-encoded)."""
+
+    @cached_property
+    def record(self) -> CanonicalRecord:
+        """The canonical model (e.g. :class:`xborder_gateway.model.Declaration`), validated on first access.
+
+        The connectors' hot path needs only the payload and the outputs; the record was already checked
+        against the schema by the mapping (load-time types) and by the Avro encoder (strict)."""
+        model_cls = model_for(self.schema_name) or model_from_schema(self.schema_name, self.schema_version)
+        try:
+            return model_cls.model_validate(self.values)
+        except ValidationError as exc:
+            raise MappingError(f"the mapped {self.doc_type} record does not fit the canonical model: {exc}",
+                               code="MODEL_MISMATCH", hint="fix the mapping or the model") from exc
 
 
 def translate_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits = DEFAULT_LIMITS) -> TranslatedDocument:
@@ -60,12 +75,6 @@ def translate_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits =
     mapping = doc.mapping
     record = mapping.apply(root, source=source)
     outputs = mapping.output_values(record, root, source=source)
-    model_cls = model_for(mapping.schema_name) or model_from_schema(mapping.schema_name, mapping.schema_version)
-    try:
-        model = model_cls.model_validate(record)
-    except ValidationError as exc:
-        raise MappingError(f"{mapping.path.name}: the mapped record does not fit the canonical model: {exc}",
-                           code="MODEL_MISMATCH", hint="fix the mapping or the model") from exc
     payload = avro.encode(mapping.schema_name, record, version=mapping.schema_version)
     key = outputs.get("business_key")
     weight: Any = outputs.get("gross_weight_kg")
@@ -79,8 +88,8 @@ def translate_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits =
         perishable=bool(outputs.get("perishable")),
         linked_declarations=tuple(outputs.get("linked_declarations") or ()),
         gross_weight_kg=weight if isinstance(weight, Decimal) else None,
-        record=model,
         raw_sha256=hashlib.sha256(raw).digest(),
+        values=record,
     )
 
 

@@ -128,6 +128,7 @@ class _ValueNode(_Node):
         # the most common field: text copied with surrounding whitespace removed (no transform call)
         self.strip_only = len(transforms) == 1 and transforms[0].name == "strip" and not self.needs_coerce
         self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
+        self.optional = default is None and target.nullable  # absent -> None, no call needed
 
     def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str,
              at: etree._Element | None = None) -> NoReturn:
@@ -265,7 +266,7 @@ class _RecordNode(_Node):
                 value = text.strip()
             else:
                 value = node._convert(text, element, ctx)
-            record[key] = node.missing() if value is None else value
+            record[key] = value if value is not None or node.optional else node.missing()
         for key, other in self.slow:
             record[key] = other.evaluate(element, ctx, position, index)
         for key, agg in self.aggregates:
