@@ -91,29 +91,59 @@ class _Node:
         raise NotImplementedError
 
 
-def _coerce(value: Any, target: TargetType, node: _ValueNode, element: etree._Element, ctx: _Ctx,  # noqa: PLR0917
-            at: etree._Element | None) -> Any:
+def _coerce_decimal(value: Decimal, target: TargetType) -> Decimal:
+    """Canonical form: exactly the schema's scale (exact: a value that would need rounding is refused)."""
+    try:
+        quantized = value.quantize(target.quantum)
+    except InvalidOperation:  # more digits than the decimal context holds
+        raise DataRuleViolation("DECIMAL_PRECISION",
+                                f"{value} does not fit decimal({target.precision},{target.scale})") from None
+    if quantized != value:
+        raise DataRuleViolation("DECIMAL_SCALE", f"{value} has more than {target.scale} decimals")
+    if quantized and quantized.adjusted() >= target.precision - target.scale:
+        raise DataRuleViolation("DECIMAL_PRECISION", f"{value} does not fit decimal({target.precision},{target.scale})")
+    return quantized
+
+
+def _coerce(value: Any, target: TargetType, where: str) -> Any:
+    """Fit a transform's output to the target type; data faults raise DataRuleViolation."""
     if target.kind == "decimal" and isinstance(value, Decimal):
-        # canonical form: exactly the schema's scale (exact; a value needing rounding is refused)
-        try:
-            quantized = value.quantize(target.quantum)
-        except InvalidOperation:  # more digits than the decimal context holds
-            node.fail(element, ctx, "DECIMAL_PRECISION",
-                      f"{value} does not fit decimal({target.precision},{target.scale})", at)
-        if quantized != value:
-            node.fail(element, ctx, "DECIMAL_SCALE", f"{value} has more than {target.scale} decimals", at)
-        if quantized and quantized.adjusted() >= target.precision - target.scale:
-            node.fail(element, ctx, "DECIMAL_PRECISION",
-                      f"{value} does not fit decimal({target.precision},{target.scale})", at)
-        value = quantized
-    elif target.kind == "enum" and value not in target.symbols:
-        raise MappingError(f"{node.where}: {value!r} is not a symbol of {target.name}", code="MAPPING_ENUM",
+        return _coerce_decimal(value, target)
+    if target.kind == "enum" and value not in target.symbols:
+        raise MappingError(f"{where}: {value!r} is not a symbol of {target.name}", code="MAPPING_ENUM",
                            hint="fix the mapping's code list so it yields only the enum's symbols")
-    elif target.kind in ("int", "long") and isinstance(value, int):
+    if target.kind in ("int", "long") and isinstance(value, int):
         limit = 2**31 if target.kind == "int" else 2**63
         if not -limit <= value < limit:
-            node.fail(element, ctx, "INTEGER_RANGE", f"{value} is out of range for {target.kind}", at)
+            raise DataRuleViolation("INTEGER_RANGE", f"{value} is out of range for {target.kind}")
     return value
+
+
+Converter = Callable[[str, EvalContext], Any]
+
+
+def _converter(transforms: list[CompiledTransform], target: TargetType, where: str) -> Converter:
+    """One callable per field: its transforms, then the fit to the target type (fused where common)."""
+    fns = [t.fn for t in transforms]
+    coerce = target.kind in ("decimal", "enum", "int", "long")
+    if len(fns) == 1 and not coerce:
+        return fns[0]
+    if len(fns) == 1 and target.kind == "decimal":
+        only = fns[0]
+
+        def decimal_field(text: str, ev: EvalContext) -> Any:
+            value = only(text, ev)
+            return None if value is None else _coerce_decimal(value, target)
+        return decimal_field
+
+    def chain(text: str, ev: EvalContext) -> Any:
+        value: Any = text
+        for fn in fns:
+            if value is None:
+                return None
+            value = fn(value, ev)
+        return value if value is None or not coerce else _coerce(value, target, where)
+    return chain
 
 
 class _ValueNode(_Node):
@@ -124,7 +154,7 @@ class _ValueNode(_Node):
         self.transforms, self.default, self.target = transforms, default, target
         self.item_target = target.items if many and target.items is not None else target
         self.needs_coerce = self.item_target.kind in ("decimal", "enum", "int", "long")
-        self.single = transforms[0].fn if len(transforms) == 1 else None
+        self.convert: Converter = _converter(transforms, self.item_target, where)
         # the most common field: text copied with surrounding whitespace removed (no transform call)
         self.strip_only = len(transforms) == 1 and transforms[0].name == "strip" and not self.needs_coerce
         self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
@@ -141,20 +171,10 @@ class _ValueNode(_Node):
             source=ctx.source)
 
     def _convert(self, text: str, element: etree._Element, ctx: _Ctx, at: etree._Element | None = None) -> Any:
-        value: Any = text
         try:
-            if self.single is not None:
-                value = self.single(value, ctx.eval)
-            else:
-                for t in self.transforms:
-                    if value is None:
-                        break
-                    value = t.fn(value, ctx.eval)
+            return self.convert(text, ctx.eval)
         except DataRuleViolation as exc:
             self.fail(element, ctx, exc.code, exc.message, at)
-        if value is None or not self.needs_coerce:
-            return value
-        return _coerce(value, self.item_target, self, element, ctx, at)
 
     def missing(self) -> Any:
         if self.default is not None:
@@ -257,16 +277,20 @@ class _RecordNode(_Node):
         ctx.eval.element = element
         index = _index(element)
         record: dict[str, Any] = {}
-        for key, node, tag in self.fast:
-            found = index.get(tag)
-            text = found.text if found is not None else None
-            if not text:
-                value = None
-            elif node.strip_only:
-                value = text.strip()
-            else:
-                value = node._convert(text, element, ctx)
-            record[key] = value if value is not None or node.optional else node.missing()
+        ev = ctx.eval
+        try:
+            for key, node, tag in self.fast:
+                found = index.get(tag)
+                text = found.text if found is not None else None
+                if not text:
+                    value = None
+                elif node.strip_only:
+                    value = text.strip()
+                else:
+                    value = node.convert(text, ev)
+                record[key] = value if value is not None or node.optional else node.missing()
+        except DataRuleViolation as exc:
+            node.fail(element, ctx, exc.code, exc.message)
         for key, other in self.slow:
             record[key] = other.evaluate(element, ctx, position, index)
         for key, agg in self.aggregates:
