@@ -196,3 +196,24 @@ def test_translate_from_several_threads_gives_the_same_results() -> None:
         threaded = list(pool.map(run, [*samples, bad]))
     assert threaded == sequential
     assert sequential[-1] == "XSD_ENUMERATION"
+
+
+ENGINE_RULES = [
+    ("decimal needing rounding", b"<GW>50000</GW>", b"<GW>50000.0001</GW>", "DECIMAL_SCALE", "/IDA/GW"),
+    ("decimal too large", b"<NO>1200</NO>", b"<NO>99999999999999999999</NO>", "INTEGER_RANGE", "/IDA/NO"),
+    ("not a decimal", b"<QN1>20</QN1>", b"<QN1>twenty</QN1>", "DECIMAL_INVALID", "/IDA/Goods/Line[1]/QN1"),
+]
+
+
+@pytest.mark.parametrize(("case", "old", "new", "code", "xpath"), ENGINE_RULES, ids=[c[0] for c in ENGINE_RULES])
+def test_the_engine_enforces_exactness_even_where_an_xsd_would_not(case: str, old: bytes, new: bytes, code: str,
+                                                                   xpath: str) -> None:
+    """The mapping applied without XSD validation (as for a future document type with a laxer XSD)."""
+    from xborder_gateway.intake import parse_xml
+    from xborder_gateway.mapping import mapping_for
+
+    root = parse_xml((GOLDEN / "IDA-golden.xml").read_bytes().replace(old, new))
+    with pytest.raises(DocumentRejectedError) as err:
+        mapping_for("IDA").apply(root, source="lax.xml")
+    assert err.value.code == code
+    assert err.value.xpath == xpath
