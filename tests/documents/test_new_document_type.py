@@ -105,3 +105,14 @@ def test_a_new_document_type_without_python(extended_tree: Path) -> None:
     assert [line["hs6"] for line in decoded.record["lines"]] == ["081060", "081090"]
     assert decoded.record == doc.record.model_dump()
     assert type(doc.record).__name__ == "CargoNote"  # derived from the schema file
+
+
+def test_a_mapping_whose_root_is_not_in_its_xsd_is_refused_at_load(extended_tree: Path) -> None:
+    from xborder_gateway.errors import MappingError
+
+    (extended_tree / "mappings" / "CNT.yaml").write_text(MAPPING.replace("element: CNT}", "element: CargoNote}"))
+    _clear_caches()
+    with pytest.raises(MappingError) as err:
+        translate_xml(DOC)
+    assert err.value.code == "MAPPING_DEFINITION"
+    assert "CNT.yaml" in err.value.message

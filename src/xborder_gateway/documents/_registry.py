@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+
+from lxml import etree
 
 from xborder_gateway.avro._resources import data_dir
 from xborder_gateway.errors import MappingError
@@ -12,6 +15,8 @@ from xborder_gateway.intake import XsdValidator
 from xborder_gateway.mapping import CompiledMapping, mappings
 
 __all__ = ["DocumentType", "document_types", "key_pattern"]
+
+_XS = "{http://www.w3.org/2001/XMLSchema}"
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,21 @@ def document_types() -> dict[str, DocumentType]:
         if not xsd.is_relative_to(schemas.resolve()) or not xsd.is_file():
             raise MappingError(f"{mapping.path}: xsd {mapping.xsd!r} is not a file under {schemas}",
                                code="MAPPING_DEFINITION", hint="name an XSD relative to schemas/")
+        _check_root_declared(xsd, mapping)
         result[tag] = DocumentType(mapping.document_type, mapping, XsdValidator(xsd, root=schemas))
     return result
+
+
+def _check_root_declared(xsd: Path, mapping: CompiledMapping) -> None:
+    """The mapping's root element must be a global element of its XSD's target namespace."""
+    tree = etree.parse(str(xsd), etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+    namespace = tree.getroot().get("targetNamespace")
+    globals_ = {e.get("name") for e in tree.getroot().iterchildren(f"{_XS}element")}
+    if namespace != mapping.root_namespace or mapping.root_element not in globals_:
+        raise MappingError(f"{mapping.path}: root {{{mapping.root_namespace}}}{mapping.root_element} is not a "
+                           f"global element of {xsd.name} (targetNamespace {namespace!r}, elements "
+                           f"{sorted(n for n in globals_ if n)})", code="MAPPING_DEFINITION",
+                           hint="make 'root' in the mapping match the XSD")
 
 
 @cache
