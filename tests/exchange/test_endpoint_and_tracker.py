@@ -236,3 +236,54 @@ def test_business_rules(case: str,  # noqa: PLR0917 - one parameter per table co
     assert (decision.reasons[0][0] if decision.reasons else None) == code
 
 
+
+
+# --- poison messages never block a partition ----------------------------------------------------------------
+def test_endpoint_bug_on_one_envelope_skips_only_that_envelope(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xborder_gateway.connectors import nanning
+
+    real = nanning.decide
+    poison = _sealed(home, "999999999999")
+
+    def buggy(doc_type: str, record: dict[str, object], **kw: object) -> object:
+        if record.get("business_key") == "999999999999":
+            raise RuntimeError("simulated bug")
+        return real(doc_type, record, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nanning, "decide", buggy)
+    cn = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
+    good = _sealed(home, "100000000002")
+    out, events, counts = cn.process([_incoming(home.settings.topic_exchange, poison),
+                                      _incoming(home.settings.topic_exchange, good, offset=1)])
+    assert counts["failed"] == 1
+    assert counts["processed"] == 1
+    assert {o.header("xbg-message-id") for o in out} == {str(good.message_id).encode()}
+    assert all(e.message_id == str(good.message_id) for e in events)
+    db = sqlite3.connect(home.settings.state_db("CN"))
+    answers = db.execute("SELECT count(*) FROM cn_answers WHERE message_id = ?", (str(poison.message_id),))
+    assert answers.fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM envelope_replay").fetchone()[0] == 1, "the poison id was not recorded"
+    cn.close()
+
+
+def test_outbound_bug_on_one_document_rejects_only_that_document(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xborder_gateway import documents
+    from xborder_gateway.connectors import OutboundProcessor
+    from xborder_gateway.samples import generate
+
+    real = documents.translate_xml
+    a, b = list(generate("EDA", 2, seed=3))
+
+    def buggy(raw: bytes, **kw: object) -> object:
+        if raw == a.xml:
+            raise ZeroDivisionError("simulated bug")
+        return real(raw, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(documents, "translate_xml", buggy)
+    ob = OutboundProcessor(home.settings, home.vn, home.vn_trust)
+    recs = [Incoming(home.settings.topic_intake, 0, i, x.business_key.encode(), x.xml) for i, x in enumerate((a, b))]
+    out, _events, counts = ob.process(recs)
+    assert (counts["rejected"], counts["sealed"]) == (1, 1)
+    rejected = next(o for o in out if o.topic == home.settings.topic_rejected)
+    assert rejected.value == a.xml, "the raw bytes are kept"
+    assert b"INTERNAL_TRANSLATION_ERROR" in (rejected.header("xbg-reasons") or b"")

@@ -171,10 +171,30 @@ class NanningProcessor:
                     continue
                 copies = 2 if f.duplicate_rate and self.rng.random() < f.duplicate_rate else 1
                 for _ in range(copies):
-                    outputs.extend(self._one(conn, r, events, counts))
+                    outputs.extend(self._guarded(conn, r, events, counts))
         # committed: the message ids and their answers are durable together
         self.processed += counts["processed"]
         return outputs, events, counts
+
+    def _guarded(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent],
+                 counts: dict[str, int]) -> list[Outgoing]:
+        """One envelope inside a savepoint: an unexpected error undoes only this envelope's writes, is
+        logged, and the envelope is skipped (no answer: the sender resends, then dead-letters) -- a poison
+        envelope never blocks the partition."""
+        conn.execute("SAVEPOINT one")
+        mark = len(events)
+        try:
+            out = self._one(conn, r, events, counts)
+        except Exception:
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            del events[mark:]
+            counts["failed"] = counts.get("failed", 0) + 1
+            logging.getLogger(__name__).exception("unexpected error on %s/%d@%d message_id=%s", r.topic,
+                                                  r.partition, r.offset, r.header_str(H_MESSAGE_ID))
+            return []
+        conn.execute("RELEASE one")
+        return out
 
     def _answer(self, topic_key: str, kind: str, data: bytes, *, mid: str, run: str | None,
                 business_key: str | None) -> Outgoing:

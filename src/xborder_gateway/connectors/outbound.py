@@ -89,9 +89,24 @@ class OutboundProcessor:
         self.me = me
         self.trust = trust
 
-    def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
+    def _translate_and_seal(self, raw: bytes, source: str) -> tuple[Any, Any]:
         from xborder_gateway.documents import translate_xml
 
+        try:
+            doc = translate_xml(raw, source=source)
+            sealed = seal(doc.payload, sender=self.me, recipient=COUNTERPART, trust=self.trust,
+                          document_type=doc.doc_type, schema_fingerprint=doc.schema_fingerprint,
+                          priority=1 if doc.perishable else 0)
+        except GatewayError:
+            raise
+        except Exception as exc:  # a bug met by some input must not block the partition (poison message)
+            logging.getLogger(__name__).exception("unexpected error translating %s", source)
+            raise MappingError(f"unexpected {type(exc).__name__} while translating: {exc}",
+                               code="INTERNAL_TRANSLATION_ERROR",
+                               hint="a gateway bug; the raw document is kept on the rejected topic") from exc
+        return doc, sealed
+
+    def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
         s = self.settings
         outputs: list[Outgoing] = []
         events: list[AuditEvent] = []
@@ -102,10 +117,7 @@ class OutboundProcessor:
             run = r.header(H_RUN)
             published = r.header(H_PUBLISHED_MS) or str(r.timestamp_ms).encode()
             try:
-                doc = translate_xml(r.value, source=source)
-                sealed = seal(doc.payload, sender=self.me, recipient=COUNTERPART, trust=self.trust,
-                              document_type=doc.doc_type, schema_fingerprint=doc.schema_fingerprint,
-                              priority=1 if doc.perishable else 0)
+                doc, sealed = self._translate_and_seal(r.value, source)
             except (IntakeError, MappingError, EnvelopeError) as exc:
                 reasons = _reasons(exc)
                 outputs.append(Outgoing(s.topic_rejected, r.key, r.value, Outgoing.make_headers({

@@ -196,6 +196,9 @@ class ReceiptTracker:
         except GatewayError as exc:  # a receipt we cannot trust changes nothing
             counts["bad_receipt"] += 1
             log_line(logging.WARNING, "receipt refused", message_id=r.header_str(H_MESSAGE_ID), code=exc.code)
+        except (KeyError, TypeError, ValueError):  # a signed but malformed record: never block the partition
+            counts["bad_receipt"] += 1
+            logging.getLogger(__name__).exception("malformed receipt message_id=%s", r.header_str(H_MESSAGE_ID))
 
     def _technical(self, conn: sqlite3.Connection, record: dict[str, Any], r: Incoming, *,
                    events: list[AuditEvent], counts: dict[str, int], latencies: list[float]) -> None:
