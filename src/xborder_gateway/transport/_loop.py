@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 BatchHandler = Callable[[list[Incoming]], Awaitable[Sequence[Outgoing]]]
 SinkHandler = Callable[[list[Incoming]], Awaitable[None]]
 _MAX_PAUSED_POLLS = 10
+_STOP_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class _BaseLoop:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             try:
-                await consumer.stop()
+                await asyncio.wait_for(consumer.stop(), timeout=_STOP_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - closing a broken client; the next start reports
                 log.debug("consumer stop: %r", exc)
 
@@ -209,8 +210,8 @@ class TransactionalBatchLoop(_BaseLoop):
         await self._stop_consumer()
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await producer.stop()
+            try:  # bounded: a producer whose sender task died (aiokafka #1004) may never finish stopping
+                await asyncio.wait_for(producer.stop(), timeout=_STOP_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - closing a broken client
                 log.debug("producer stop: %r", exc)
 
