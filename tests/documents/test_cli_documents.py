@@ -104,3 +104,14 @@ def test_samples_mix_writes_linked_trucks(home: Path) -> None:
     names = [p.name for p in out.glob("*.xml")]
     assert len(names) == 30
     assert any(n.startswith("TIR-") for n in names)
+
+
+def test_validate_refuses_an_oversize_file_without_reading_it_all(home: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XBG_DOCUMENTS_MAX_BYTES", "4096")
+    big = home / "big.xml"
+    with big.open("wb") as f:
+        f.write(b"<IDA>")
+        f.truncate(50 * 1024 * 1024)  # a sparse 50 MiB file
+    assert main(["validate", str(big)]) == 1
+    assert "XML_TOO_LARGE document is 4097 bytes, the limit is 4096" in capsys.readouterr().out

@@ -38,9 +38,12 @@ class _UsageError(ConfigError):
     exit_code = 2
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes: enough for the intake to refuse an oversize file (XML-1) without
+    reading all of it into memory."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            return f.read(max_bytes + 1)
     except OSError as exc:
         raise _UsageError(f"cannot read {path}: {exc.strerror or exc}", code="FILE_UNREADABLE",
                           hint="name existing, readable files") from exc
@@ -60,9 +63,11 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
     limits = IntakeLimits.from_settings(settings)
     paths = [Path(p) for p in args.files]
-    contents = [(p, _read(p)) for p in paths]  # all readable before any output: a usage error exits 2 early
+    for path in paths:  # every file readable before any output: a usage error exits 2 early
+        _read(path, 0)
     failed = 0
-    for path, raw in contents:
+    for path in paths:  # one file in memory at a time
+        raw = _read(path, limits.max_bytes)
         try:
             translate_xml(raw, source=str(path), limits=limits)
         except GatewayError as exc:
@@ -72,8 +77,8 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
             continue
         if args.verbose:
             print(f"{path}: valid", file=sys.stderr)
-    if len(contents) > 1 or failed:
-        print(f"{len(contents) - failed} valid, {failed} invalid", file=sys.stderr)
+    if len(paths) > 1 or failed:
+        print(f"{len(paths) - failed} valid, {failed} invalid", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -82,9 +87,10 @@ def _map(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.intake import IntakeLimits
 
     path = Path(args.file)
-    raw = _read(path)
+    limits = IntakeLimits.from_settings(settings)
+    raw = _read(path, limits.max_bytes)
     try:
-        doc = translate_xml(raw, source=str(path), limits=IntakeLimits.from_settings(settings))
+        doc = translate_xml(raw, source=str(path), limits=limits)
     except GatewayError as exc:
         for line in _error_lines(exc, str(path)):
             print(line, file=sys.stderr)
@@ -124,7 +130,11 @@ def _samples_generate(args: argparse.Namespace, settings: Settings) -> int:
     written = 0
     for sample in samples:
         suffix = f".{sample.broken_rule}" if sample.broken_rule else ""
-        (out / f"{sample.name}{suffix}.xml").write_bytes(sample.xml)
+        target = out / f"{sample.name}{suffix}.xml"
+        try:
+            target.write_bytes(sample.xml)
+        except OSError as exc:
+            raise _UsageError(f"cannot write {target}: {exc.strerror or exc}", code="FILE_UNWRITABLE") from exc
         written += 1
     print(f"wrote {written} {kind} document(s) to {out}", file=sys.stderr)
     return 0
