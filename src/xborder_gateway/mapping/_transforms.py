@@ -14,12 +14,14 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from xborder_gateway.mapping._codelists import codelist
-from xborder_gateway.mapping._paths import Getter, compile_path
+from xborder_gateway.mapping._paths import compile_path
 
 __all__ = [
     "TRANSFORMS",
     "CompiledTransform",
     "DataRuleViolation",
+    "EvalContext",
+    "compile_transform",
     "container_check_digit",
     "tax_code_check_digit",
 ]
@@ -311,5 +313,3 @@ def compile_transform(spec: Any, ns: Mapping[str, str], in_kind: str) -> Compile
     return CompiledTransform(name=name, out_kind=known.out_kind, may_be_null=may_be_null, fn=fn,
                              codelist_values=values)
 
-
-__all__ += ["EvalContext", "Getter", "compile_transform"]
