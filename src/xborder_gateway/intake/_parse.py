@@ -49,7 +49,7 @@ def prescreen(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits = DEF
     if len(raw) > limits.max_bytes:
         raise _reject("XML_TOO_LARGE", f"document is {len(raw)} bytes, the limit is {limits.max_bytes}",
                                    source=source)
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise _reject("XML_EMPTY", "document is empty", source=source, line=1, column=1)
     # XML-3: UTF-8 only (UTF-16/32 would also hide the byte patterns checked below).
     if raw.startswith(_BOMS):
