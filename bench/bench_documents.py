@@ -13,9 +13,10 @@ Stages (each timed alone over the whole set, repeated until --seconds elapse, be
   parse      the hardened intake: pre-screen + hardened parser + depth/element caps
   validate   libxml2 XSD validation of an already-parsed tree
   map        the declarative mapping of a validated tree to the record (dict)
-  model      pydantic validation of the record into the canonical model
+  model      pydantic validation of the record into the canonical model (translate_xml builds it lazily,
+             on the first access to TranslatedDocument.record, so it is not part of "total")
   encode     Avro single-object encoding of the record
-  total      translate_xml (all of the above + SHA-256 of the input)
+  total      translate_xml (parse + validate + map + encode + outputs + SHA-256 of the input)
 """
 
 from __future__ import annotations
