@@ -69,13 +69,16 @@ class Settings(BaseSettings):
     kafka_start_timeout: float = Field(default=90.0, gt=0, description="seconds to wait for the broker")
 
     # --- topics (names are configuration; partition count applies to every gateway topic) -----
-    topic_intake: str = "vn.declarations.raw"
-    topic_rejected: str = "vn.declarations.rejected"
-    topic_exchange: str = "xb.vn-cn.exchange"
-    topic_exchange_priority: str = "xb.vn-cn.exchange.priority"
-    topic_receipts: str = "xb.cn-vn.receipts"
-    topic_dead_letter: str = "xb.vn-cn.dead-letter"
-    topic_partitions: int = Field(default=3, ge=1)
+    topic_intake: str = Field(default="vn.declarations.raw", description="VN customs systems publish XML here")
+    topic_rejected: str = Field(default="vn.declarations.rejected",
+                                description="refused input: raw bytes + structured reasons")
+    topic_exchange: str = Field(default="xb.vn-cn.exchange", description="sealed envelopes VN -> CN")
+    topic_exchange_priority: str = Field(default="xb.vn-cn.exchange.priority",
+                                         description="priority lane for perishable goods, served first")
+    topic_receipts: str = Field(default="xb.cn-vn.receipts", description="signed receipts and business responses")
+    topic_dead_letter: str = Field(default="xb.vn-cn.dead-letter",
+                                   description="messages never acknowledged after every resend")
+    topic_partitions: int = Field(default=3, ge=1, description="partitions of every gateway topic")
 
     # --- exchange (connectors: outbound, nanning endpoint, receipt tracker) --------------------
     exchange_batch_max: int = Field(default=500, ge=1, le=10_000,
