@@ -96,3 +96,13 @@ def test_public_surface_is_the_intended_one() -> None:
     ])
     for name in xborder_gateway.__all__:
         assert hasattr(xborder_gateway, name)
+
+
+def test_configuration_doc_lists_every_setting() -> None:
+    from pathlib import Path
+
+    from xborder_gateway._cli.commands.config import settings_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    table = doc.split("<!-- settings-table:start -->\n", 1)[1].split("<!-- settings-table:end -->", 1)[0]
+    assert table == settings_markdown(), "docs/configuration.md is stale: regenerate with `xborder config markdown`"
