@@ -143,3 +143,34 @@ async def test_transient_rejects_and_delay_recover(exchange: Exchange) -> None:
     assert_exactly_once(ex, ids)
     nacks = ex.audit_ids("VN", "receipt_received")
     assert sum(nacks.values()) > 200, "the VN audit log holds the NACKs as well as the ACKs"
+
+
+async def test_two_tracker_instances_split_the_resends(exchange: Exchange) -> None:
+    """Two receipt trackers in one group share the state file; each resends only the messages of the exchange
+    partitions it consumes, so no (message id, attempt) is resent twice."""
+    from collections import Counter
+
+    from xborder_gateway.audit import AuditLog
+
+    ex = exchange
+    ex.start("nanning", "--drop-rate", "0.3", "--seed", "17")
+    ex.start("receipts", instance="a")
+    ex.start("receipts", instance="b")
+    ids = await ex.inject(100)
+    await asyncio.to_thread(ex.wait_for, lambda s: s.delivered == 100, 120, "100 delivered")
+    summary = await asyncio.to_thread(ex.settled)
+    assert summary.resent > 0
+    assert_exactly_once(ex, ids)
+    pairs: Counter[tuple[str, int]] = Counter()
+    log = AuditLog.open(ex.settings, "VN", read_only=True)
+    try:
+        after = None
+        while page := log.search(event_type="resent", after=after, limit=1000):
+            pairs.update((str(e.event.message_id), int(e.event.attempt or 0)) for e in page)
+            after = page[-1].index
+    finally:
+        log.close()
+    assert pairs
+    assert max(pairs.values()) == 1, "a message was resent by both instances for the same attempt"
+    logs = "".join(p.read_text(errors="replace") for p in ex.home.path.glob("receipts.*.log"))
+    assert logs.count("resent message_id=") == sum(pairs.values())

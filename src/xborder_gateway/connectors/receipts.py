@@ -146,15 +146,16 @@ class ReceiptTracker:
         published = r.header_str(H_PUBLISHED_MS)
         sent_ms = r.timestamp_ms or now_ms()
         cur = conn.execute(
-            "INSERT INTO xbg_messages (message_id, topic, msg_key, data, headers, doc_type, business_key, run, "
-            "published_ms, first_sent_ms, attempts, next_due_ms, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 'pending') "
-            "ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, msg_key = excluded.msg_key, "
+            "INSERT INTO xbg_messages (message_id, topic, part, msg_key, data, headers, doc_type, business_key, "
+            "run, published_ms, first_sent_ms, attempts, next_due_ms, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 'pending') "
+            "ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, part = excluded.part, "
+            "msg_key = excluded.msg_key, "
             "data = excluded.data, headers = excluded.headers, doc_type = excluded.doc_type, "
             "business_key = excluded.business_key, run = excluded.run, published_ms = excluded.published_ms, "
             "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms, "
             "attempts = max(xbg_messages.attempts, 1) WHERE data IS NULL",
-            (mid, r.topic, r.key, r.value, encode_headers(r.headers), r.header_str(H_DOC_TYPE),
+            (mid, r.topic, r.partition, r.key, r.value, encode_headers(r.headers), r.header_str(H_DOC_TYPE),
              r.header_str(H_BUSINESS_KEY), r.header_str(H_RUN), int(published) if published else None, sent_ms,
              sent_ms + self.timeout_ms))
         if cur.rowcount:
@@ -253,13 +254,21 @@ class ReceiptTracker:
         log_line(logging.WARNING, "NACK received", message_id=mid, code=code)
 
     # --- resend / dead letter ------------------------------------------------------------------------
-    def due(self, limit: int = 500) -> list[tuple[PendingMessage, str | None]]:
+    def due(self, limit: int = 500, owned: set[tuple[str, int]] | None = None
+            ) -> list[tuple[PendingMessage, str | None]]:
+        """Pending messages past their due time; with ``owned``, only those whose exchange partition this
+        instance consumes (N tracker instances share the state file and split the resend work)."""
         rows = self.conn.execute(
-            "SELECT message_id, topic, msg_key, data, headers, attempts, business_key, doc_type, last_nack "
+            "SELECT message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack "
             "FROM xbg_messages WHERE state = 'pending' AND data IS NOT NULL AND next_due_ms <= ? "
-            "ORDER BY next_due_ms LIMIT ?", (now_ms(), limit)).fetchall()
-        return [(PendingMessage(str(m), str(t), bytes(k) if k is not None else None, bytes(d), decode_headers(h),
-                                int(a), b, dt), nack) for m, t, k, d, h, a, b, dt, nack in rows]
+            "ORDER BY next_due_ms LIMIT ?", (now_ms(), limit * (4 if owned is not None else 1))).fetchall()
+        out = []
+        for m, t, p, k, d, h, a, b, dt, nack in rows:
+            if owned is not None and (str(t), p) not in owned:
+                continue
+            out.append((PendingMessage(str(m), str(t), p, bytes(k) if k is not None else None, bytes(d),
+                                       decode_headers(h), int(a), b, dt), nack))
+        return out[:limit]
 
     def is_permanent(self, last_nack: str | None) -> bool:
         return last_nack is not None and last_nack != TRANSIENT_NACK
@@ -287,9 +296,10 @@ def _with_attempt(headers: tuple[tuple[str, bytes], ...], attempt: int) -> tuple
     return (*((k, v) for k, v in headers if k != H_ATTEMPT), (H_ATTEMPT, str(attempt).encode()))
 
 
-async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: Ops) -> None:
+async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: Ops,
+                owned: set[tuple[str, int]] | None = None) -> None:
     settings = tracker.settings
-    due = tracker.due()
+    due = tracker.due(owned=owned)
     if not due:
         return
     resend: list[PendingMessage] = []
@@ -372,7 +382,8 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
                     with kafka_boundary("start producer"):
                         await producer.start()
                     started = True
-                await _tick(tracker, producer, auditor, ops)
+                owned = {tp for tp in loop.assigned() if tp[0] in tracker.exchange_topics}
+                await _tick(tracker, producer, auditor, ops, owned)
                 pending[0] = tracker.pending_count()
                 ops.pending.set(pending[0])
             except TransportError as exc:

@@ -41,6 +41,7 @@ VN_SCHEMA = """
 CREATE TABLE IF NOT EXISTS xbg_messages (
     message_id     TEXT PRIMARY KEY,
     topic          TEXT,
+    part           INTEGER,
     msg_key        BLOB,
     data           BLOB,
     headers        TEXT,
@@ -115,6 +116,10 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(schema)
+    if schema is VN_SCHEMA:  # state files written before the partition column existed
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(xbg_messages)")}
+        if "part" not in columns:
+            conn.execute("ALTER TABLE xbg_messages ADD COLUMN part INTEGER")
     return conn
 
 
@@ -122,6 +127,7 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
 class PendingMessage:
     message_id: str
     topic: str
+    partition: int | None
     key: bytes | None
     data: bytes
     headers: tuple[tuple[str, bytes], ...]

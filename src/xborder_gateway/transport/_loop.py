@@ -103,6 +103,16 @@ class _BaseLoop:
         self._paused: set[Any] = set()
         self._paused_polls = 0
 
+    def assigned(self) -> set[tuple[str, int]]:
+        """(topic, partition) pairs this instance consumes now (empty while not in the group)."""
+        consumer = self._consumer
+        if consumer is None:
+            return set()
+        try:
+            return {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        except Exception:  # noqa: BLE001 - assignment is undefined while (re)joining
+            return set()
+
     async def _start_consumer(self) -> None:
         c = self.config
         consumer = make_consumer(c.bootstrap, group_id=c.group_id, batch_max=c.batch_max, client_id=c.client_id)
