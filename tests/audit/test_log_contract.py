@@ -430,3 +430,15 @@ def test_a_locked_database_is_a_retriable_transport_error(tmp_path: Any, make_ev
         holder.close()
     assert log.append([make_event(1)]) == [1], "the same batch goes through once the lock is free"
     log.close()
+
+
+def test_closing_a_writable_log_signs_its_tail(settings_factory: Any, make_event: Any) -> None:
+    # a connector that stops before the T-seconds tick must not leave its last entries unsigned
+    settings = settings_factory(audit_checkpoint_entries=1000, audit_checkpoint_seconds=3600)
+    with AuditLog.open(settings, "VN") as log:
+        log.append([make_event(0)])
+        log.append([make_event(1), make_event(2)])  # not due: 2 entries, well within the hour
+        assert [c.checkpoint.size for c in log.checkpoints()] == [1]
+    with AuditLog.open(settings, "VN", read_only=True) as log:
+        assert [c.checkpoint.size for c in log.checkpoints()] == [1, 3]
+        assert log.verify().checkpoints == 2
