@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,7 @@ from xborder_gateway.transport import (
     make_producer,
 )
 
-__all__ = ["Backoff", "ReceiptTracker", "ReceiptsOptions", "run_receipts"]
+__all__ = ["Backoff", "ReceiptTracker", "ReceiptsOptions", "resend_forever", "run_receipts"]
 
 AUTHORITY = "VN"
 PROCESS = "receipts"
@@ -323,8 +323,6 @@ async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: O
             futures.append(await producer.send(out.topic, value=out.value, key=out.key, headers=list(out.headers)))
         if futures:
             await asyncio.gather(*futures)
-    tracker.mark_resent(resend)
-    tracker.mark_dead([m for m, _ in dead])
     events = [event(AUTHORITY, PROCESS, EventType.RESENT, message_id=m.message_id, business_key=m.business_key,
                     document_type=m.doc_type, kafka_topic=m.topic, attempt=m.attempts + 1) for m in resend]
     for m, why in dead:
@@ -334,11 +332,46 @@ async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: O
                             business_key=m.business_key, document_type=m.doc_type,
                             kafka_topic=settings.topic_dead_letter, attempt=m.attempts, outcome="dead",
                             reason_code=why))
+    # AUD-5: the resend / dead letter is in the audit log before the state moves on; a crash in between
+    # repeats the send (safe: the endpoint de-duplicates) and at worst repeats an event, never loses one.
     auditor.append(events)
+    tracker.mark_resent(resend)
+    tracker.mark_dead([m for m, _ in dead])
     ops.count("resent", len(resend))
     ops.count("dead_lettered", len(dead))
     for m in resend:
         log_line(logging.INFO, "resent", message_id=m.message_id, attempt=m.attempts + 1)
+
+
+async def resend_forever(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: Ops, stop: asyncio.Event,
+                         *, owned: Callable[[], set[tuple[str, int]]], tick_s: float,
+                         on_pending: Callable[[int], None] = lambda n: None) -> None:
+    """The tracker's resend / dead-letter task: one :func:`_tick` every ``tick_s`` until ``stop``.
+
+    A Kafka failure is retried at the next tick. Any other failure (state database, audit log) stops the
+    whole tracker (``stop`` is set, the error propagates): a tracker that keeps consuming receipts while its
+    resend task is dead would silently never resend nor dead-letter again.
+    """
+    started = False
+    try:
+        while not stop.is_set():
+            try:
+                if not started:
+                    with kafka_boundary("start producer"):
+                        await producer.start()
+                    started = True
+                await _tick(tracker, producer, auditor, ops, owned())
+                on_pending(tracker.pending_count())
+            except TransportError as exc:
+                log_line(logging.WARNING, "resend tick failed; retrying", code=exc.code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=tick_s)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        logging.getLogger(__name__).exception("resend task failed; stopping the receipt tracker")
+        stop.set()
+        raise
 
 
 async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
@@ -374,33 +407,26 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
     loop = AtLeastOnceLoop(config, handler, stop)
     producer = make_producer(settings.bootstrap, client_id=ident.client_id)
 
-    async def resender() -> None:
-        started = False
-        while not stop.is_set():
-            try:
-                if not started:
-                    with kafka_boundary("start producer"):
-                        await producer.start()
-                    started = True
-                owned = {tp for tp in loop.assigned() if tp[0] in tracker.exchange_topics}
-                await _tick(tracker, producer, auditor, ops, owned)
-                pending[0] = tracker.pending_count()
-                ops.pending.set(pending[0])
-            except TransportError as exc:
-                log_line(logging.WARNING, "resend tick failed; retrying", code=exc.code)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=options.tick_s)
+    def owned() -> set[tuple[str, int]]:
+        return {tp for tp in loop.assigned() if tp[0] in tracker.exchange_topics}
+
+    def set_pending(n: int) -> None:
+        pending[0] = n
+        ops.pending.set(n)
 
     log_line(logging.INFO, "receipt tracker started", instance=options.instance, bootstrap=settings.bootstrap)
-    task = asyncio.create_task(resender())
+    task = asyncio.create_task(resend_forever(tracker, producer, auditor, ops, stop, owned=owned,
+                                              tick_s=options.tick_s, on_pending=set_pending))
     try:
         await loop.run()
     finally:
         stop.set()
-        await task
-        with contextlib.suppress(Exception):
-            await producer.stop()
-        ops.close()
-        auditor.close()
-        tracker.close()
+        try:
+            await task  # re-raises a failure of the resend task (the process then exits non-zero)
+        finally:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            ops.close()
+            auditor.close()
+            tracker.close()
     return 0
