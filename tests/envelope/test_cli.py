@@ -163,3 +163,40 @@ def test_seal_invalid_xml_is_a_diagnostic(home: Path, tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert "Traceback" not in err
+
+
+def test_keys_verbs_as_the_issue_writes_them(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`keys export --out BUNDLE`, `keys import BUNDLE`, `keys rotate`, `keys list` without --authority, one
+    authority per home (as each customs side runs it)."""
+    vn_home, cn_home = tmp_path / "vn", tmp_path / "cn"
+    assert _run(vn_home, "keys", "init", "--authority", "VN") == 0
+    assert _run(cn_home, "keys", "init", "--authority", "CN") == 0
+    assert _run(vn_home, "keys", "export", "--out", str(tmp_path / "vn.pem")) == 0
+    assert _run(cn_home, "keys", "import", str(tmp_path / "vn.pem")) == 0
+    assert "trusted by CN" in capsys.readouterr().err
+    assert _run(vn_home, "keys", "rotate") == 0
+    capsys.readouterr()
+    assert _run(vn_home, "keys", "list", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["authority"] for r in rows if r["kind"] == "own"] == ["VN", "VN"]
+    assert _run(cn_home, "keys", "list", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["kind"], r["authority"]) for r in rows} == {("own", "CN"), ("trusted", "VN")}
+    # a home's own bundle is still refused, not imported as the other authority's
+    assert _run(vn_home, "keys", "import", str(tmp_path / "vn.pem")) == 1
+    assert "KEYS_BUNDLE_SELF" in capsys.readouterr().err
+
+
+def test_keys_authority_default_needs_one_authority(home: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(home, "keys", "list") == 1
+    assert "KEYS_MISSING" in capsys.readouterr().err
+    _paired(home, tmp_path, capsys)  # this home holds VN's and CN's keys
+    assert _run(home, "keys", "export") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: KEYS_AUTHORITY_AMBIGUOUS")
+    assert "--authority" in err
+    # ...but an import can only be for the authority that is not the bundle's
+    assert _run(home, "keys", "import", str(tmp_path / "vn.pem")) == 0
+    assert "trusted by CN" in capsys.readouterr().err
+

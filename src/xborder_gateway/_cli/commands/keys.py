@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from xborder_gateway._cli import add_command
 from xborder_gateway.config import Settings
-from xborder_gateway.errors import ConfigError
+from xborder_gateway.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
     from xborder_gateway.envelope import AuthorityCertificate
@@ -27,6 +27,7 @@ examples:
   xborder keys import vn.bundle.pem --authority CN --expect-fingerprint 3f2a…   CN trusts VN
   xborder keys rotate --authority VN        a new generation; older ones still open until they expire
   xborder keys list --authority VN          own and trusted keys, current one marked, expiry warnings
+  xborder keys list                         --authority may be left out when the home holds one authority's keys
 """
 
 
@@ -35,6 +36,47 @@ def _describe(cert: AuthorityCertificate) -> str:
             f"encryption {cert.encryption_key_id.hex()[:16]}…"
             f"  valid {cert.not_before:%Y-%m-%d %H:%M:%SZ} .. {cert.not_after:%Y-%m-%d %H:%M:%SZ}\n"
             f"    certificate SHA-256 fingerprint {cert.fingerprint.hex()}")
+
+
+class _UsageError(ConfigError):
+    exit_code = 2
+
+
+def _own_authorities(settings: Settings) -> list[str]:
+    """The authorities that have a key generation in this home."""
+    return [a for a in AUTHORITIES if any((settings.keys_dir(a) / "own").glob("*/authority.crt.pem"))]
+
+
+def _authority(args: argparse.Namespace, settings: Settings, *, bundle_authorities: set[str] | None = None) -> str:
+    """``--authority`` if given; else the one authority this home has keys for (for ``import``: the authority
+    that is not the bundle's). Ambiguity is a usage error (exit 2), so the operator names it explicitly."""
+    if args.authority:
+        return str(args.authority)
+    present = _own_authorities(settings)
+    if bundle_authorities:
+        rest = [a for a in present if a not in bundle_authorities]
+        if len(rest) == 1:
+            return rest[0]
+        if present and not rest:
+            return present[0]  # the home's own bundle: import_bundle refuses it (KEYS_BUNDLE_SELF)
+        others = [a for a in AUTHORITIES if a not in bundle_authorities]
+        if not present and len(others) == 1:
+            return others[0]  # no own keys yet: trusting the counterpart before `keys init` is fine
+    if len(present) == 1:
+        return present[0]
+    if not present:
+        raise ConfigError(f"no authority keys under {settings.home / 'keys'}", code="KEYS_MISSING",
+                          hint="run `xborder keys init --authority VN|CN` first, or pass --authority")
+    raise _UsageError(f"this home holds the keys of {' and '.join(present)}", code="KEYS_AUTHORITY_AMBIGUOUS",
+                      hint="pass --authority VN or --authority CN")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {path}: {exc.strerror or exc}", code="FILE_UNWRITABLE",
+                          hint="name a writable path for --out") from exc
 
 
 def _passphrase(args: argparse.Namespace, settings: Settings) -> bytes:
@@ -56,6 +98,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 def _rotate(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import rotate
 
+    args.authority = _authority(args, settings)
     cert = rotate(settings, args.authority, _passphrase(args, settings), validity=timedelta(days=args.validity_days))
     print(_describe(cert))
     print("new generation created; export the bundle again and have the counterpart import it",
@@ -68,9 +111,9 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
     from xborder_gateway.envelope import AuthorityCertificate, export_bundle
 
-    bundle = export_bundle(settings, args.authority)
+    bundle = export_bundle(settings, _authority(args, settings))
     if args.out:
-        args.out.write_bytes(bundle)
+        _write(args.out, bundle)
         print(f"bundle written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(bundle.decode("ascii"))
@@ -105,6 +148,12 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
                 code="KEYS_FINGERPRINT_MISMATCH",
                 hint="do not import: confirm the fingerprints with the counterpart over a second channel",
             )
+    if not args.authority:
+        try:
+            named = {AuthorityCertificate.from_x509(c).authority for c in x509.load_pem_x509_certificates(bundle)}
+        except (ValueError, GatewayError):
+            named = None  # import_bundle names what is wrong with the bundle
+        args.authority = _authority(args, settings, bundle_authorities=named)
     for cert in import_bundle(settings, args.authority, bundle):
         print(_describe(cert))
     print(f"trusted by {args.authority} (under {settings.keys_dir(args.authority) / 'trust'})", file=sys.stderr)
@@ -115,6 +164,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import list_keys
 
     now = datetime.now(UTC)
+    args.authority = _authority(args, settings)
     rows = list_keys(settings, args.authority, now=now, warn_within=timedelta(days=args.warn_days))
     if args.json:
         out: list[dict[str, Any]] = [
@@ -156,10 +206,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "counterpart's trusted certificates. See docs/envelope.md §5.", epilog=EXAMPLES)
     verbs = keys.add_subparsers(dest="keys_command", metavar="VERB", required=True)
 
-    def verb(name: str, help: str) -> argparse.ArgumentParser:
+    def verb(name: str, help: str, *, default_help: str | None = None) -> argparse.ArgumentParser:
         parser = add_command(verbs, name, help=help, epilog=EXAMPLES)
-        parser.add_argument("--authority", choices=AUTHORITIES, required=True, help="the local authority")
+        if default_help is None:
+            parser.add_argument("--authority", choices=AUTHORITIES, required=True, help="the local authority")
+        else:
+            parser.add_argument("--authority", choices=AUTHORITIES, default=None,
+                                help=f"the local authority (default: {default_help})")
         return parser
+
+    this_home = "the one whose keys this home holds"
 
     def passphrase(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE",
@@ -170,22 +226,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--validity-days", type=int, default=365, help="validity of the generation (default 365)")
     p.set_defaults(func=_init)
 
-    p = verb("rotate", "add a new key generation; new messages use it, older ones still open while valid")
+    p = verb("rotate", "add a new key generation; new messages use it, older ones still open while valid",
+             default_help=this_home)
     passphrase(p)
     p.add_argument("--validity-days", type=int, default=365, help="validity of the new generation (default 365)")
     p.set_defaults(func=_rotate)
 
-    p = verb("export", "write the public trust bundle (PEM certificates) for the counterpart")
+    p = verb("export", "write the public trust bundle (PEM certificates) for the counterpart",
+             default_help=this_home)
     p.add_argument("--out", type=Path, default=None, metavar="BUNDLE", help="output file (default stdout)")
     p.set_defaults(func=_export)
 
-    p = verb("import", "trust the counterpart's bundle")
+    p = verb("import", "trust the counterpart's bundle",
+             default_help="the authority that is not the bundle's")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a file written by `xborder keys export`")
     p.add_argument("--expect-fingerprint", action="append", default=[], metavar="SHA256HEX",
                    help="refuse the bundle unless every certificate has one of these fingerprints (repeatable)")
     p.set_defaults(func=_import)
 
-    p = verb("list", "own and trusted keys with validity; warns about keys about to expire")
+    p = verb("list", "own and trusted keys with validity; warns about keys about to expire",
+             default_help=this_home)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--warn-days", type=int, default=30, help="warn when the current key expires within N days")
     p.set_defaults(func=_list)
