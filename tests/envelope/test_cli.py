@@ -200,3 +200,33 @@ def test_keys_authority_default_needs_one_authority(home: Path, tmp_path: Path,
     assert _run(home, "keys", "import", str(tmp_path / "vn.pem")) == 0
     assert "trusted by CN" in capsys.readouterr().err
 
+
+@pytest.mark.parametrize("verb", ["seal", "export"])
+def test_unwritable_out_is_a_usage_error(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         verb: str) -> None:
+    _paired(home, tmp_path, capsys)
+    target = str(tmp_path / "missing-dir" / "out")
+    argv = (["seal", str(_avro_file(tmp_path)), "--out", target] if verb == "seal"
+            else ["keys", "export", "--authority", "VN", "--out", target])
+    assert _run(home, *argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: FILE_UNWRITABLE")
+    assert "Traceback" not in err
+
+
+def test_open_refuses_an_oversize_file_and_an_unusable_replay_db(home: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _paired(home, tmp_path, capsys)
+    big = tmp_path / "big.xbge"
+    big.write_bytes(b"\x00" * (3 * 1024 * 1024))
+    assert _run(home, "open", str(big)) == 1
+    assert capsys.readouterr().err.startswith("error: ENV-1 SIZE_EXCEEDED")
+    out = tmp_path / "resp.xbge"
+    assert _run(home, "seal", str(_avro_file(tmp_path)), "--out", str(out)) == 0
+    capsys.readouterr()
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("not a database\n" * 200)
+    assert _run(home, "open", str(out), "--replay-db", str(not_a_db)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: REPLAY_DB_UNUSABLE")
+    assert "Traceback" not in err

@@ -6,6 +6,7 @@ import argparse
 import base64
 import importlib
 import json
+import sqlite3
 import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -44,11 +45,27 @@ def _keys(settings: Settings, authority: str, passphrase_file: Path | None) -> t
     return me, TrustStore.load(settings, authority)
 
 
-def _read(path: Path) -> bytes:
+class _UsageError(ConfigError):
+    exit_code = 2
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes: enough for the size cap (ENV-1 / XML-1) to refuse an oversize file
+    without reading all of it into memory."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            return f.read(max_bytes + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}", code="FILE_UNREADABLE", hint="check the path") from exc
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", code="FILE_UNREADABLE",
+                          hint="check the path") from exc
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {path}: {exc.strerror or exc}", code="FILE_UNWRITABLE",
+                          hint="name a writable path for --out") from exc
 
 
 def _payload(raw: bytes, source: str, doc_type: str | None) -> tuple[bytes, bytes, str, bool]:
@@ -72,16 +89,17 @@ def _payload(raw: bytes, source: str, doc_type: str | None) -> tuple[bytes, byte
 
 
 def _seal(args: argparse.Namespace, settings: Settings) -> int:
-    from xborder_gateway.envelope import seal
+    from xborder_gateway.envelope import DEFAULT_LIMITS, seal
 
-    raw = _read(args.file)
+    # the larger of the two input caps: XML is refused by the intake (XML-1), Avro by seal (ENV-1)
+    raw = _read(args.file, max(settings.documents_max_bytes, DEFAULT_LIMITS.max_envelope_bytes))
     payload, fingerprint, doc_type, perishable = _payload(raw, str(args.file), args.document_type)
     me, trust = _keys(settings, args.authority, args.passphrase_file)
     priority = args.priority if args.priority is not None else (1 if perishable else 0)
     sealed = seal(payload, sender=me, recipient=args.to, trust=trust, document_type=doc_type,
                   schema_fingerprint=fingerprint, priority=priority, ttl=timedelta(hours=args.ttl_hours))
     out: Path = args.out or args.file.with_name(args.file.name + ".xbge")
-    out.write_bytes(sealed.data)
+    _write(out, sealed.data)
     print(json.dumps({"message_id": str(sealed.message_id), "sha256": sealed.sha256.hex(), "bytes": len(sealed.data),
                       "out": str(out), "document_type": doc_type, "recipient": args.to}))
     return 0
@@ -101,13 +119,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _replay_store(factory: Any, path: Path) -> Any:
+    try:
+        return factory(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _UsageError(f"cannot use {path} as a replay store: {exc}", code="REPLAY_DB_UNUSABLE",
+                          hint="name a new file or one written by `xborder open --replay-db`") from exc
+
+
 def _open(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway import avro
-    from xborder_gateway.envelope import SqliteReplayStore, open_envelope
+    from xborder_gateway.envelope import DEFAULT_LIMITS, SqliteReplayStore, open_envelope
 
-    data = _read(args.envelope)
+    data = _read(args.envelope, DEFAULT_LIMITS.max_envelope_bytes)  # ENV-1 refuses the extra byte
     me, trust = _keys(settings, args.authority, args.passphrase_file)
-    replay = SqliteReplayStore(args.replay_db) if args.replay_db else None
+    replay = _replay_store(SqliteReplayStore, args.replay_db) if args.replay_db else None
     try:
         opened = open_envelope(data, me=me, trust=trust, replay=replay)
         if replay is not None:
