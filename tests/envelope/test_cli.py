@@ -230,3 +230,22 @@ def test_open_refuses_an_oversize_file_and_an_unusable_replay_db(home: Path, tmp
     err = capsys.readouterr().err
     assert err.startswith("error: REPLAY_DB_UNUSABLE")
     assert "Traceback" not in err
+
+
+def test_open_prints_the_record_as_map_does_and_says_replay_was_not_checked(
+        home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xborder_gateway.samples import generate
+
+    _paired(home, tmp_path, capsys)
+    [sample] = list(generate("IDA", 1, seed=11))
+    src = tmp_path / "ida.xml"
+    src.write_bytes(sample.xml)
+    assert _run(home, "map", str(src), "--format", "json") == 0
+    mapped = json.loads(capsys.readouterr().out)
+    assert mapped["declared_on"].endswith("Z")
+    assert _run(home, "seal", str(src), "--out", str(tmp_path / "ida.xbge")) == 0
+    capsys.readouterr()
+    assert _run(home, "open", str(tmp_path / "ida.xbge")) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["payload"]["record"] == mapped  # same JSON for the same record
+    assert "ENV-10 (replay) was not checked" in captured.err

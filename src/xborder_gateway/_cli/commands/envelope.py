@@ -68,7 +68,7 @@ def _write(path: Path, data: bytes) -> None:
                           hint="name a writable path for --out") from exc
 
 
-def _payload(raw: bytes, source: str, doc_type: str | None) -> tuple[bytes, bytes, str, bool]:
+def _payload(raw: bytes, source: str, doc_type: str | None, settings: Settings) -> tuple[bytes, bytes, str, bool]:
     """(payload, schema fingerprint, document type, perishable) from VNACCS XML or an Avro frame."""
     if raw[:2] == b"\xc3\x01":
         from xborder_gateway import avro
@@ -84,7 +84,7 @@ def _payload(raw: bytes, source: str, doc_type: str | None) -> tuple[bytes, byte
     except ImportError as exc:
         raise ConfigError("XML input needs xborder_gateway.documents, which is not available",
                           code="SEAL_NO_TRANSLATOR", hint="seal an Avro single-object file instead") from exc
-    doc = documents.translate_xml(raw, source=source)
+    doc = documents.translate_xml(raw, source=source, limits=documents.IntakeLimits.from_settings(settings))
     return doc.payload, doc.schema_fingerprint, doc_type or doc.doc_type, bool(getattr(doc, "perishable", False))
 
 
@@ -93,7 +93,7 @@ def _seal(args: argparse.Namespace, settings: Settings) -> int:
 
     # the larger of the two input caps: XML is refused by the intake (XML-1), Avro by seal (ENV-1)
     raw = _read(args.file, max(settings.documents_max_bytes, DEFAULT_LIMITS.max_envelope_bytes))
-    payload, fingerprint, doc_type, perishable = _payload(raw, str(args.file), args.document_type)
+    payload, fingerprint, doc_type, perishable = _payload(raw, str(args.file), args.document_type, settings)
     me, trust = _keys(settings, args.authority, args.passphrase_file)
     priority = args.priority if args.priority is not None else (1 if perishable else 0)
     sealed = seal(payload, sender=me, recipient=args.to, trust=trust, document_type=doc_type,
@@ -109,7 +109,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"base64": base64.b64encode(value).decode("ascii")} if len(value) != 32 else value.hex()
     if isinstance(value, datetime | date):
-        return value.isoformat()
+        text = value.isoformat()  # UTC as "…Z", as `xborder map` and the header print times
+        return text[:-6] + "Z" if isinstance(value, datetime) and value.utcoffset() == timedelta(0) else text
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
@@ -152,6 +153,9 @@ def _open(args: argparse.Namespace, settings: Settings) -> int:
                              "record": _jsonable(decoded.record)}
     json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
     print()
+    if replay is None:
+        print("note: ENV-10 (replay) was not checked; pass --replay-db SQLITE to check and record message ids",
+              file=sys.stderr)
     return 0
 
 
