@@ -119,8 +119,10 @@ def test_drop_and_transient_reject_faults_do_not_record(home: Home) -> None:
     assert (out, counts["dropped"]) == ([], 1)
     dropped.close()
     rejecting = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults(reject_rate=1.0))
-    out, _, counts = rejecting.process([rec])
+    out, events, counts = rejecting.process([rec])
     assert counts["transient_nack"] == 1
+    assert [(e.event_type.value, e.outcome, e.reason_code) for e in events] == [
+        ("receipt_sent", "nack", TRANSIENT_NACK)], "the transient NACK is in the CN audit log"
     rejecting.close()
     normal = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
     _, _, counts = normal.process([rec])

@@ -233,6 +233,11 @@ class NanningProcessor:
                                   reason_text="simulated rejection (--reject-rate): resend later")
             counts["transient_nack"] += 1
             sealed_nack = seal_receipt(record, me=self.me, trust=self.trust)
+            # every step the endpoint takes is in its audit log, the (not recorded) transient NACK included
+            events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid,
+                                document_type=opened.header.document_type, envelope_sha256=opened.sha256,
+                                kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
+                                outcome="nack", reason_code=TRANSIENT_NACK))
             return [self._answer(mid, "receipt", sealed_nack.data, mid=mid, run=run, business_key=None)]
         return self._process(conn, opened, r, run=run, events=events, counts=counts)
 
