@@ -115,3 +115,15 @@ def test_validate_refuses_an_oversize_file_without_reading_it_all(home: Path, ca
         f.truncate(50 * 1024 * 1024)  # a sparse 50 MiB file
     assert main(["validate", str(big)]) == 1
     assert "XML_TOO_LARGE document is 4097 bytes, the limit is 4096" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ratio", ["2", "-0.1", "nan", "half"])
+def test_samples_invalid_ratio_out_of_range_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str],
+                                                             ratio: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["samples", "generate", "--kind", "MIX", "--count", "3", "--seed", "1", "--out",
+              str(home / "mix"), "--invalid-ratio", ratio])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--invalid-ratio" in err
+    assert "Traceback" not in err

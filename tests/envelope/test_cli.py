@@ -249,3 +249,23 @@ def test_open_prints_the_record_as_map_does_and_says_replay_was_not_checked(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["payload"]["record"] == mapped  # same JSON for the same record
     assert "ENV-10 (replay) was not checked" in captured.err
+
+
+@pytest.mark.parametrize(("argv", "option"), [
+    (["keys", "init", "--authority", "VN", "--validity-days", "0"], "--validity-days"),
+    (["keys", "init", "--authority", "VN", "--validity-days", "-3"], "--validity-days"),
+    (["keys", "rotate", "--authority", "VN", "--validity-days", "x"], "--validity-days"),
+    (["seal", "in.avro", "--ttl-hours", "nan"], "--ttl-hours"),
+    (["seal", "in.avro", "--ttl-hours", "inf"], "--ttl-hours"),
+    (["seal", "in.avro", "--ttl-hours", "1e300"], "--ttl-hours"),
+    (["seal", "in.avro", "--ttl-hours", "0"], "--ttl-hours"),
+], ids=["validity 0", "validity negative", "validity not a number", "ttl nan", "ttl inf", "ttl huge", "ttl 0"])
+def test_bad_numbers_are_usage_errors(home: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                      option: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _run(home, *argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err
+    assert "Traceback" not in err
+    assert not (home / "keys").exists()  # nothing was written

@@ -147,6 +147,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError("must be within 0..1")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_command(sub, "validate", help="validate VNACCS-style XML files (intake rules, XSD, data rules)",
                     epilog=VALIDATE_EXAMPLES)
@@ -170,6 +180,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     g.add_argument("--invalid", action="store_true",
                    help="each document breaks one documented rule (the rule is in the file name)")
-    g.add_argument("--invalid-ratio", type=float, default=0.05, metavar="R",
+    g.add_argument("--invalid-ratio", type=_ratio, default=0.05, metavar="R",
                    help="MIX only: share of documents that break a rule (default 0.05)")
     g.set_defaults(func=_samples_generate)

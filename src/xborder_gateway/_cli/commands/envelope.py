@@ -159,6 +159,16 @@ def _open(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 < value <= 168.0:  # ENV-8: 0 < ttl <= 7 days (also refuses nan and inf)
+        raise argparse.ArgumentTypeError("must be within (0, 168] hours (ENV-8: at most 7 days)")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_command(sub, "seal", help="sign and encrypt one document for the counterpart",
                     description="Seal FILE (VNACCS XML, translated to Avro, or an Avro single-object file) into "
@@ -171,7 +181,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--document-type", default=None, help="override the header's document type (e.g. IDA)")
     p.add_argument("--priority", type=int, default=None, choices=range(10), metavar="0-9",
                    help="priority lane (default 1 for perishable goods, else 0)")
-    p.add_argument("--ttl-hours", type=float, default=48.0, help="envelope lifetime (default 48, at most 168)")
+    p.add_argument("--ttl-hours", type=_hours, default=48.0, help="envelope lifetime (default 48, at most 168)")
     p.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE",
                    help="file whose first line is the key passphrase (default: $XBG_KEY_PASSPHRASE)")
     p.set_defaults(func=_seal)

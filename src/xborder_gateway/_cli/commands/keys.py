@@ -200,6 +200,16 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from exc
+    if not 1 <= value <= 36_500:  # a generation valid for no time at all would be stored and never usable
+        raise argparse.ArgumentTypeError("must be 1..36500")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = add_command(sub, "keys", help="authority keys, certificates and trust bundles",
                        description="Manage this authority's Ed25519/X25519 keys (encrypted at rest) and the "
@@ -223,13 +233,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = verb("init", "create the authority's first key generation and certificate")
     passphrase(p)
-    p.add_argument("--validity-days", type=int, default=365, help="validity of the generation (default 365)")
+    p.add_argument("--validity-days", type=_days, default=365, help="validity of the generation (default 365)")
     p.set_defaults(func=_init)
 
     p = verb("rotate", "add a new key generation; new messages use it, older ones still open while valid",
              default_help=this_home)
     passphrase(p)
-    p.add_argument("--validity-days", type=int, default=365, help="validity of the new generation (default 365)")
+    p.add_argument("--validity-days", type=_days, default=365, help="validity of the new generation (default 365)")
     p.set_defaults(func=_rotate)
 
     p = verb("export", "write the public trust bundle (PEM certificates) for the counterpart",
