@@ -269,3 +269,12 @@ def test_bad_numbers_are_usage_errors(home: Path, capsys: pytest.CaptureFixture[
     assert option in err
     assert "Traceback" not in err
     assert not (home / "keys").exists()  # nothing was written
+
+
+def test_import_reads_a_bounded_amount(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    huge = tmp_path / "huge.pem"
+    huge.write_bytes(b"-----BEGIN CERTIFICATE-----\n" + b"A" * (2 << 20))
+    assert _run(home, "keys", "import", str(huge), "--authority", "CN") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: KEYS_BUNDLE_INVALID")
+    assert "larger than" in err

@@ -38,6 +38,9 @@ def _describe(cert: AuthorityCertificate) -> str:
             f"    certificate SHA-256 fingerprint {cert.fingerprint.hex()}")
 
 
+_MAX_BUNDLE_BYTES = 1 << 20  # a bundle is one ~900-byte PEM certificate per key generation
+
+
 class _UsageError(ConfigError):
     exit_code = 2
 
@@ -129,10 +132,14 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import AuthorityCertificate, import_bundle
 
     try:
-        bundle = args.bundle.read_bytes()
+        with args.bundle.open("rb") as f:
+            bundle = f.read(_MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {args.bundle}: {exc}", code="KEYS_BUNDLE_INVALID",
                           hint="pass the file written by `xborder keys export`") from exc
+    if len(bundle) > _MAX_BUNDLE_BYTES:
+        raise ConfigError(f"{args.bundle} is larger than {_MAX_BUNDLE_BYTES} bytes; a trust bundle is a few KiB",
+                          code="KEYS_BUNDLE_INVALID", hint="pass the file written by `xborder keys export`")
     if args.expect_fingerprint:
         expected = {f.lower().replace(":", "") for f in args.expect_fingerprint}
         try:
