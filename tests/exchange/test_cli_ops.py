@@ -38,6 +38,22 @@ def test_fault_rate_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
     assert "probability" in out.stderr
 
 
+@pytest.mark.parametrize(("case", "argv", "says"), [
+    ("demo with a negative count", ("demo", "--count", "-1"), "greater than 0"),
+    ("demo with no count", ("demo", "--count", "0"), "greater than 0"),
+    ("demo with a zero timeout", ("demo", "--timeout", "0"), "greater than 0"),
+    ("publish a negative number", ("publish", "--generate", "-3"), "greater than 0"),
+    ("publish at a negative rate", ("publish", "--generate", "3", "--rate", "-5"), "greater than 0"),
+    ("publish an invalid share above 1", ("publish", "--generate", "3", "--invalid-ratio", "2"), "[0, 1]"),
+])
+def test_nonsense_counts_are_usage_errors(tmp_path: Path, case: str, argv: tuple[str, ...], says: str) -> None:
+    # --count -1 used to run a "demo" of nothing that reported reconciles=true
+    out = _cli("--home", str(tmp_path), *argv, env={"XBG_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert out.returncode == 2, case
+    assert says in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_publish_needs_something_to_publish(tmp_path: Path) -> None:
     out = _cli("--home", str(tmp_path), "publish")
     assert out.returncode == 1

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from xborder_gateway._cli import add_command
+from xborder_gateway._cli.commands.publish import positive
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import GatewayError
 
@@ -284,11 +285,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "separate processes, publish N generated documents (IDA/EDA/TIR, ~5% invalid, some "
                     "perishable), wait until every one is settled and print a summary.",
                     epilog=EXAMPLES)
-    p.add_argument("--count", type=int, default=500, help="documents to publish (default 500)")
+    p.add_argument("--count", type=positive(int), default=500, help="documents to publish (default 500)")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: a random one)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     p.add_argument("--chaos", action="store_true",
                    help="the endpoint drops 10%% and duplicates 10%% of envelopes (resend and de-duplication)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every receipt (default 300)")
+    p.add_argument("--timeout", type=positive(float), default=300.0,
+                   help="seconds to wait for every receipt (default 300)")
     p.add_argument("--keep-broker", action="store_true", help="leave a broker the demo started running")
     p.set_defaults(func=run_demo)

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xborder_gateway._cli import add_command
@@ -66,6 +66,30 @@ def _files(paths: list[Path]) -> Iterator[tuple[str | None, bytes]]:
         yield peek_key(raw), raw
 
 
+def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: a number greater than 0 (a usage error otherwise)."""
+
+    def parse(value: str) -> int | float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        if number <= 0:
+            raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+        return number
+    return parse
+
+
+def _ratio(value: str) -> float:
+    try:
+        ratio = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share in [0, 1]")
+    return ratio
+
+
 def generated(count: int, seed: int, kind: str | None, invalid_ratio: float) -> Iterator[tuple[str | None, bytes]]:
     from xborder_gateway.samples import generate, generate_mix
 
@@ -101,10 +125,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "keyed by declaration number, with a progress bar on stderr. Prints the count.",
                     epilog=EXAMPLES)
     p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="XML files to publish")
-    p.add_argument("--generate", type=int, metavar="N", help="publish N generated documents instead of files")
+    p.add_argument("--generate", type=positive(int), metavar="N",
+                   help="publish N generated documents instead of files")
     p.add_argument("--kind", choices=KINDS, help="with --generate: only this kind (all valid)")
     p.add_argument("--seed", type=int, default=1, help="with --generate: generator seed (default 1)")
-    p.add_argument("--invalid-ratio", type=float, default=0.05, help="with --generate: share invalid (default 0.05)")
-    p.add_argument("--rate", type=float, metavar="PER_S", help="pace the sends at this many documents per second")
+    p.add_argument("--invalid-ratio", type=_ratio, default=0.05,
+                   help="with --generate: share invalid (default 0.05)")
+    p.add_argument("--rate", type=positive(float), metavar="PER_S",
+                   help="pace the sends at this many documents per second")
     p.add_argument("--run", metavar="ID", help="tag every record with this run id (carried end to end)")
     p.set_defaults(func=_publish)
