@@ -127,3 +127,15 @@ def test_samples_invalid_ratio_out_of_range_is_a_usage_error(home: Path, capsys:
     err = capsys.readouterr().err
     assert "--invalid-ratio" in err
     assert "Traceback" not in err
+
+
+def test_validate_lines_name_the_element(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue promises errors with file, line, column and XPath: the line ends with the element's XPath."""
+    bad = home / "bad.xml"
+    bad.write_bytes((GOLDEN / "IDA-golden.xml").read_bytes().replace(b"<ICB>", b"<ICB>Z", 1))
+    assert main(["validate", str(bad)]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    match = LINE.match(line)
+    assert match, line
+    assert match["code"] == "XSD_ENUMERATION"
+    assert line.endswith(" (at /IDA/ICB)")

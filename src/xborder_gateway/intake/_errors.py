@@ -76,8 +76,10 @@ class DocumentRejectedError(IntakeError):
         return cls([Reason(code, message, line, column, xpath)], source=source, hint=hint)
 
     def lines(self) -> list[str]:
-        """One ``FILE:LINE:COL: CODE message`` line per reason (what ``xborder validate`` prints)."""
-        return [f"{self.source}:{r.line or 0}:{r.column or 0}: {r.code} {r.message}" for r in self.reasons]
+        """One ``FILE:LINE:COL: CODE message`` line per reason (what ``xborder validate`` prints); the message
+        ends with `` (at XPATH)`` when the element is known."""
+        return [f"{self.source}:{r.line or 0}:{r.column or 0}: {r.code} {r.message}"
+                + (f" (at {r.xpath})" if r.xpath else "") for r in self.reasons]
 
     def to_dict(self) -> dict[str, Any]:
         return {
