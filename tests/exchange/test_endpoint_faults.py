@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +89,31 @@ async def test_endpoint_offline_then_resend_recovers(exchange: Exchange) -> None
     assert (summary.duplicates_eliminated or 0) >= 1, "the resent copies met the originals at the endpoint"
 
 
+async def _read_all(bootstrap: str, topic: str, expected: int, idle_s: float = 3.0) -> list[tuple[str, bytes, Any]]:
+    """Every committed record of ``topic`` as (key, value, JSON of the xbg-reasons header)."""
+    from xborder_gateway.transport import make_consumer
+
+    consumer = make_consumer(bootstrap, group_id=None, batch_max=500, topics=(topic,))
+    await consumer.start()
+    out: list[tuple[str, bytes, Any]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        idle_until = None
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            records = [r for recs in batch.values() for r in recs]
+            for r in records:
+                out.append((r.key.decode(), r.value, json.loads(dict(r.headers)["xbg-reasons"])))
+            now = asyncio.get_running_loop().time()
+            if records:
+                idle_until = now + idle_s
+            elif len(out) >= expected and idle_until is not None and now >= idle_until:
+                break  # no more after the expected count: also catches a second copy
+    finally:
+        await consumer.stop()
+    return out
+
+
 async def test_unanswered_messages_are_dead_lettered(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> None:
     ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, XBG_EXCHANGE_RESEND_MAX_ATTEMPTS="3",
                       XBG_EXCHANGE_RECEIPT_TIMEOUT_S="1", XBG_EXCHANGE_BACKOFF_INITIAL_S="0.2")
@@ -100,6 +127,14 @@ async def test_unanswered_messages_are_dead_lettered(tmp_path: Path, kafka_boots
         assert set(dead) == set(ids)
         assert max(dead.values()) == 1
         assert not ex.audit_ids("CN", "verified"), "the endpoint dropped everything"
+        # the dead-letter topic holds each envelope once, with its exact bytes and why it is dead
+        with contextlib.closing(sqlite3.connect(ex.settings.state_db("VN"))) as vn:
+            sent = {str(m): bytes(d) for m, d in vn.execute("SELECT message_id, data FROM xbg_messages")}
+        letters = await _read_all(kafka_bootstrap, ex.settings.topic_dead_letter, 20)
+        assert sorted(k for k, _, _ in letters) == sorted(ids), "one dead letter per message id"
+        for mid, value, reasons in letters:
+            assert value == sent[mid], "the dead letter carries the envelope's exact bytes"
+            assert (reasons["code"], reasons["message_id"], reasons["attempts"]) == ("DEAD_LETTER", mid, 3)
     finally:
         ex.stop_all()
     log = "".join(p.read_text(errors="replace") for p in ex.home.path.glob("receipts.*.log"))
