@@ -158,3 +158,56 @@ async def test_two_instances_per_connector_share_the_partitions(tmp_path: Path, 
         assert "outbound stopped" in logs["outbound.b.0.log"]
     finally:
         ex.stop_all()
+
+
+HOSTILE_INTAKE = [
+    ("external entity (XXE)", b'<?xml version="1.0"?>\n<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+                              b"<Declaration><Number>&x;</Number></Declaration>"),
+    ("entity expansion (billion laughs)", b'<?xml version="1.0"?>\n<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+                                          b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<l>&b;&b;&b;</l>'),
+    ("binary garbage with NUL bytes", bytes(range(256)) * 4),
+    ("empty record", b""),
+    ("well-formed but not a declaration", b"<note><to>customs</to></note>"),
+    ("truncated declaration", b"<?xml version='1.0'?><IDA><Header><DeclarationNumber>1234"),
+]
+
+
+async def test_hostile_intake_is_rejected_with_its_raw_bytes_reasons_and_an_audit_entry(
+        exchange: Exchange, kafka_bootstrap: str) -> None:
+    """Nothing taken in is lost: each hostile record is on the rejected topic byte for byte, with structured
+    reasons and its source, and in the VN audit log as `rejected` with the digest of those bytes."""
+    import hashlib
+    import json
+
+    from xborder_gateway.audit import AuditLog
+    from xborder_gateway.connectors import publish_documents
+    from xborder_gateway.transport import make_consumer
+
+    ex = exchange
+    ex.start("outbound")
+    raws = [raw for _, raw in HOSTILE_INTAKE]
+    await publish_documents(ex.settings, [(f"hostile-{i}", raw) for i, raw in enumerate(raws)], run="hostile")
+    consumer = make_consumer(kafka_bootstrap, group_id=None, batch_max=100, topics=(ex.settings.topic_rejected,))
+    await consumer.start()
+    got: dict[str, tuple[bytes, dict[str, bytes]]] = {}
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while len(got) < len(raws) and asyncio.get_running_loop().time() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                for r in recs:
+                    got[r.key.decode()] = (r.value, dict(r.headers))
+    finally:
+        await consumer.stop()
+    assert len(got) == len(raws), f"rejected {len(got)} of {len(raws)}:\n{ex.logs()}"
+    for i, (case, raw) in enumerate(HOSTILE_INTAKE):
+        value, headers = got[f"hostile-{i}"]
+        assert value == raw, f"{case}: the rejected record must carry the raw bytes"
+        reasons = json.loads(headers["xbg-reasons"])
+        assert reasons["code"], (case, reasons)
+        assert reasons["code"] != "INTERNAL_TRANSLATION_ERROR", (case, reasons)
+        assert headers["xbg-source"].startswith(f"{ex.settings.topic_intake}/".encode()), case
+    with AuditLog.open(ex.settings, "VN", read_only=True) as log:
+        entries = log.search(event_type="rejected", limit=100)
+    audited = {e.event.raw_sha256 for e in entries}
+    assert {hashlib.sha256(raw).hexdigest() for raw in raws} <= audited, \
+        "every rejected record is in the audit log by the digest of its raw bytes"
