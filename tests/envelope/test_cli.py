@@ -278,3 +278,26 @@ def test_import_reads_a_bounded_amount(home: Path, tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert err.startswith("error: KEYS_BUNDLE_INVALID")
     assert "larger than" in err
+
+
+def test_seal_and_open_default_to_the_homes_authority(home: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Each side runs its own home: `xborder seal FILE` / `xborder open ENVELOPE` need no --authority/--to,
+    in both directions (CN answers VN)."""
+    vn_home, cn_home = tmp_path / "vn", tmp_path / "cn"
+    assert _run(vn_home, "keys", "init", "--authority", "VN") == 0
+    assert _run(cn_home, "keys", "init", "--authority", "CN") == 0
+    assert _run(vn_home, "keys", "export", "--out", str(tmp_path / "vn.pem")) == 0
+    assert _run(cn_home, "keys", "export", "--out", str(tmp_path / "cn.pem")) == 0
+    assert _run(cn_home, "keys", "import", str(tmp_path / "vn.pem")) == 0
+    assert _run(vn_home, "keys", "import", str(tmp_path / "cn.pem")) == 0
+    capsys.readouterr()
+    src = _avro_file(tmp_path)
+    for sender_home, receiver_home, sender, recipient in ((vn_home, cn_home, "VN", "CN"),
+                                                          (cn_home, vn_home, "CN", "VN")):
+        out = tmp_path / f"{sender}.xbge"
+        assert _run(sender_home, "seal", str(src), "--out", str(out)) == 0
+        assert json.loads(capsys.readouterr().out)["recipient"] == recipient
+        assert _run(receiver_home, "open", str(out)) == 0
+        header = json.loads(capsys.readouterr().out)["header"]
+        assert (header["sender"], header["recipient"]) == (sender, recipient)

@@ -38,6 +38,16 @@ On refusal the exit code is 1 and the first line of stderr names the rule, e.g. 
 _DOC_TYPE_BY_SCHEMA = {"Receipt": "RECEIPT", "BusinessResponse": "BUSINESS_RESPONSE"}
 
 
+def _other(authority: str) -> str:
+    return "CN" if authority == "VN" else "VN"
+
+
+def _home_authority(settings: Settings, fallback: str) -> str:
+    """The one authority whose keys this home holds; ``fallback`` when it holds none or both."""
+    present = [a for a in AUTHORITIES if any((settings.keys_dir(a) / "own").glob("*/authority.crt.pem"))]
+    return present[0] if len(present) == 1 else fallback
+
+
 def _keys(settings: Settings, authority: str, passphrase_file: Path | None) -> tuple[Any, Any]:
     from xborder_gateway.envelope import LocalAuthority, TrustStore, resolve_passphrase
 
@@ -94,6 +104,10 @@ def _seal(args: argparse.Namespace, settings: Settings) -> int:
     # the larger of the two input caps: XML is refused by the intake (XML-1), Avro by seal (ENV-1)
     raw = _read(args.file, max(settings.documents_max_bytes, DEFAULT_LIMITS.max_envelope_bytes))
     payload, fingerprint, doc_type, perishable = _payload(raw, str(args.file), args.document_type, settings)
+    if args.authority is None:
+        args.authority = _home_authority(settings, _other(args.to) if args.to else "VN")
+    if args.to is None:
+        args.to = _other(args.authority)
     me, trust = _keys(settings, args.authority, args.passphrase_file)
     priority = args.priority if args.priority is not None else (1 if perishable else 0)
     sealed = seal(payload, sender=me, recipient=args.to, trust=trust, document_type=doc_type,
@@ -133,6 +147,8 @@ def _open(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import DEFAULT_LIMITS, SqliteReplayStore, open_envelope
 
     data = _read(args.envelope, DEFAULT_LIMITS.max_envelope_bytes)  # ENV-1 refuses the extra byte
+    if args.authority is None:
+        args.authority = _home_authority(settings, "CN")
     me, trust = _keys(settings, args.authority, args.passphrase_file)
     replay = _replay_store(SqliteReplayStore, args.replay_db) if args.replay_db else None
     try:
@@ -175,8 +191,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "an envelope: Ed25519 signature, HPKE encryption to the recipient (docs/envelope.md).",
                     epilog=SEAL_EXAMPLES)
     p.add_argument("file", type=Path, metavar="FILE", help="VNACCS-style XML or framed Avro (starts with C3 01)")
-    p.add_argument("--to", choices=AUTHORITIES, default="CN", help="recipient authority (default CN)")
-    p.add_argument("--authority", choices=AUTHORITIES, default="VN", help="the sealing authority (default VN)")
+    p.add_argument("--to", choices=AUTHORITIES, default=None,
+                   help="recipient authority (default: the other one than --authority, i.e. CN for VN)")
+    p.add_argument("--authority", choices=AUTHORITIES, default=None,
+                   help="the sealing authority (default: the one whose keys this home holds; else VN)")
     p.add_argument("--out", type=Path, default=None, metavar="PATH", help="where to write the envelope")
     p.add_argument("--document-type", default=None, help="override the header's document type (e.g. IDA)")
     p.add_argument("--priority", type=int, default=None, choices=range(10), metavar="0-9",
@@ -190,7 +208,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     description="Open ENVELOPE following rules ENV-1..ENV-10 of docs/envelope.md and print the "
                     "header and the decoded payload as JSON.", epilog=OPEN_EXAMPLES)
     p.add_argument("envelope", type=Path, metavar="ENVELOPE", help="envelope file (e.g. written by xborder seal)")
-    p.add_argument("--authority", choices=AUTHORITIES, default="CN", help="the receiving authority (default CN)")
+    p.add_argument("--authority", choices=AUTHORITIES, default=None,
+                   help="the receiving authority (default: the one whose keys this home holds; else CN)")
     p.add_argument("--replay-db", type=Path, default=None, metavar="SQLITE",
                    help="check ENV-10 against (and record into) this replay store")
     p.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE",
