@@ -106,3 +106,16 @@ def test_configuration_doc_lists_every_setting() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
     table = doc.split("<!-- settings-table:start -->\n", 1)[1].split("<!-- settings-table:end -->", 1)[0]
     assert table == settings_markdown(), "docs/configuration.md is stale: regenerate with `xborder config markdown`"
+
+
+def test_output_to_a_full_device_is_a_diagnostic_not_a_traceback() -> None:
+    from pathlib import Path
+
+    if not Path("/dev/full").exists():
+        pytest.skip("this system has no /dev/full to simulate a full disk")
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "config", "show"],
+                             stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+    assert out.returncode == 1
+    assert "OS_ERROR" in out.stderr
+    assert "Traceback" not in out.stderr

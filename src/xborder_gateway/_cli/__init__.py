@@ -122,6 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
         return 0
+    except OSError as exc:  # e.g. `> /dev/full` (ENOSPC), a vanished disk (EIO): the machine's fault, said plainly
+        if os.environ.get("XBG_DEBUG"):
+            raise
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the failed stdout must not fail again at exit
+        print(f"error: OS_ERROR: {exc}\n  what to do: check free disk space, permissions and the output path "
+              "(XBG_DEBUG=1 shows where it happened)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
