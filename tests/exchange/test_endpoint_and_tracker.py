@@ -7,6 +7,7 @@ declaration's content; the business rules are tested on records directly.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -122,7 +123,7 @@ def test_drop_and_transient_reject_faults_do_not_record(home: Home) -> None:
     out, events, counts = rejecting.process([rec])
     assert counts["transient_nack"] == 1
     assert [(e.event_type.value, e.outcome, e.reason_code) for e in events] == [
-        ("receipt_sent", "nack", TRANSIENT_NACK)], "the transient NACK is in the CN audit log"
+        ("opened", "ok", None), ("receipt_sent", "nack", TRANSIENT_NACK)], "the transient NACK is in the CN audit log"
     rejecting.close()
     normal = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
     _, _, counts = normal.process([rec])
@@ -289,3 +290,25 @@ def test_outbound_bug_on_one_document_rejects_only_that_document(home: Home, mon
     rejected = next(o for o in out if o.topic == home.settings.topic_rejected)
     assert rejected.value == a.xml, "the raw bytes are kept"
     assert b"INTERNAL_TRANSLATION_ERROR" in (rejected.header("xbg-reasons") or b"")
+
+
+def test_every_step_appends_an_audit_event_on_each_side(home: Home) -> None:
+    """VN: received -> validated -> sealed (or received -> rejected); CN: opened -> business_response ->
+    verified -> receipt_sent; a duplicate copy: duplicate only."""
+    from xborder_gateway.connectors import OutboundProcessor
+    from xborder_gateway.samples import generate
+
+    (good,) = generate("EDA", 1, seed=4)
+    s = home.settings
+    recs = [Incoming(s.topic_intake, 0, 0, good.business_key.encode(), good.xml),
+            Incoming(s.topic_intake, 0, 1, b"k", b"<not-a-declaration/>")]
+    out, events, _ = OutboundProcessor(s, home.vn, home.vn_trust).process(recs)
+    steps = [(e.event_type.value, e.kafka_offset) for e in events]
+    assert steps == [("received", 0), ("validated", 0), ("sealed", 0), ("received", 1), ("rejected", 1)]
+    assert {e.raw_sha256 for e in events if e.kafka_offset == 0} == {hashlib.sha256(good.xml).hexdigest()}
+    envelope = next(o for o in out if o.topic in (s.topic_exchange, s.topic_exchange_priority))
+    cn = NanningProcessor(s, home.cn, home.cn_trust, Faults(duplicate_rate=1.0, seed=1))
+    _, cn_events, _ = cn.process([Incoming(envelope.topic, 0, 0, envelope.key, envelope.value, envelope.headers)])
+    assert [e.event_type.value for e in cn_events] == ["opened", "business_response", "verified", "receipt_sent",
+                                                       "duplicate"]
+    cn.close()

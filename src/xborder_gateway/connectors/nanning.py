@@ -227,6 +227,12 @@ class NanningProcessor:
             return self._refuse(exc, r, run, events, counts)
 
         mid = str(opened.message_id)
+        # decrypted and signature-checked (ENV-1..ENV-10): the opened step, with the envelope's key ids
+        events.append(event(AUTHORITY, PROCESS, EventType.OPENED, message_id=mid,
+                            document_type=opened.header.document_type, envelope_sha256=opened.sha256,
+                            signing_key_id=opened.header.signing_key_id.hex(),
+                            encryption_key_id=opened.header.encryption_key_id.hex(),
+                            kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
         f = self.faults
         if f.reject_rate and self.rng.random() < f.reject_rate:
             record = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=TRANSIENT_NACK,

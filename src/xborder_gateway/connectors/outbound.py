@@ -116,6 +116,10 @@ class OutboundProcessor:
             raw_sha = hashlib.sha256(r.value).digest()
             run = r.header(H_RUN)
             published = r.header(H_PUBLISHED_MS) or str(r.timestamp_ms).encode()
+            # every step is an audit entry (received -> validated -> sealed, or received -> rejected)
+            events.append(event(AUTHORITY, PROCESS, EventType.RECEIVED, raw_sha256=raw_sha,
+                                business_key=r.key.decode("utf-8", "replace") if r.key else None,
+                                kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
             try:
                 doc, sealed = self._translate_and_seal(r.value, source)
             except (IntakeError, MappingError, EnvelopeError) as exc:
@@ -133,6 +137,10 @@ class OutboundProcessor:
                 counts["rejected"] += 1
                 continue
             mid = str(sealed.message_id)
+            payload_sha = hashlib.sha256(doc.payload).digest()
+            events.append(event(AUTHORITY, PROCESS, EventType.VALIDATED, business_key=doc.business_key,
+                                document_type=doc.doc_type, raw_sha256=raw_sha, payload_sha256=payload_sha,
+                                kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
             topic = s.topic_exchange_priority if doc.perishable else s.topic_exchange
             outputs.append(Outgoing(topic, mid.encode(), sealed.data, Outgoing.make_headers({
                 H_MESSAGE_ID: mid, H_DOC_TYPE: doc.doc_type, H_BUSINESS_KEY: doc.business_key,
@@ -140,7 +148,7 @@ class OutboundProcessor:
             })))
             events.append(event(AUTHORITY, PROCESS, EventType.SEALED, message_id=mid,
                                 business_key=doc.business_key, document_type=doc.doc_type, raw_sha256=raw_sha,
-                                payload_sha256=hashlib.sha256(doc.payload).digest(), envelope_sha256=sealed.sha256,
+                                payload_sha256=payload_sha, envelope_sha256=sealed.sha256,
                                 signing_key_id=sealed.header.signing_key_id.hex(),
                                 encryption_key_id=sealed.header.encryption_key_id.hex(),
                                 kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
