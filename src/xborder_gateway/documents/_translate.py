@@ -62,6 +62,8 @@ def translate_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits =
 
     Raises :class:`~xborder_gateway.intake.DocumentRejectedError` (an ``IntakeError``: code, line, column,
     xpath, source, ``to_dict()``) for the sender's faults, ``MappingError`` for mapping/code-list faults.
+    Its ``reasons`` list every XSD error or, for an XSD-valid document, every data-rule error in document
+    order (the data rules run only on an XSD-valid tree); at most ``limits.max_errors`` of either.
     """
     raw = bytes(raw)
     root = parse_xml(raw, source=source, limits=limits)
@@ -71,9 +73,9 @@ def translate_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits =
         raise DocumentRejectedError.one("XML_UNKNOWN_DOCUMENT",
                                         f"root element {root.tag} is not a known document type ({known})",
                                         source=source, line=root.sourceline, xpath=f"/{root.tag}")
-    doc.validator.validate(root, source=source)
+    doc.validator.validate(root, source=source, max_errors=limits.max_errors)
     mapping = doc.mapping
-    record = mapping.apply(root, source=source)
+    record = mapping.apply(root, source=source, max_errors=limits.max_errors)
     outputs = mapping.output_values(record, root, source=source)
     payload = avro.encode(mapping.schema_name, record, version=mapping.schema_version)
     key = outputs.get("business_key")

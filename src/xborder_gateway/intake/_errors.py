@@ -8,7 +8,10 @@ from typing import Any
 
 from xborder_gateway.errors import IntakeError
 
-__all__ = ["DocumentRejectedError", "Reason", "element_path"]
+__all__ = ["TOO_MANY_ERRORS", "DocumentRejectedError", "Reason", "element_path"]
+
+TOO_MANY_ERRORS = "TOO_MANY_ERRORS"
+"""Code of the last reason when a document had more errors than ``IntakeLimits.max_errors``."""
 
 
 def element_path(element: Any) -> str:
@@ -50,8 +53,10 @@ _HINTS = {
 class DocumentRejectedError(IntakeError):
     """A document was refused (hostile or malformed) or is invalid (XSD or a data rule).
 
-    ``code``/``line``/``column``/``xpath`` describe the first reason; ``reasons`` holds all of them.
-    ``to_dict()`` is the structured form published with the raw bytes on the rejected topic.
+    ``code``/``line``/``column``/``xpath`` describe the first reason; ``reasons`` holds all of them: every
+    XSD error, or every data-rule error in document order (at most ``IntakeLimits.max_errors``, then one
+    ``TOO_MANY_ERRORS`` reason). ``to_dict()`` is the structured form published with the raw bytes on the
+    rejected topic.
     """
 
     default_code = "INTAKE_INVALID"

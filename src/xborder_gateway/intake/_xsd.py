@@ -9,7 +9,8 @@ from typing import Any
 from lxml import etree
 
 from xborder_gateway.errors import ConfigError
-from xborder_gateway.intake._errors import DocumentRejectedError, Reason, element_path
+from xborder_gateway.intake._errors import TOO_MANY_ERRORS, DocumentRejectedError, Reason, element_path
+from xborder_gateway.intake._limits import DEFAULT_LIMITS
 
 __all__ = ["XsdValidator", "load_xsd"]
 
@@ -97,21 +98,24 @@ class XsdValidator:
             self._local.schema = schema
         return schema
 
-    def validate(self, root: etree._Element, *, source: str = "<bytes>") -> None:
-        """Raise DocumentRejectedError (every XSD error, first one as the code) if ``root`` is not valid."""
+    def validate(self, root: etree._Element, *, source: str = "<bytes>",
+                 max_errors: int = DEFAULT_LIMITS.max_errors) -> None:
+        """Raise DocumentRejectedError (every XSD error, first one as the code) if ``root`` is not valid.
+
+        At most ``max_errors`` XSD errors are listed, in libxml2's (document) order; when there are more, a
+        last ``TOO_MANY_ERRORS`` reason says how many were left out."""
         schema = self._get()
         if schema.validate(root):
             return
-        reasons: list[Reason] = []
         entries = list(schema.error_log)
         has_primary = {(e.line, e.path) for e in entries if e.type_name not in _SECONDARY}
+        kept = [e for e in entries if not (e.type_name in _SECONDARY and (e.line, e.path) in has_primary)]
         tree = root.getroottree()
-        for entry in entries:
-            if entry.type_name in _SECONDARY and (entry.line, entry.path) in has_primary:
-                continue
-            reasons.append(Reason(code=_XSD_CODES.get(entry.type_name, "XSD_INVALID"),
-                                  message=entry.message, line=entry.line or None, column=entry.column or None,
-                                  xpath=_readable(tree, entry.path)))
+        reasons = [Reason(code=_XSD_CODES.get(e.type_name, "XSD_INVALID"), message=e.message, line=e.line or None,
+                          column=e.column or None, xpath=_readable(tree, e.path)) for e in kept[:max_errors]]
+        if len(kept) > max_errors:
+            reasons.append(Reason(TOO_MANY_ERRORS, f"{len(kept) - max_errors} more XSD error(s) not listed "
+                                  f"(at most {max_errors} per document)"))
         if not reasons:  # pragma: no cover - libxml2 always logs why
             reasons.append(Reason("XSD_INVALID", "document is not valid against its XSD"))
         raise DocumentRejectedError(reasons, source=source)

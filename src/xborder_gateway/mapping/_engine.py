@@ -2,6 +2,10 @@
 
 Mapping errors (unknown target field, type mismatch, bad XPath, unknown transform or code list, an
 unmapped required field) are found when the mapping is loaded and name the mapping file and line.
+
+Data-rule errors (check digits, dates, minor units, …) are collected while a document is mapped, not
+raised at the first one: ``apply`` raises one DocumentRejectedError listing every failure in document
+order, at most ``max_errors`` (then a last ``TOO_MANY_ERRORS`` reason and the check stops).
 """
 
 from __future__ import annotations
@@ -10,13 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from lxml import etree
 
 from xborder_gateway.avro import schema_info
 from xborder_gateway.errors import GatewayError, MappingError
-from xborder_gateway.intake import DocumentRejectedError, Reason, element_path
+from xborder_gateway.intake import DEFAULT_LIMITS, TOO_MANY_ERRORS, DocumentRejectedError, Reason, element_path
 from xborder_gateway.mapping._paths import Getter, compile_path
 from xborder_gateway.mapping._target import TargetType, target_of
 from xborder_gateway.mapping._transforms import (
@@ -61,16 +65,51 @@ _KIND_OK: dict[str, set[str]] = {
 }
 
 
-class _Ctx:
-    __slots__ = ("eval", "root", "source")
+class _TooManyErrors(Exception):  # noqa: N818 - internal signal: stop checking, report what was found
+    pass
 
-    def __init__(self, root: etree._Element, source: str) -> None:
+
+class _Ctx:
+    __slots__ = ("eval", "max_errors", "problems", "root", "source")
+
+    def __init__(self, root: etree._Element, source: str, max_errors: int = DEFAULT_LIMITS.max_errors) -> None:
         self.root = root
         self.source = source
         self.eval = EvalContext(root, root)
+        self.max_errors = max_errors
+        self.problems: list[tuple[etree._Element, str, str]] = []
+        """Data-rule failures so far: (element, code, message), in mapping order."""
+
+    def problem(self, at: etree._Element, code: str, message: str) -> None:
+        """Note a data-rule failure at ``at`` and go on; past ``max_errors`` the check stops."""
+        if len(self.problems) >= self.max_errors:
+            raise _TooManyErrors
+        self.problems.append((at, code, message))
+
+    def rejection(self, *, truncated: bool = False) -> DocumentRejectedError:
+        """Every failure noted, in document order (mapping order among failures of one element)."""
+        order = {el: i for i, el in enumerate(self.root.iter())}
+        seen: set[tuple[int, str, str]] = set()
+        reasons: list[tuple[int, Reason]] = []
+        for at, code, message in self.problems:
+            position = order.get(at, len(order))
+            if (position, code, message) in seen:  # one element read by two fields: report it once
+                continue
+            seen.add((position, code, message))
+            reasons.append((position, Reason(code=code, message=message, line=at.sourceline, column=None,
+                                             xpath=element_path(at))))
+        reasons.sort(key=lambda pair: pair[0])  # stable
+        result = [r for _p, r in reasons]
+        if truncated:
+            result.append(Reason(TOO_MANY_ERRORS, f"more than {self.max_errors} data-rule error(s): the rest "
+                                 "of the document was not checked"))
+        return DocumentRejectedError(result, source=self.source)
 
 
 Index = dict[str, etree._Element]
+
+_FAILED: Any = object()
+"""What a value node's conversion yields after a data-rule failure was noted (the field becomes null)."""
 
 
 def _index(element: etree._Element) -> Index:
@@ -160,21 +199,18 @@ class _ValueNode(_Node):
         self.child_tag = getters[0].child_tag if len(getters) == 1 and not many else None
         self.optional = default is None and target.nullable  # absent -> None, no call needed
 
-    def fail(self, element: etree._Element, ctx: _Ctx, code: str, message: str,
-             at: etree._Element | None = None) -> NoReturn:
-        if at is None:
-            found = self.getters[0].elements(element, ctx.root) if self.getters else []
-            at = found[0] if found else element
-        raise DocumentRejectedError(
-            [Reason(code=code, message=message, line=at.sourceline, column=None,
-                    xpath=element_path(at))],
-            source=ctx.source)
+    def locate(self, element: etree._Element, ctx: _Ctx) -> etree._Element:
+        """The element a failure of this field is reported at: its (first) source, else the context."""
+        found = self.getters[0].elements(element, ctx.root) if self.getters else []
+        return found[0] if found else element
 
     def _convert(self, text: str, element: etree._Element, ctx: _Ctx, at: etree._Element | None = None) -> Any:
+        """The converted value, or ``_FAILED`` after noting a data-rule failure in ``ctx``."""
         try:
             return self.convert(text, ctx.eval)
         except DataRuleViolation as exc:
-            self.fail(element, ctx, exc.code, exc.message, at)
+            ctx.problem(at if at is not None else self.locate(element, ctx), exc.code, exc.message)
+            return _FAILED
 
     def missing(self) -> Any:
         if self.default is not None:
@@ -197,13 +233,15 @@ class _ValueNode(_Node):
                 values = [self._convert(t, element, ctx, e) for t, e in pairs]
             else:
                 values = [self._convert(t, element, ctx) for t in getter.texts(element, ctx.root)]
-            return [v for v in values if v is not None]
+            return [v for v in values if v is not None and v is not _FAILED]
         elif self.join is not None:
             parts = [g.text(element, ctx.root) for g in self.getters]
             text = self.join.join(p.strip() for p in parts if p and p.strip()) or None
         else:
             text = self.getters[0].text(element, ctx.root)
         value = self._convert(text, element, ctx) if text is not None else None
+        if value is _FAILED:  # noted in ctx; the document is rejected when the mapping ends
+            return None
         return self.missing() if value is None else value
 
 
@@ -278,19 +316,21 @@ class _RecordNode(_Node):
         index = _index(element)
         record: dict[str, Any] = {}
         ev = ctx.eval
-        try:
-            for key, node, tag in self.fast:
-                found = index.get(tag)
-                text = found.text if found is not None else None
-                if not text:
-                    value = None
-                elif node.strip_only:
-                    value = text.strip()
-                else:
+        for key, node, tag in self.fast:
+            found = index.get(tag)
+            text = found.text if found is not None else None
+            if not text:
+                value = None
+            elif node.strip_only:
+                value = text.strip()
+            else:
+                try:  # free in 3.11 unless it raises
                     value = node.convert(text, ev)
-                record[key] = value if value is not None or node.optional else node.missing()
-        except DataRuleViolation as exc:
-            node.fail(element, ctx, exc.code, exc.message)
+                except DataRuleViolation as exc:
+                    ctx.problem(found, exc.code, exc.message)
+                    record[key] = None
+                    continue
+            record[key] = value if value is not None or node.optional else node.missing()
         for key, other in self.slow:
             record[key] = other.evaluate(element, ctx, position, index)
         for key, agg in self.aggregates:
@@ -331,13 +371,30 @@ class CompiledMapping:
     def root_tag(self) -> str:
         return f"{{{self.root_namespace}}}{self.root_element}"
 
-    def apply(self, root: etree._Element, *, source: str = "<bytes>") -> dict[str, Any]:
+    def apply(self, root: etree._Element, *, source: str = "<bytes>",
+              max_errors: int = DEFAULT_LIMITS.max_errors) -> dict[str, Any]:
+        """The record of a validated document.
+
+        Raises DocumentRejectedError listing every data-rule failure in document order (at most
+        ``max_errors``, then ``TOO_MANY_ERRORS``), or MappingError when the mapping itself cannot go on;
+        a MappingError met after data-rule failures yields the rejection of those (as if checking had
+        stopped there), so a sender's error found first is still reported as the sender's.
+        """
+        ctx = _Ctx(root=root, source=source, max_errors=max_errors)
         try:
-            result = self._node.evaluate(root, _Ctx(root=root, source=source), 1, {})
-        except GatewayError:
+            result = self._node.evaluate(root, ctx, 1, {})
+        except _TooManyErrors:
+            raise ctx.rejection(truncated=True) from None
+        except GatewayError as exc:
+            if ctx.problems:
+                raise ctx.rejection() from exc
             raise
         except (ValueError, TypeError, ArithmeticError) as exc:  # a transform met data it cannot handle
+            if ctx.problems:
+                raise ctx.rejection() from exc
             raise MappingError(f"{self.path.name}: cannot map document: {exc}", code="MAPPING_FAILED") from exc
+        if ctx.problems:
+            raise ctx.rejection()
         if not isinstance(result, dict):  # pragma: no cover - the root node always yields a record
             raise MappingError(f"{self.path.name}: mapping did not yield a record", code="MAPPING_FAILED")
         return result
@@ -351,11 +408,18 @@ class CompiledMapping:
 
     def output_values(self, record: Mapping[str, Any], root: etree._Element, *,
                       source: str = "<bytes>") -> dict[str, Any]:
-        """The ``outputs`` of the mapping for one document (e.g. business_key, perishable)."""
+        """The ``outputs`` of the mapping for one document (e.g. business_key, perishable); data-rule
+        failures of outputs with a source of their own are collected and raised like ``apply``'s."""
         ctx = _Ctx(root=root, source=source)
         index = _index(root)
-        return {name: record.get(spec) if isinstance(spec, str) else spec.evaluate(root, ctx, 1, index)
-                for name, spec in self.outputs.items()}
+        try:
+            values = {name: record.get(spec) if isinstance(spec, str) else spec.evaluate(root, ctx, 1, index)
+                      for name, spec in self.outputs.items()}
+        except _TooManyErrors:
+            raise ctx.rejection(truncated=True) from None
+        if ctx.problems:
+            raise ctx.rejection()
+        return values
 
 
 # ---- compilation ----------------------------------------------------------------------------------

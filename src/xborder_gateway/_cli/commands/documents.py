@@ -15,6 +15,7 @@ VALIDATE_EXAMPLES = """\
 examples:
   xborder validate samples/IDA-105123456789.xml
   xborder validate out/*.xml            one line per error: FILE:LINE:COL: CODE message
+                                        (every error of a file, in document order; at most 100 per file)
 exit codes: 0 every file is valid; 1 a file is invalid or refused; 2 usage error (e.g. a file cannot be read)
 """
 
