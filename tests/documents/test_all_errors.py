@@ -167,3 +167,20 @@ def test_validate_prints_one_line_per_data_rule_error(tmp_path: Path, monkeypatc
     assert [(m["file"], m["code"], int(m["line"]), m["xpath"]) for m in matches if m] == [
         (str(bad), code, line, xpath) for code, line, xpath in EXPECTED]
     assert "0 valid, 1 invalid" in captured.err
+
+
+def test_a_mapping_fault_after_data_rule_failures_rejects_with_the_failures_found() -> None:
+    """Without XSD validation (as for a laxer future XSD): the importer's name (IMN) is missing, which the
+    mapping cannot map (MAPPING_REQUIRED_MISSING, the gateway's fault). ARR is mapped before the importer:
+    a bad ARR found first is reported as the sender's error, as when the check stopped at the first one."""
+    from xborder_gateway.errors import MappingError
+
+    no_name = _edit(IDA, (b"<IMN>", b"<IMX>"), (b"</IMN>", b"</IMX>"))
+    with pytest.raises(MappingError) as fault:
+        mapping_for("IDA").apply(parse_xml(no_name))
+    assert fault.value.code == "MAPPING_REQUIRED_MISSING"
+    both = _edit(no_name, (b"<ARR>15052026</ARR>", b"<ARR>30022026</ARR>"))
+    with pytest.raises(DocumentRejectedError) as err:
+        mapping_for("IDA").apply(parse_xml(both))
+    assert [(r.code, r.xpath) for r in err.value.reasons] == [("DATE_INVALID", "/IDA/ARR")]
+    assert isinstance(err.value.__cause__, MappingError)
