@@ -312,3 +312,27 @@ def test_every_step_appends_an_audit_event_on_each_side(home: Home) -> None:
     assert [e.event_type.value for e in cn_events] == ["opened", "business_response", "verified", "receipt_sent",
                                                        "duplicate"]
     cn.close()
+
+
+def test_rejected_record_is_bounded_to_fit_the_rejected_topic(home: Home) -> None:
+    """What the rejected record adds to the intake record is bounded; raw bytes beyond the intake topic's limit
+    (an intake topic created elsewhere with a larger limit) are cut and the original length said."""
+    from xborder_gateway.connectors.outbound import _rejected_record
+    from xborder_gateway.errors import IntakeError
+    from xborder_gateway.transport import INTAKE_MAX_MESSAGE_BYTES
+
+    s = home.settings
+    exc = IntakeError("x" * 100_000, code="XML_TOO_LARGE", hint="y" * 100_000)
+    huge_header = ((H_RUN, b"r" * 500_000), ("xbg-published-ms", b"1" * 1000))
+    fits = Incoming(s.topic_intake, 0, 7, b"k" * 5000, b"<a/>" * 1000, huge_header)
+    out = _rejected_record(s.topic_rejected, fits, exc, "src", fits.header("xbg-published-ms") or b"")
+    assert (out.key, out.value) == (fits.key, fits.value), "key and raw bytes kept whole"
+    assert out.header("xbg-truncated") is None
+    assert sum(len(k) + len(v) for k, v in out.headers) < 40 * 1024, "headers bounded"
+    assert out.header(H_RUN) is None
+    assert out.header("xbg-business-key") is None, "a long key is not copied into a header"
+    too_big = Incoming(s.topic_intake, 0, 8, b"key", b"z" * (INTAKE_MAX_MESSAGE_BYTES + 10))
+    cut = _rejected_record(s.topic_rejected, too_big, exc, "src", b"1")
+    assert len(cut.value) + len(cut.key or b"") == INTAKE_MAX_MESSAGE_BYTES
+    assert cut.header("xbg-truncated") == str(INTAKE_MAX_MESSAGE_BYTES + 10).encode()
+    assert cut.value == too_big.value[: len(cut.value)]

@@ -211,3 +211,47 @@ async def test_hostile_intake_is_rejected_with_its_raw_bytes_reasons_and_an_audi
     audited = {e.event.raw_sha256 for e in entries}
     assert {hashlib.sha256(raw).hexdigest() for raw in raws} <= audited, \
         "every rejected record is in the audit log by the digest of its raw bytes"
+
+
+async def test_intake_record_near_the_size_limit_is_rejected_without_blocking_its_partition(
+        exchange: Exchange, kafka_bootstrap: str) -> None:
+    """An intake record just under the intake topic's limit, with a long key: its rejection (raw bytes + reasons)
+    still fits on the rejected topic, and the documents behind it on the same partition go through. Before the
+    intake topic had headroom, such a record failed every commit of its batch and blocked its partition."""
+    from xborder_gateway.connectors import publish_documents
+    from xborder_gateway.errors import TransportError
+    from xborder_gateway.samples import generate
+    from xborder_gateway.transport import INTAKE_MAX_MESSAGE_BYTES, make_consumer
+
+    ex = exchange
+    key = "k" * 2000
+    big = b"<a>" + b"x" * (INTAKE_MAX_MESSAGE_BYTES - 3000) + b"</a>"
+    with pytest.raises(TransportError) as too_big:  # more than the intake topic takes: refused at the edge
+        await publish_documents(ex.settings, [("x", b"<a>" + b"x" * INTAKE_MAX_MESSAGE_BYTES + b"</a>")])
+    assert too_big.value.code == "TRANSPORT_RECORD_TOO_LARGE"
+    good = list(generate("EDA", 3, seed=8))
+    # the same key puts every record on one partition: the good ones queue behind the big one
+    await publish_documents(ex.settings, [(key, big)] + [(key, g.xml) for g in good], run="big")
+    ex.start("outbound")
+    rejected = make_consumer(kafka_bootstrap, group_id=None, batch_max=10, topics=(ex.settings.topic_rejected,))
+    exchanged = make_consumer(kafka_bootstrap, group_id=None, batch_max=10, topics=(ex.settings.topic_exchange,
+                                                                                 ex.settings.topic_exchange_priority))
+    await rejected.start()
+    await exchanged.start()
+    got_rejected: list[Any] = []
+    got_sealed: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while (not got_rejected or len(got_sealed) < len(good)) and asyncio.get_running_loop().time() < deadline:
+            for recs in (await rejected.getmany(timeout_ms=300)).values():
+                got_rejected.extend(recs)
+            for recs in (await exchanged.getmany(timeout_ms=300)).values():
+                got_sealed.extend(recs)
+    finally:
+        await rejected.stop()
+        await exchanged.stop()
+    assert len(got_rejected) == 1, f"the big record was not rejected:\n{ex.logs()}"
+    assert got_rejected[0].value == big, "its raw bytes are kept whole"
+    assert got_rejected[0].key == key.encode()
+    assert len(got_sealed) == len(good), "the documents behind it on its partition went through"
+    assert ex.procs["outbound.0"].popen.poll() is None, "the outbound connector is still running"

@@ -28,6 +28,7 @@ __all__ = [
     "H_REASONS",
     "H_RUN",
     "H_SOURCE",
+    "H_TRUNCATED",
     "Auditor",
     "Identity",
     "Ops",
@@ -48,6 +49,7 @@ H_KIND = "xbg-kind"  # receipts topic: receipt | business-response
 H_ATTEMPT = "xbg-attempt"  # exchange topics: 1 = first send, n = (n-1)th resend
 H_REASONS = "xbg-reasons"  # rejected / dead-letter topics: JSON reasons
 H_SOURCE = "xbg-source"  # rejected topic: topic/partition@offset of the intake record
+H_TRUNCATED = "xbg-truncated"  # rejected topic: original length when the raw bytes had to be cut to fit
 
 log = logging.getLogger("xborder_gateway.connectors")
 

@@ -75,6 +75,7 @@ from xborder_gateway.transport import (
     Outgoing,
     TransactionalBatchLoop,
     ensure_topics,
+    gateway_topic_configs,
     gateway_topics,
     install_shutdown,
 )
@@ -357,7 +358,8 @@ async def run_nanning(settings: Settings, options: NanningOptions) -> int:
             await asyncio.wait_for(stop.wait(), timeout=faults.offline_for)
         if stop.is_set():
             return 0
-    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions)
+    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions,
+                        gateway_topic_configs(settings))
     auditor = Auditor(settings, AUTHORITY)
     processor = NanningProcessor(settings, me, trust, faults)
     config = LoopConfig(bootstrap=settings.bootstrap,

@@ -37,6 +37,7 @@ from xborder_gateway.connectors._common import (
     H_REASONS,
     H_RUN,
     H_SOURCE,
+    H_TRUNCATED,
     Auditor,
     Identity,
     Ops,
@@ -47,11 +48,13 @@ from xborder_gateway.connectors._common import (
 from xborder_gateway.envelope import LocalAuthority, TrustStore, seal
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
 from xborder_gateway.transport import (
+    INTAKE_MAX_MESSAGE_BYTES,
     Incoming,
     LoopConfig,
     Outgoing,
     TransactionalBatchLoop,
     ensure_topics,
+    gateway_topic_configs,
     gateway_topics,
     install_shutdown,
 )
@@ -68,6 +71,35 @@ class OutboundOptions:
     instance: str = "0"
     passphrase_file: Path | None = None
     metrics_port: int | None = None
+
+
+#: bounds of what a rejected record copies from its intake record besides the raw bytes, so that it always
+#: fits on the rejected topic (a record too large for it would fail its batch's commit again and again)
+_REASONS_MAX = 32 * 1024
+_COPIED_HEADER_MAX = 256
+
+
+def _small(value: bytes | None, limit: int = _COPIED_HEADER_MAX) -> bytes | None:
+    return value if value is not None and len(value) <= limit else None
+
+
+def _rejected_record(topic: str, r: Incoming, exc: GatewayError, source: str, published: bytes) -> Outgoing:
+    """The rejected topic's record for ``r``: its raw bytes, key and the JSON reasons -- bounded to fit."""
+    reasons = json.dumps(_reasons(exc), ensure_ascii=False, default=str)
+    if len(reasons.encode()) > _REASONS_MAX:
+        reasons = json.dumps({"code": exc.code[:200], "message": exc.message[:2000], "fault": str(exc.fault)[:200],
+                              "hint": (exc.hint or "")[:2000], "truncated": True}, ensure_ascii=False, default=str)
+    key = r.key  # the intake record fitted with it; it is not copied into a header when long
+    value = r.value
+    budget = INTAKE_MAX_MESSAGE_BYTES - len(key or b"")
+    truncated = None
+    if len(value) > budget:  # only from an intake topic created outside the gateway with a larger limit
+        truncated = str(len(value))
+        value = value[:budget]
+    return Outgoing(topic, key, value, Outgoing.make_headers({
+        H_REASONS: reasons, H_SOURCE: source, H_RUN: _small(r.header(H_RUN)),
+        H_PUBLISHED_MS: _small(published, 32), H_BUSINESS_KEY: _small(r.key), H_TRUNCATED: truncated,
+    }))
 
 
 def _reasons(exc: GatewayError) -> dict[str, Any]:
@@ -123,12 +155,7 @@ class OutboundProcessor:
             try:
                 doc, sealed = self._translate_and_seal(r.value, source)
             except (IntakeError, MappingError, EnvelopeError) as exc:
-                reasons = _reasons(exc)
-                outputs.append(Outgoing(s.topic_rejected, r.key, r.value, Outgoing.make_headers({
-                    H_REASONS: json.dumps(reasons, ensure_ascii=False, default=str),
-                    H_SOURCE: source, H_RUN: run, H_PUBLISHED_MS: published,
-                    H_BUSINESS_KEY: r.key,
-                })))
+                outputs.append(_rejected_record(s.topic_rejected, r, exc, source, published))
                 events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, raw_sha256=raw_sha,
                                     business_key=r.key.decode("utf-8", "replace") if r.key else None,
                                     kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
@@ -144,7 +171,7 @@ class OutboundProcessor:
             topic = s.topic_exchange_priority if doc.perishable else s.topic_exchange
             outputs.append(Outgoing(topic, mid.encode(), sealed.data, Outgoing.make_headers({
                 H_MESSAGE_ID: mid, H_DOC_TYPE: doc.doc_type, H_BUSINESS_KEY: doc.business_key,
-                H_RUN: run, H_PUBLISHED_MS: published, H_ATTEMPT: "1",
+                H_RUN: _small(run), H_PUBLISHED_MS: _small(published, 32), H_ATTEMPT: "1",
             })))
             events.append(event(AUTHORITY, PROCESS, EventType.SEALED, message_id=mid,
                                 business_key=doc.business_key, document_type=doc.doc_type, raw_sha256=raw_sha,
@@ -162,7 +189,8 @@ async def run_outbound(settings: Settings, options: OutboundOptions) -> int:
     """Run the outbound connector until SIGTERM; returns the exit code."""
     me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
     ident = Identity("outbound", options.instance, settings.exchange_group_prefix)
-    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions)
+    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions,
+                        gateway_topic_configs(settings))
     auditor = Auditor(settings, AUTHORITY)
     processor = OutboundProcessor(settings, me, trust)
     stop = asyncio.Event()

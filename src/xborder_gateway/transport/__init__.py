@@ -3,7 +3,8 @@
 Nothing outside this package imports aiokafka; what it raises leaves here as
 :class:`~xborder_gateway.errors.TransportError` (``retriable`` taken from aiokafka's flag).
 
-- :func:`ensure_topics` / :func:`gateway_topics` -- create the exchange topics from settings;
+- :func:`ensure_topics` / :func:`gateway_topics` / :func:`gateway_topic_configs` -- create the exchange
+  topics from settings (the intake topic's size limit leaves room for the rejection headers);
 - :func:`make_producer` -- idempotent (``acks=all``), optionally transactional;
 - :class:`TransactionalBatchLoop` -- read_committed consume -> handler -> one transaction with the outputs
   and the input offsets (exactly once); restarts its clients on transient failures;
@@ -23,9 +24,15 @@ from xborder_gateway.transport._loop import (
 )
 from xborder_gateway.transport._records import Incoming, Outgoing, header
 from xborder_gateway.transport._shutdown import install_shutdown
-from xborder_gateway.transport._topics import ensure_topics, gateway_topics
+from xborder_gateway.transport._topics import (
+    INTAKE_MAX_MESSAGE_BYTES,
+    ensure_topics,
+    gateway_topic_configs,
+    gateway_topics,
+)
 
 __all__ = [
+    "INTAKE_MAX_MESSAGE_BYTES",
     "AtLeastOnceLoop",
     "BatchHandler",
     "Incoming",
@@ -35,6 +42,7 @@ __all__ = [
     "TransactionalBatchLoop",
     "TransportFencedError",
     "ensure_topics",
+    "gateway_topic_configs",
     "gateway_topics",
     "header",
     "install_shutdown",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -10,10 +11,16 @@ from xborder_gateway.config import Settings
 from xborder_gateway.errors import TransportError
 from xborder_gateway.transport._errors import kafka_boundary
 
-__all__ = ["ensure_topics", "gateway_topics"]
+__all__ = ["INTAKE_MAX_MESSAGE_BYTES", "ensure_topics", "gateway_topic_configs", "gateway_topics"]
 
 log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
+
+#: ``max.message.bytes`` of the intake topic: 64 KiB below the broker's and the producers' default limit
+#: (1 MiB), so that a rejected record -- the intake record's raw bytes plus the reasons headers -- always
+#: fits on the rejected topic. Without this headroom one intake record near 1 MiB made every commit of its
+#: batch fail (record too large) and blocked its partition for good.
+INTAKE_MAX_MESSAGE_BYTES = 1_048_576 - 65_536
 
 
 def gateway_topics(settings: Settings) -> tuple[str, ...]:
@@ -28,14 +35,22 @@ def gateway_topics(settings: Settings) -> tuple[str, ...]:
     )
 
 
-async def ensure_topics(bootstrap: str, names: tuple[str, ...] | list[str], partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. Existing topics are left alone."""
+def gateway_topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Topic-level configs the gateway sets when it creates its topics."""
+    return {settings.topic_intake: {"max.message.bytes": str(INTAKE_MAX_MESSAGE_BYTES)}}
+
+
+async def ensure_topics(bootstrap: str, names: tuple[str, ...] | list[str], partitions: int,
+                        configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+    """Create the topics that do not exist yet (with ``configs[name]`` as topic configs); returns the names
+    created. Existing topics are left alone."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
     with kafka_boundary("create topics"):
         await admin.start()
     try:
         with kafka_boundary("create topics"):
-            resp = await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+            resp = await admin.create_topics([NewTopic(n, partitions, 1, topic_configs=dict((configs or {}).get(n, {})))
+                                              for n in names])
         created: list[str] = []
         for entry in resp.topic_errors:
             topic, code = entry[0], int(entry[1])
