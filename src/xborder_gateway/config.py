@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     exchange_backoff_max_s: float = Field(default=30.0, gt=0, description="longest resend backoff (s)")
     exchange_backoff_jitter_s: float = Field(default=1.0, ge=0, description="random jitter added to a backoff (s)")
     exchange_group_prefix: str = Field(default="xbg", description="prefix of consumer groups / transactional ids")
+    exchange_duplicate_window_days: float = Field(
+        default=30.0, gt=0,
+        description="days the outbound connector remembers a sealed document's bytes: the same bytes published "
+        "again within them are rejected as DUPLICATE_SUBMISSION (ADR 0401)")
 
     # --- documents (intake bounds; IntakeLimits.from_settings) ---------------------------------
     documents_max_bytes: int = Field(default=1_048_576, ge=1, description="XML size cap, checked before parsing")

@@ -7,7 +7,11 @@ One Kafka transaction per batch holds the sealed envelopes, the rejected records
   priority lane ``xb.vn-cn.exchange.priority`` when the document is perishable; key = message id;
 - invalid (IntakeError / MappingError / a payload the envelope refuses): the raw bytes go to
   ``vn.declarations.rejected`` with JSON reasons in the ``xbg-reasons`` header. Nothing a sender puts in a
-  record can stop the loop: a poison message never blocks its partition.
+  record can stop the loop: a poison message never blocks its partition;
+- a duplicate submission -- the exact bytes of a declaration already taken in from OTHER intake
+  coordinates (a sender retrying a send) -- is rejected the same way with ``DUPLICATE_SUBMISSION``; a redo
+  of the same coordinates (aborted transaction) is processed again. The check's state
+  (``xbg_submissions`` in the VN state database) is committed before the Kafka transaction: ADR 0401.
 
 The batch's audit events (sealed / rejected) are appended durably before its transaction commits. If the
 transaction is then redone (crash, broker failure), the redo seals new envelopes under new message ids
@@ -44,9 +48,22 @@ from xborder_gateway.connectors._common import (
     event,
     load_keys,
     log_line,
+    now_ms,
 )
 from xborder_gateway.envelope import LocalAuthority, TrustStore, seal
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
+from xborder_gateway.exchange._state import (
+    VN_SCHEMA,
+    IntakeCoordinates,
+    PriorSubmission,
+    SubmissionDecision,
+    connect,
+    decide_submission,
+    forget_submission_at,
+    lookup_submission,
+    purge_submissions,
+    record_submission,
+)
 from xborder_gateway.transport import (
     INTAKE_MAX_MESSAGE_BYTES,
     Incoming,
@@ -59,7 +76,7 @@ from xborder_gateway.transport import (
     install_shutdown,
 )
 
-__all__ = ["OutboundOptions", "OutboundProcessor", "run_outbound"]
+__all__ = ["DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "run_outbound"]
 
 AUTHORITY = "VN"
 COUNTERPART = "CN"
@@ -113,13 +130,64 @@ def _reasons(exc: GatewayError) -> dict[str, Any]:
     return {"code": exc.code, "message": exc.message, "fault": exc.fault, "hint": exc.hint}
 
 
+class DuplicateSubmissionError(IntakeError):
+    """The exact bytes of a document already taken in from another intake record (ADR 0401)."""
+
+    default_code = "DUPLICATE_SUBMISSION"
+
+    def __init__(self, business_key: str, raw_sha256: bytes, prior: PriorSubmission) -> None:
+        first = f"first taken in at {prior.at}" + (f" as message {prior.message_id}" if prior.message_id else "")
+        super().__init__(
+            f"declaration {business_key} with these exact bytes (sha256 {raw_sha256.hex()}) was already submitted: "
+            f"{first}; it is not sent again",
+            hint="nothing to do if the sender retried a send; to change the declaration, publish the amended "
+                 "document (other bytes)")
+        self.business_key = business_key
+        self.raw_sha256 = raw_sha256
+        self.prior = prior
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "fault": self.fault, "hint": self.hint,
+                "business_key": self.business_key, "raw_sha256": self.raw_sha256.hex(),
+                "first_source": str(self.prior.at), "first_message_id": self.prior.message_id,
+                "first_seen_ms": self.prior.first_seen_ms}
+
+
+#: how often the outbound connector purges submissions older than the retention window
+_PURGE_EVERY_MS = 3_600_000
+
+
+@dataclass
+class _Taken:
+    """One intake record after translate + seal, before the duplicate check decided its fate."""
+
+    r: Incoming
+    at: IntakeCoordinates
+    raw_sha: bytes
+    received: AuditEvent
+    doc: Any = None
+    sealed: Any = None
+    error: GatewayError | None = None
+
+
 class OutboundProcessor:
-    """The per-batch work, without Kafka: records in, records out plus audit events (testable alone)."""
+    """The per-batch work, without Kafka: records in, records out plus audit events (testable alone).
+
+    It owns a connection to the VN state database (``settings.state_db("VN")``, WAL, shared with the
+    receipt tracker) for the duplicate-submission check: one ``BEGIN IMMEDIATE`` transaction per batch,
+    committed before :meth:`process` returns, i.e. before the batch's Kafka transaction (ADR 0401).
+    """
 
     def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore) -> None:
         self.settings = settings
         self.me = me
         self.trust = trust
+        self.db = connect(settings.state_db(AUTHORITY), VN_SCHEMA)
+        self._window_ms = int(settings.exchange_duplicate_window_days * 86_400_000)
+        self._next_purge_ms = 0
+
+    def close(self) -> None:
+        self.db.close()
 
     def _translate_and_seal(self, raw: bytes, source: str) -> tuple[Any, Any]:
         from xborder_gateway.documents import translate_xml
@@ -138,35 +206,81 @@ class OutboundProcessor:
                                hint="a gateway bug; the raw document is kept on the rejected topic") from exc
         return doc, sealed
 
+    def _check_submissions(self, taken: Sequence[_Taken]) -> None:
+        """The duplicate-submission check of a batch in ONE SQLite transaction (one indexed lookup and one
+        insert per sealed record), committed here -- before the audit append and the Kafka commit."""
+        now = now_ms()
+        self.db.execute("BEGIN IMMEDIATE")  # the write lock first: two instances never both see "new"
+        try:
+            if now >= self._next_purge_ms:  # first: what is older than the window is no duplicate any more
+                purged = purge_submissions(self.db, now - self._window_ms)
+                self._next_purge_ms = now + _PURGE_EVERY_MS
+                if purged:
+                    log_line(logging.INFO, "forgot old submissions", count=purged)
+            for t in taken:
+                if t.error is not None:  # rejected on this try: it holds no bytes (even if a first try did)
+                    forget_submission_at(self.db, t.at)
+                    continue
+                key = t.doc.business_key
+                prior = lookup_submission(self.db, key, t.raw_sha)
+                decision = decide_submission(prior, t.at)
+                if decision is SubmissionDecision.DUPLICATE and prior is not None:
+                    t.error = DuplicateSubmissionError(key, t.raw_sha, prior)
+                else:  # NEW, or REDO of the same coordinates: the aborted try's envelope was never seen
+                    record_submission(self.db, key, t.raw_sha, t.at, message_id=str(t.sealed.message_id), now_ms=now)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
         s = self.settings
+        taken: list[_Taken] = []
+        for r in records:
+            at = IntakeCoordinates(r.topic, r.partition, r.offset)
+            raw_sha = hashlib.sha256(r.value).digest()
+            # every step is an audit entry (received -> validated -> sealed, or received -> rejected)
+            received = event(AUTHORITY, PROCESS, EventType.RECEIVED, raw_sha256=raw_sha,
+                             business_key=r.key.decode("utf-8", "replace") if r.key else None,
+                             kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset)
+            t = _Taken(r, at, raw_sha, received)
+            try:
+                t.doc, t.sealed = self._translate_and_seal(r.value, str(at))
+            except (IntakeError, MappingError, EnvelopeError) as refused:
+                t.error = refused
+            taken.append(t)
+        self._check_submissions(taken)
+
         outputs: list[Outgoing] = []
         events: list[AuditEvent] = []
-        counts = {"sealed": 0, "rejected": 0, "priority": 0}
-        for r in records:
-            source = f"{r.topic}/{r.partition}@{r.offset}"
-            raw_sha = hashlib.sha256(r.value).digest()
+        counts = {"sealed": 0, "rejected": 0, "priority": 0, "duplicate_submission": 0}
+        for t in taken:
+            r = t.r
+            source = str(t.at)
             run = r.header(H_RUN)
             published = r.header(H_PUBLISHED_MS) or str(r.timestamp_ms).encode()
-            # every step is an audit entry (received -> validated -> sealed, or received -> rejected)
-            events.append(event(AUTHORITY, PROCESS, EventType.RECEIVED, raw_sha256=raw_sha,
-                                business_key=r.key.decode("utf-8", "replace") if r.key else None,
-                                kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
-            try:
-                doc, sealed = self._translate_and_seal(r.value, source)
-            except (IntakeError, MappingError, EnvelopeError) as exc:
+            events.append(t.received)
+            if t.error is not None:
+                exc = t.error
                 outputs.append(_rejected_record(s.topic_rejected, r, exc, source, published))
-                events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, raw_sha256=raw_sha,
+                events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, raw_sha256=t.raw_sha,
                                     business_key=r.key.decode("utf-8", "replace") if r.key else None,
                                     kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                                     outcome="rejected", reason_code=exc.code))
-                log_line(logging.INFO, "rejected", source=source, code=exc.code)
+                if isinstance(exc, DuplicateSubmissionError):
+                    counts["duplicate_submission"] += 1
+                    log_line(logging.WARNING, "duplicate submission rejected", source=source,
+                             business_key=exc.business_key, first_source=exc.prior.at,
+                             first_message_id=exc.prior.message_id)
+                else:
+                    log_line(logging.INFO, "rejected", source=source, code=exc.code)
                 counts["rejected"] += 1
                 continue
+            doc, sealed = t.doc, t.sealed
             mid = str(sealed.message_id)
             payload_sha = hashlib.sha256(doc.payload).digest()
             events.append(event(AUTHORITY, PROCESS, EventType.VALIDATED, business_key=doc.business_key,
-                                document_type=doc.doc_type, raw_sha256=raw_sha, payload_sha256=payload_sha,
+                                document_type=doc.doc_type, raw_sha256=t.raw_sha, payload_sha256=payload_sha,
                                 kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
             topic = s.topic_exchange_priority if doc.perishable else s.topic_exchange
             outputs.append(Outgoing(topic, mid.encode(), sealed.data, Outgoing.make_headers({
@@ -174,7 +288,7 @@ class OutboundProcessor:
                 H_RUN: _small(run), H_PUBLISHED_MS: _small(published, 32), H_ATTEMPT: "1",
             })))
             events.append(event(AUTHORITY, PROCESS, EventType.SEALED, message_id=mid,
-                                business_key=doc.business_key, document_type=doc.doc_type, raw_sha256=raw_sha,
+                                business_key=doc.business_key, document_type=doc.doc_type, raw_sha256=t.raw_sha,
                                 payload_sha256=payload_sha, envelope_sha256=sealed.sha256,
                                 signing_key_id=sealed.header.signing_key_id.hex(),
                                 encryption_key_id=sealed.header.encryption_key_id.hex(),
@@ -226,5 +340,6 @@ async def run_outbound(settings: Settings, options: OutboundOptions) -> int:
     finally:
         ops.close()
         auditor.close()
+        processor.close()
     log_line(logging.INFO, "outbound stopped", batches=loop.stats.batches, records=loop.stats.records_in)
     return 0

@@ -7,6 +7,9 @@ VN ``settings.state_db("VN")``::
                    (learnt by consuming those topics read_committed), with the exact envelope bytes for
                    resends, attempts, next due time, state pending|delivered|dead, receipt/business info
     xbg_rejected   one row per record on the rejected topic (key: its topic/partition/offset)
+    xbg_submissions  written by the OUTBOUND connector: one row per (business key, SHA-256 of the raw XML)
+                   it sealed, with the intake coordinates that first took it in (duplicate-submission
+                   check, ADR 0401); purged after ``exchange_duplicate_window_days``
 
 CN ``settings.state_db("CN")`` (same file as the envelope's replay table ``envelope_replay``)::
 
@@ -19,6 +22,7 @@ CN ``settings.state_db("CN")`` (same file as the envelope's replay table ``envel
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -29,11 +33,19 @@ from typing import Any
 __all__ = [
     "CN_SCHEMA",
     "VN_SCHEMA",
+    "IntakeCoordinates",
     "PendingMessage",
+    "PriorSubmission",
     "RunSummary",
+    "SubmissionDecision",
     "connect",
+    "decide_submission",
     "decode_headers",
     "encode_headers",
+    "forget_submission_at",
+    "lookup_submission",
+    "purge_submissions",
+    "record_submission",
     "summarize_run",
 ]
 
@@ -72,6 +84,18 @@ CREATE TABLE IF NOT EXISTS xbg_rejected (
     PRIMARY KEY (topic, part, offs)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS xbg_rejected_run ON xbg_rejected (run);
+CREATE TABLE IF NOT EXISTS xbg_submissions (
+    business_key  TEXT NOT NULL,
+    raw_sha256    BLOB NOT NULL,
+    topic         TEXT NOT NULL,
+    part          INTEGER NOT NULL,
+    offs          INTEGER NOT NULL,
+    message_id    TEXT,
+    first_seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (business_key, raw_sha256)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS xbg_submissions_at ON xbg_submissions (topic, part, offs);
+CREATE INDEX IF NOT EXISTS xbg_submissions_seen ON xbg_submissions (first_seen_ms);
 """
 
 CN_SCHEMA = """
@@ -121,6 +145,83 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
         if "part" not in columns:
             conn.execute("ALTER TABLE xbg_messages ADD COLUMN part INTEGER")
     return conn
+
+
+# --- duplicate submissions (outbound; ADR 0401) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeCoordinates:
+    """Where an intake record was taken in: a Kafka topic, partition and offset (unique per record)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class PriorSubmission:
+    """The row of ``xbg_submissions`` for one (business key, raw SHA-256): who took these bytes in first."""
+
+    at: IntakeCoordinates
+    message_id: str | None
+    first_seen_ms: int
+
+
+class SubmissionDecision(enum.Enum):
+    NEW = "new"  # these bytes were never taken in (within the retention window): process, remember
+    REDO = "redo"  # the SAME intake record again (its batch's Kafka transaction aborted): process again
+    DUPLICATE = "duplicate"  # the same bytes taken in before from ANOTHER intake record: reject
+
+
+def decide_submission(prior: PriorSubmission | None, here: IntakeCoordinates) -> SubmissionDecision:
+    """Pure decision of the duplicate-submission check for a record that validated and sealed.
+
+    Only the intake coordinates tell a redo from a duplicate: a batch whose Kafka transaction aborted (or
+    whose process died before the commit) is consumed again from the committed offsets, so its records come
+    back at the same coordinates, while a second publication of the same bytes always has other ones.
+    """
+    if prior is None:
+        return SubmissionDecision.NEW
+    if prior.at == here:
+        return SubmissionDecision.REDO
+    return SubmissionDecision.DUPLICATE
+
+
+def lookup_submission(conn: sqlite3.Connection, business_key: str, raw_sha256: bytes) -> PriorSubmission | None:
+    """One primary-key lookup."""
+    row = conn.execute("SELECT topic, part, offs, message_id, first_seen_ms FROM xbg_submissions "
+                       "WHERE business_key = ? AND raw_sha256 = ?", (business_key, raw_sha256)).fetchone()
+    if row is None:
+        return None
+    return PriorSubmission(IntakeCoordinates(str(row[0]), int(row[1]), int(row[2])),
+                           None if row[3] is None else str(row[3]), int(row[4]))
+
+
+def record_submission(conn: sqlite3.Connection, business_key: str, raw_sha256: bytes, here: IntakeCoordinates, *,
+                      message_id: str, now_ms: int) -> None:
+    """Remember that ``here`` took these bytes in and sealed them as ``message_id`` (NEW), or -- for a REDO
+    of the same coordinates -- replace the message id by the redo's (the aborted one was never seen)."""
+    conn.execute("INSERT INTO xbg_submissions (business_key, raw_sha256, topic, part, offs, message_id, "
+                 "first_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (business_key, raw_sha256) DO UPDATE SET message_id = excluded.message_id "
+                 "WHERE topic = excluded.topic AND part = excluded.part AND offs = excluded.offs",
+                 (business_key, raw_sha256, here.topic, here.partition, here.offset, message_id, now_ms))
+
+
+def forget_submission_at(conn: sqlite3.Connection, here: IntakeCoordinates) -> None:
+    """The record at ``here`` was rejected for another reason on a redo (e.g. its keys or mappings changed
+    after an aborted try): it did not take its bytes in after all, so a later copy is not a duplicate."""
+    conn.execute("DELETE FROM xbg_submissions WHERE topic = ? AND part = ? AND offs = ?",
+                 (here.topic, here.partition, here.offset))
+
+
+def purge_submissions(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Forget submissions first seen before ``before_ms`` (the retention window); returns how many."""
+    return int(conn.execute("DELETE FROM xbg_submissions WHERE first_seen_ms < ?", (before_ms,)).rowcount)
 
 
 @dataclass(frozen=True, slots=True)
