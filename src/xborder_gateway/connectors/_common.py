@@ -29,6 +29,7 @@ __all__ = [
     "H_RUN",
     "H_SOURCE",
     "H_TRUNCATED",
+    "AuditSink",
     "Auditor",
     "Identity",
     "Ops",
@@ -124,13 +125,25 @@ def event(authority: str, process: str, event_type: EventType, **fields: Any) ->
                       event_type=event_type, **fields)
 
 
+AuditSink = Callable[[Sequence[AuditEvent]], object]
+"""Where a processor appends its batch's events inside its open state transaction (``Auditor.append``)."""
+
+
 class Auditor:
-    """Appends a batch's events durably (AUD-5: before the offsets of that batch are committed)."""
+    """Appends a batch's events durably (AUD-5: before the offsets of that batch are committed).
+
+    The endpoint and the receipt tracker call :meth:`append` INSIDE their open SQLite state transaction,
+    right before it commits (ADR 0400): a crash can repeat a batch's events, never lose them. Lock order
+    is therefore state database -> audit database, and it must stay one-way: no code may wait for a state
+    database's write lock while it holds an audit log's write transaction (``AuditLog.append`` touches
+    only the audit database, and the resend task appends before, not inside, its state transactions).
+    """
 
     def __init__(self, settings: Settings, authority: str) -> None:
         self.log = AuditLog.open(settings, authority)
 
     def append(self, events: Sequence[AuditEvent]) -> None:
+        """Durable when it returns (AUD-5); raises (``TransportError`` when retriable) if not written."""
         if events:
             self.log.append(list(events))
 

@@ -10,6 +10,12 @@ transaction that stores those two answers' exact bytes, so:
 - a crash after the SQLite commit but before the Kafka commit replays the batch, which is then all
   duplicates: original answers again, no second processing.
 
+Order per batch (ADR 0400, audit completeness): decide everything inside the open SQLite transaction ->
+append the batch's audit events durably -> commit SQLite -> commit the Kafka transaction. A crash (or a
+failed SQLite commit) after the audit append rolls the state back, so the redelivered batch is processed
+again and its events are appended again -- a recognisable repeat (same message id, event type, Kafka
+position and attempt), never a loss. A failed audit append rolls the state back too.
+
 A refused envelope gets a NACK receipt (reason = the ENV rule) and is not recorded, so a corrected resend
 is processed. Fault injection (tests, demos): ``--drop-rate --duplicate-rate --delay-ms --reject-rate
 --crash-after N --offline-for SECONDS``; see :class:`Faults`.
@@ -35,12 +41,14 @@ from xborder_gateway import avro
 from xborder_gateway.audit import AuditEvent, EventType
 from xborder_gateway.config import Settings
 from xborder_gateway.connectors._common import (
+    H_ATTEMPT,
     H_BUSINESS_KEY,
     H_DOC_TYPE,
     H_KIND,
     H_MESSAGE_ID,
     H_RUN,
     Auditor,
+    AuditSink,
     Identity,
     Ops,
     event,
@@ -98,8 +106,8 @@ class Faults:
     duplicate_rate  the envelope arrives twice (the second copy must be answered with the original receipt)
     delay_ms        every answer waits this long (applied once per batch, before answering)
     reject_rate     the endpoint answers a transient NACK (``CN_TEMPORARILY_UNAVAILABLE``) without processing
-    crash_after     the process dies (exit 17) once it has processed N envelopes, after its SQLite commit
-                    and before its Kafka commit -- the worst moment
+    crash_after     the process dies (exit 17) once it has processed N envelopes, after its audit append
+                    and SQLite commit and before its Kafka commit -- the worst moment for duplicates
     offline_for     the endpoint does not consume for its first SECONDS seconds
     """
 
@@ -156,7 +164,16 @@ class NanningProcessor:
         self.store.close()
 
     # --- one batch ---------------------------------------------------------------------------------
-    def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
+    def process(self, records: Sequence[Incoming], *, audit: AuditSink | None = None
+                ) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
+        """Handle one batch in ONE SQLite transaction; returns the answers, the audit events and counts.
+
+        With ``audit`` (the connector passes :meth:`Auditor.append`), the events are appended durably
+        INSIDE the still-open transaction, just before it commits: if the append fails the state rolls
+        back (nothing is recorded as processed without its events); if the process dies after the append
+        and before the commit, the redelivered batch is processed again and audited again (a repeat,
+        never a loss). Without ``audit`` (unit tests) the caller gets the events after the commit.
+        """
         outputs: list[Outgoing] = []
         events: list[AuditEvent] = []
         counts = {"processed": 0, "duplicate": 0, "refused": 0, "dropped": 0, "transient_nack": 0}
@@ -173,7 +190,11 @@ class NanningProcessor:
                 copies = 2 if f.duplicate_rate and self.rng.random() < f.duplicate_rate else 1
                 for _ in range(copies):
                     outputs.extend(self._guarded(conn, r, events, counts))
-        # committed: the message ids and their answers are durable together
+            if audit is not None and events:
+                # Audit before the state commit (ADR 0400): held write lock order is state -> audit, and
+                # no writer of the CN audit log ever waits for this state file, so this cannot deadlock.
+                audit(events)
+        # committed: the message ids, their answers and (with ``audit``) their audit events are durable
         self.processed += counts["processed"]
         return outputs, events, counts
 
@@ -216,8 +237,8 @@ class NanningProcessor:
                              (mid, run, now_ms()))
                 events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
                                     envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
-                                    kafka_partition=r.partition, kafka_offset=r.offset, outcome="duplicate",
-                                    reason_code=exc.code))
+                                    kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
+                                    outcome="duplicate", reason_code=exc.code))
                 counts["duplicate"] += 1
                 log_line(logging.INFO, "duplicate answered with original receipt", message_id=mid)
                 return [Outgoing(str(t), bytes(k) if k is not None else None, bytes(d), decode_headers(str(h)))
@@ -233,7 +254,8 @@ class NanningProcessor:
                             document_type=opened.header.document_type, envelope_sha256=opened.sha256,
                             signing_key_id=opened.header.signing_key_id.hex(),
                             encryption_key_id=opened.header.encryption_key_id.hex(),
-                            kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
+                            kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
+                            attempt=_attempt(r)))
         f = self.faults
         if f.reject_rate and self.rng.random() < f.reject_rate:
             record = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=TRANSIENT_NACK,
@@ -244,7 +266,7 @@ class NanningProcessor:
             events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid,
                                 document_type=opened.header.document_type, envelope_sha256=opened.sha256,
                                 kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
-                                outcome="nack", reason_code=TRANSIENT_NACK))
+                                attempt=_attempt(r), outcome="nack", reason_code=TRANSIENT_NACK))
             return [self._answer(mid, "receipt", sealed_nack.data, mid=mid, run=run, business_key=None)]
         return self._process(conn, opened, r, run=run, events=events, counts=counts)
 
@@ -257,7 +279,7 @@ class NanningProcessor:
         mid = str(record["message_id"])
         events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, message_id=mid,
                             envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic, kafka_partition=r.partition,
-                            kafka_offset=r.offset, outcome="refused", reason_code=exc.code))
+                            kafka_offset=r.offset, attempt=_attempt(r), outcome="refused", reason_code=exc.code))
         log_line(logging.WARNING, "envelope refused", message_id=mid, code=exc.code)
         try:
             sealed = seal_receipt(record, me=self.me, trust=self.trust, recipient=sender)
@@ -309,7 +331,9 @@ class NanningProcessor:
                        ("business-response", sealed_response.data)]
             status = decision.status
             events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
-                                business_key=business_key, document_type=doc_type, outcome=status.lower(),
+                                business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
+                                kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
+                                outcome=status.lower(),
                                 reason_code=decision.reasons[0][0] if decision.reasons else None))
         outputs = []
         for seq, (kind, data) in enumerate(answers):
@@ -325,13 +349,21 @@ class NanningProcessor:
         events.append(event(AUTHORITY, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
                             document_type=doc_type, envelope_sha256=opened.sha256,
                             payload_sha256=_sha(opened.payload), signing_key_id=header.signing_key_id.hex(),
-                            kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
+                            kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
+                            attempt=_attempt(r)))
         events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid, business_key=business_key,
                             document_type=doc_type, outcome="ack" if status != "NACK" else "nack",
-                            kafka_topic=self.settings.topic_receipts))
+                            kafka_topic=self.settings.topic_receipts, attempt=_attempt(r)))
         counts["processed"] += 1
         log_line(logging.DEBUG, "processed", message_id=mid, business_key=business_key, status=status)
         return outputs
+
+
+def _attempt(r: Incoming) -> int | None:
+    """The copy's ``xbg-attempt`` header (1 = first send), as the sender labelled it (it is not signed);
+    with the message id and the Kafka position it makes a repeated audit event recognisable."""
+    value = r.header_str(H_ATTEMPT)
+    return int(value) if value and len(value) <= 6 and value.isascii() and value.isdigit() else None
 
 
 def _sha(data: bytes) -> bytes:
@@ -383,8 +415,9 @@ async def run_nanning(settings: Settings, options: NanningOptions) -> int:
     async def handler(records: list[Incoming]) -> Sequence[Outgoing]:
         if faults.delay_ms:
             await asyncio.sleep(faults.delay_ms / 1000)
-        outputs, events, counts = processor.process(records)
-        auditor.append(events)  # AUD-5
+        # audit append inside the state transaction, then the SQLite commit; the Kafka commit follows
+        # (AUD-5). Synchronous on purpose: nothing else runs on this connection while it is open.
+        outputs, _events, counts = processor.process(records, audit=auditor.append)
         for k, v in counts.items():
             ops.count(k, v)
         if faults.crash_after is not None and processor.processed >= faults.crash_after:

@@ -18,6 +18,13 @@ attempts and next due time, so the state survives restarts.
 
 The consumer side is at-least-once with idempotent state updates (upserts keyed by message id), so a
 replayed batch changes nothing but the duplicate-receipt counter.
+
+Order per consumed batch (ADR 0400, audit completeness): apply the batch inside the open SQLite transaction
+-> append its audit events durably -> commit SQLite -> commit the Kafka offsets. A crash (or a failed
+SQLite commit) after the audit append rolls the state back, so the redelivered batch is applied again and
+its ``sent`` / ``receipt_received`` / ``delivered`` events are appended again -- a recognisable repeat
+(same message id, event type and Kafka position), never a loss. A failed audit append rolls the state
+back too: nothing is marked sent or delivered without its events.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from xborder_gateway.connectors._common import (
     H_REASONS,
     H_RUN,
     Auditor,
+    AuditSink,
     Identity,
     Ops,
     event,
@@ -125,8 +133,16 @@ class ReceiptTracker:
         self.conn.execute("COMMIT")
 
     # --- consumed records ----------------------------------------------------------------------------
-    def consume(self, records: Sequence[Incoming]) -> tuple[list[AuditEvent], dict[str, int], list[float]]:
-        """Apply a batch (sent envelopes first, then rejections, then receipts) in one SQLite transaction."""
+    def consume(self, records: Sequence[Incoming], *, audit: AuditSink | None = None
+                ) -> tuple[list[AuditEvent], dict[str, int], list[float]]:
+        """Apply a batch (sent envelopes first, then rejections, then receipts) in one SQLite transaction.
+
+        With ``audit`` (the connector passes :meth:`Auditor.append`), the batch's events are appended
+        durably INSIDE the open transaction, just before it commits (a failed append rolls the batch back;
+        a crash after it repeats the events on redelivery, never loses them). It is called synchronously:
+        no other coroutine can use this connection (the resend task shares it) while the transaction is
+        open. Without ``audit`` (unit tests) the caller gets the events after the commit.
+        """
         events: list[AuditEvent] = []
         counts = {"sent": 0, "rejected": 0, "delivered": 0, "duplicate_receipt": 0, "nack": 0, "business": 0,
                   "bad_receipt": 0}
@@ -140,6 +156,11 @@ class ReceiptTracker:
                     self._rejected(conn, r, counts)
                 elif r.topic == self.settings.topic_receipts:
                     self._receipt(conn, r, events, counts, latencies)
+            if audit is not None and events:
+                # Audit before the state commit (ADR 0400). Lock order state -> audit; no writer of the VN
+                # audit log (outbound, other tracker instances, their resend tasks, the checkpoint thread)
+                # waits for the state file while holding the audit log, so this cannot deadlock.
+                audit(events)
         return events, counts, latencies
 
     def _sent(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int]) -> None:
@@ -233,7 +254,8 @@ class ReceiptTracker:
                     latencies.append((now - int(published)) / 1000)
                 events.append(event(AUTHORITY, PROCESS, EventType.DELIVERED, message_id=mid,
                                     business_key=record.get("business_key"),
-                                    document_type=record.get("document_type"), attempt=int(attempts)))
+                                    document_type=record.get("document_type"), kafka_topic=r.topic,
+                                    kafka_partition=r.partition, kafka_offset=r.offset, attempt=int(attempts)))
                 log_line(logging.DEBUG, "delivered", message_id=mid)
             else:
                 conn.execute("UPDATE xbg_messages SET receipts = receipts + 1 WHERE message_id = ?", (mid,))
@@ -399,8 +421,9 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
         "restarts": loop.stats.restarts if loop else 0})
 
     async def handler(records: list[Incoming]) -> None:
-        events, counts, latencies = tracker.consume(records)
-        auditor.append(events)  # AUD-5: before the offsets are committed
+        # audit append inside the state transaction, then the SQLite commit, then the offsets (AUD-5).
+        # Synchronous on purpose: the resend task shares the connection and must not run in between.
+        _events, counts, latencies = tracker.consume(records, audit=auditor.append)
         for k, v in counts.items():
             ops.count(k, v)
         for s in latencies:
