@@ -142,6 +142,93 @@ def test_check_survives_a_restart_of_the_connector(home: Home) -> None:
         second.close()
 
 
+def test_two_instances_sharing_the_state_file_and_other_record_keys(home: Home) -> None:
+    """Two outbound instances on one machine (two connections to one state file) and a copy published under
+    another record key (so on another partition): the business key comes from the document, the copy is
+    still a duplicate."""
+    from xborder_gateway.connectors import OutboundProcessor
+
+    ida = _ida()
+    a = OutboundProcessor(home.settings, home.vn, home.vn_trust)
+    b = OutboundProcessor(home.settings, home.vn, home.vn_trust)
+    try:
+        _, _, first = a.process([_rec(home, 3, ida.business_key, ida.xml, partition=0)])
+        out, _, second = b.process([_rec(home, 8, "retry-under-another-key", ida.xml, partition=1)])
+        assert (first["sealed"], second["sealed"], second["duplicate_submission"]) == (1, 0, 1)
+        assert json.loads(out[0].header("xbg-reasons") or b"{}")["first_source"] == \
+            f"{home.settings.topic_intake}/0@3"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_two_instances_racing_on_the_same_copies_seal_each_document_once(home: Home) -> None:
+    """Both instances take the write lock before their lookups (BEGIN IMMEDIATE): checking the same 20
+    documents at the same time from two partitions lets each through exactly once. Each lookup is slowed
+    down by 5 ms so that the other instance gets to run between one's lookup and its insert (with a deferred
+    BEGIN this fails: "database is locked" on the upgrade to a write). The documents are translated and
+    sealed beforehand in this thread: the race is the SQLite check's, lxml's schema loading is not meant
+    to be shared by threads, and real instances are processes."""
+    import threading
+    import time
+
+    from xborder_gateway.connectors import OutboundProcessor
+    from xborder_gateway.connectors.outbound import _Taken
+    from xborder_gateway.samples import generate
+
+    docs = list(generate("IDA", 20, seed=31))
+    prep = OutboundProcessor(home.settings, home.vn, home.vn_trust)
+    try:
+        prepared = [(d, *prep._translate_and_seal(d.xml, "prep")) for d in docs]
+    finally:
+        prep.close()
+    class SlowLookups:  # the state database on slow storage: a pause right after each lookup
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            cur = self.conn.execute(sql, *args)
+            if sql.startswith("SELECT") and "xbg_submissions" in sql:
+                time.sleep(0.005)
+            return cur
+
+        def close(self) -> None:
+            self.conn.close()
+
+    barrier = threading.Barrier(2)
+    passed: dict[int, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def instance(partition: int) -> None:
+        try:
+            ob = OutboundProcessor(home.settings, home.vn, home.vn_trust)
+            ob.db = SlowLookups(ob.db)  # type: ignore[assignment]
+            try:
+                barrier.wait()
+                got = []
+                for i, (d, doc, sealed) in enumerate(prepared):  # one record per batch: the most interleaving
+                    r = _rec(home, i, d.business_key, d.xml, partition=partition)
+                    t = _Taken(r, IntakeCoordinates(r.topic, partition, i), hashlib.sha256(d.xml).digest(),
+                               None, doc, sealed)  # type: ignore[arg-type]
+                    ob._check_submissions([t])
+                    if t.error is None:
+                        got.append(d.business_key)
+                passed[partition] = got
+            finally:
+                ob.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=instance, args=(p,)) for p in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    both = passed[0] + passed[1]
+    assert sorted(both) == sorted(d.business_key for d in docs), "each document let through by exactly one instance"
+
+
 def test_a_redo_that_is_rejected_releases_the_bytes(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     """If the first record's redo is rejected for another reason (here: a simulated bug), it did not take the
     bytes in after all: a later copy is processed, not rejected as a duplicate of a rejected record."""
