@@ -256,7 +256,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
             raise DemoError(f"not every document settled within {args.timeout:.0f}s "
                             f"({summary.settled if summary else 0}/{published})",
                             hint=f"raise --timeout or read the connector logs in {log_dir}")
-        elapsed_ms = max(1, (summary.last_settled_ms or 0) - (summary.first_published_ms or 0))
+        # With no delivery (e.g. every document rejected) there is no last receipt: the run ended when it settled.
+        end_ms = summary.last_settled_ms if summary.last_settled_ms is not None else int(time.time() * 1000)
+        elapsed_ms = max(1, end_ms - (summary.first_published_ms or end_ms))
         result: dict[str, Any] = {
             "run": run, "published": published, "rejected": summary.rejected,
             "rejected_by_reason": summary.rejected_by_reason, "delivered": summary.delivered,
