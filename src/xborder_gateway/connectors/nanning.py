@@ -82,9 +82,7 @@ from xborder_gateway.transport import (
     LoopConfig,
     Outgoing,
     TransactionalBatchLoop,
-    ensure_topics,
-    gateway_topic_configs,
-    gateway_topics,
+    ensure_gateway_topics,
     install_shutdown,
 )
 
@@ -390,8 +388,7 @@ async def run_nanning(settings: Settings, options: NanningOptions) -> int:
             await asyncio.wait_for(stop.wait(), timeout=faults.offline_for)
         if stop.is_set():
             return 0
-    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions,
-                        gateway_topic_configs(settings))
+    await ensure_gateway_topics(settings)
     auditor = Auditor(settings, AUTHORITY)
     processor = NanningProcessor(settings, me, trust, faults)
     config = LoopConfig(bootstrap=settings.bootstrap,

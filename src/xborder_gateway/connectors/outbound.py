@@ -70,9 +70,7 @@ from xborder_gateway.transport import (
     LoopConfig,
     Outgoing,
     TransactionalBatchLoop,
-    ensure_topics,
-    gateway_topic_configs,
-    gateway_topics,
+    ensure_gateway_topics,
     install_shutdown,
 )
 
@@ -303,8 +301,7 @@ async def run_outbound(settings: Settings, options: OutboundOptions) -> int:
     """Run the outbound connector until SIGTERM; returns the exit code."""
     me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
     ident = Identity("outbound", options.instance, settings.exchange_group_prefix)
-    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions,
-                        gateway_topic_configs(settings))
+    await ensure_gateway_topics(settings)
     auditor = Auditor(settings, AUTHORITY)
     processor = OutboundProcessor(settings, me, trust)
     stop = asyncio.Event()

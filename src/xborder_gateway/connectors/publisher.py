@@ -9,9 +9,7 @@ from typing import Any
 from xborder_gateway.config import Settings
 from xborder_gateway.connectors._common import H_PUBLISHED_MS, H_RUN, now_ms
 from xborder_gateway.transport import (
-    ensure_topics,
-    gateway_topic_configs,
-    gateway_topics,
+    ensure_gateway_topics,
     kafka_boundary,
     make_producer,
 )
@@ -35,8 +33,7 @@ async def publish_documents(
     ``rate_per_s`` paces the sends (benchmarks at a fixed offered rate); each record carries its publish
     time (``xbg-published-ms``) and the optional ``run`` id, which the gateway carries end to end.
     """
-    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions,
-                        gateway_topic_configs(settings))
+    await ensure_gateway_topics(settings)
     producer: Any = make_producer(settings.bootstrap, client_id="xbg-publish", linger_ms=5)
     with kafka_boundary("start producer"):
         await producer.start()

@@ -71,9 +71,7 @@ from xborder_gateway.transport import (
     Incoming,
     LoopConfig,
     Outgoing,
-    ensure_topics,
-    gateway_topic_configs,
-    gateway_topics,
+    ensure_gateway_topics,
     install_shutdown,
     kafka_boundary,
     make_producer,
@@ -401,8 +399,7 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
     """Run the receipt tracker until SIGTERM; returns the exit code."""
     me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
     ident = Identity("receipts", options.instance, settings.exchange_group_prefix)
-    await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions,
-                        gateway_topic_configs(settings))
+    await ensure_gateway_topics(settings)
     auditor = Auditor(settings, AUTHORITY)
     tracker = ReceiptTracker(settings, me, trust)
     stop = asyncio.Event()

@@ -26,6 +26,7 @@ from xborder_gateway.transport._records import Incoming, Outgoing, header
 from xborder_gateway.transport._shutdown import install_shutdown
 from xborder_gateway.transport._topics import (
     INTAKE_MAX_MESSAGE_BYTES,
+    ensure_gateway_topics,
     ensure_topics,
     gateway_topic_configs,
     gateway_topics,
@@ -41,6 +42,7 @@ __all__ = [
     "Outgoing",
     "TransactionalBatchLoop",
     "TransportFencedError",
+    "ensure_gateway_topics",
     "ensure_topics",
     "gateway_topic_configs",
     "gateway_topics",

@@ -40,6 +40,12 @@ def gateway_topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     return {settings.topic_intake: {"max.message.bytes": str(INTAKE_MAX_MESSAGE_BYTES)}}
 
 
+async def ensure_gateway_topics(settings: Settings) -> list[str]:
+    """Create whichever of the exchange's topics are missing (names, partitions, configs from settings)."""
+    return await ensure_topics(settings.bootstrap, gateway_topics(settings), settings.topic_partitions,
+                               gateway_topic_configs(settings))
+
+
 async def ensure_topics(bootstrap: str, names: tuple[str, ...] | list[str], partitions: int,
                         configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
     """Create the topics that do not exist yet (with ``configs[name]`` as topic configs); returns the names
