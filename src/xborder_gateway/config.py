@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,8 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _TomlSource(settings_cls))
 
 
-_config_file_var: list[Path | None] = [None]
+# The file the TOML source reads, for the duration of one load_settings() call (safe across threads/tasks).
+_config_file: ContextVar[Path | None] = ContextVar("xbg_config_file", default=None)
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -180,7 +182,7 @@ class _TomlSource(PydanticBaseSettingsSource):
         return self._data().get(field_name), field_name, False
 
     def _data(self) -> dict[str, Any]:
-        path = _config_file_var[0]
+        path = _config_file.get()
         if path is None or not path.is_file():
             return {}
         try:
@@ -217,7 +219,7 @@ def load_settings(
     if explicit and not path.is_file():
         raise ConfigError(f"config file {path} does not exist", code="CONFIG_FILE",
                           hint="pass an existing file to --config / XBG_CONFIG, or leave it unset")
-    _config_file_var[0] = path
+    token = _config_file.set(path)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -227,4 +229,4 @@ def load_settings(
         raise ConfigError(f"invalid configuration: {problems}", code="CONFIG_INVALID",
                           hint=f"fix the flag, the XBG_* variable or {path}") from exc
     finally:
-        _config_file_var[0] = None
+        _config_file.reset(token)
