@@ -88,6 +88,15 @@ def log_line(level: int, what: str, **fields: Any) -> None:
 
 
 @dataclass(frozen=True)
+class ConnectorOptions:
+    """What every ``xborder run`` connector takes: its instance id, key passphrase file, metrics port."""
+
+    instance: str = "0"
+    passphrase_file: Path | None = None
+    metrics_port: int | None = None
+
+
+@dataclass(frozen=True)
 class Identity:
     """Which instance of which connector this is; names its consumer group and transactional id."""
 

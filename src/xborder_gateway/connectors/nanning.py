@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from xborder_gateway import avro
@@ -49,6 +48,7 @@ from xborder_gateway.connectors._common import (
     H_RUN,
     Auditor,
     AuditSink,
+    ConnectorOptions,
     Identity,
     Ops,
     event,
@@ -129,10 +129,7 @@ class Faults:
 
 
 @dataclass(frozen=True)
-class NanningOptions:
-    instance: str = "0"
-    passphrase_file: Path | None = None
-    metrics_port: int | None = None
+class NanningOptions(ConnectorOptions):
     faults: Faults = Faults()
 
 

@@ -27,7 +27,6 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from xborder_gateway.audit import AuditEvent, EventType
@@ -43,6 +42,7 @@ from xborder_gateway.connectors._common import (
     H_SOURCE,
     H_TRUNCATED,
     Auditor,
+    ConnectorOptions,
     Identity,
     Ops,
     event,
@@ -82,10 +82,8 @@ PROCESS = "outbound"
 
 
 @dataclass(frozen=True)
-class OutboundOptions:
-    instance: str = "0"
-    passphrase_file: Path | None = None
-    metrics_port: int | None = None
+class OutboundOptions(ConnectorOptions):
+    """Options of ``xborder run outbound`` (only the common ones so far)."""
 
 
 #: bounds of what a rejected record copies from its intake record besides the raw bytes, so that it always

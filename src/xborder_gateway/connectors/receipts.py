@@ -37,7 +37,6 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import tenacity
@@ -55,6 +54,7 @@ from xborder_gateway.connectors._common import (
     H_RUN,
     Auditor,
     AuditSink,
+    ConnectorOptions,
     Identity,
     Ops,
     event,
@@ -84,10 +84,7 @@ PROCESS = "receipts"
 
 
 @dataclass(frozen=True)
-class ReceiptsOptions:
-    instance: str = "0"
-    passphrase_file: Path | None = None
-    metrics_port: int | None = None
+class ReceiptsOptions(ConnectorOptions):
     tick_s: float = 0.2
 
 
