@@ -93,8 +93,10 @@ if ! as_owner "$BIN/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
     as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=on" start >&2
 fi
-if ! as_owner "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U "$OWNER" -d postgres -tAc \
-        "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
+# No `psql … | grep -q` under pipefail: grep -q exits at the first match and psql may die of SIGPIPE.
+exists=$(as_owner "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U "$OWNER" -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = '$DB'")
+if [[ "$exists" != 1 ]]; then
     as_owner "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U "$OWNER" "$DB" >&2
 fi
 echo "postgresql://$OWNER@127.0.0.1:$PORT/$DB"
