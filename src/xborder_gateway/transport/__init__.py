@@ -9,7 +9,9 @@ Nothing outside this package imports aiokafka; what it raises leaves here as
 - :class:`TransactionalBatchLoop` -- read_committed consume -> handler -> one transaction with the outputs
   and the input offsets (exactly once); restarts its clients on transient failures;
 - :class:`AtLeastOnceLoop` -- consume -> durable idempotent handler -> commit offsets;
-- :func:`install_shutdown` -- SIGTERM/SIGINT set the loops' stop event.
+- :func:`install_shutdown` -- SIGTERM/SIGINT set the loops' stop event;
+- :class:`MemoryBroker` -- an in-memory Kafka with transactions and groups, chosen by the bootstrap address
+  ``memory://NAME``, so the same scenarios run in the fast unit suite and on the real broker.
 """
 
 from xborder_gateway.transport._clients import make_consumer, make_producer
@@ -22,6 +24,7 @@ from xborder_gateway.transport._loop import (
     TransactionalBatchLoop,
     to_incoming,
 )
+from xborder_gateway.transport._memory import Faults, MemoryBroker, is_memory, memory_broker
 from xborder_gateway.transport._records import Incoming, Outgoing, header
 from xborder_gateway.transport._shutdown import install_shutdown
 from xborder_gateway.transport._topics import (
@@ -36,9 +39,11 @@ __all__ = [
     "INTAKE_MAX_MESSAGE_BYTES",
     "AtLeastOnceLoop",
     "BatchHandler",
+    "Faults",
     "Incoming",
     "LoopConfig",
     "LoopStats",
+    "MemoryBroker",
     "Outgoing",
     "TransactionalBatchLoop",
     "TransportFencedError",
@@ -48,9 +53,11 @@ __all__ = [
     "gateway_topics",
     "header",
     "install_shutdown",
+    "is_memory",
     "kafka_boundary",
     "make_consumer",
     "make_producer",
+    "memory_broker",
     "to_incoming",
     "translate",
 ]

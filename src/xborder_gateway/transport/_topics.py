@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import TransportError
 from xborder_gateway.transport._errors import kafka_boundary
+from xborder_gateway.transport._memory import is_memory, memory_broker
 
 __all__ = ["INTAKE_MAX_MESSAGE_BYTES", "ensure_topics", "gateway_topic_configs", "gateway_topics"]
 
@@ -50,6 +51,11 @@ async def ensure_topics(bootstrap: str, names: tuple[str, ...] | list[str], part
                         configs: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
     """Create the topics that do not exist yet (with ``configs[name]`` as topic configs); returns the names
     created. Existing topics are left alone."""
+    if is_memory(bootstrap):
+        broker = memory_broker(bootstrap)
+        with kafka_boundary("create topics"):
+            broker.check_reachable("create topics")
+        return [n for n in names if broker.create_topic(n, partitions)]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
     with kafka_boundary("create topics"):
         await admin.start()
