@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     topic_receipts: str = Field(default="xb.cn-vn.receipts", description="signed receipts and business responses")
     topic_dead_letter: str = Field(default="xb.vn-cn.dead-letter",
                                    description="messages never acknowledged after every resend")
+    topic_status: str = Field(default="vn.declarations.status",
+                              description="the status feed for senders: one record per state change (key = "
+                              "declaration number); never leaves the site")
     topic_partitions: int = Field(default=3, ge=1, description="partitions of every gateway topic")
 
     # --- exchange (connectors: outbound, nanning endpoint, receipt tracker) --------------------

@@ -16,6 +16,7 @@ Nothing outside this package imports aiokafka; what it raises leaves here as
 
 from xborder_gateway.transport._clients import make_consumer, make_producer
 from xborder_gateway.transport._errors import TransportFencedError, kafka_boundary, translate
+from xborder_gateway.transport._history import partition_for_key, read_key
 from xborder_gateway.transport._loop import (
     AtLeastOnceLoop,
     BatchHandler,
@@ -58,6 +59,8 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "memory_broker",
+    "partition_for_key",
+    "read_key",
     "to_incoming",
     "translate",
 ]
