@@ -19,6 +19,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# System packages: wait for CI's background install if one runs, then make sure (a no-op when present).
+if [ -f .ci-logs/system-packages.pid ]; then
+  pid=$(cat .ci-logs/system-packages.pid)
+  while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+  cat .ci-logs/system-packages.log >&2 || true
+fi
+scripts/system-packages.sh
 "$XB" --home "$TEST_HOME" kafka start --port "$KPORT" --controller-port "$CPORT" >/dev/null
 export XBG_KAFKA_BOOTSTRAP="127.0.0.1:$KPORT"
 export XBG_KAFKA_LOG="$TEST_HOME/kafka/logs/server.log"

@@ -120,6 +120,19 @@ def _time_param(query: dict[str, list[str]], name: str) -> datetime | None:
     return value
 
 
+def _console(path: str) -> Response:
+    """The auditor console's static files (no token: they hold no data; the API calls carry it)."""
+    from xborder_gateway.audit.console import console_asset
+
+    if path == "/console":
+        return Response(308, "text/plain; charset=utf-8", b"/console/\n", (("Location", "/console/"),))
+    asset = console_asset(path[len("/console/"):])
+    if asset is None:
+        return _error(404, "NO_SUCH_ROUTE", f"no console file {path}")
+    body, content_type, headers = asset
+    return Response(200, content_type, body, headers)
+
+
 class AuditApi:
     """The routes; ``handle`` maps a GET request to a :class:`Response`."""
 
@@ -138,6 +151,8 @@ class AuditApi:
             return _error(405, "METHOD_NOT_ALLOWED", "this API is read-only", headers=(("Allow", "GET"),))
         if path == "/openapi.json":
             return _json(200, openapi(self.log.authority))
+        if path == "/console" or path.startswith("/console/"):
+            return _console(parts.path)
         # API-1: every other route needs a bearer token with the auditor role
         if not authorization or not authorization.startswith("Bearer "):
             return _error(401, "UNAUTHENTICATED", "a bearer token is required",

@@ -32,7 +32,9 @@ examples:
   xborder audit bundle 42 --out e42.json                   offline proof: entry, proof, checkpoint, key
   xborder audit verify-bundle e42.json --key "$(cat vn.vkey)"   no database needed
   xborder audit serve --add-token alice                    make an auditor token for the HTTP API
-  xborder audit serve --port 8441                          read-only HTTP API (OpenAPI at /openapi.json)
+  xborder audit serve --port 8441                          read-only HTTP API (OpenAPI at /openapi.json),
+                                                           auditor console at http://127.0.0.1:8441/console/
+  xborder audit verifier-page --out verifier.html          the standalone verifier to keep offline
 """
 
 _TABLE_COLUMNS = ("index", "time", "event_type", "process", "message_id", "business_key", "document_type",
@@ -336,3 +338,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
     p.add_argument("--port", type=int, help="port (env XBG_AUDIT_API_PORT, default 8441; 0 = any)")
     p.add_argument("--add-token", metavar="NAME", help="create an auditor token, print it once, and exit")
     p.set_defaults(func=_serve)
+
+    p = verb("verifier-page", "write the standalone proof verifier page (one HTML file to keep offline)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="where to write it (e.g. xborder-verifier.html); open it from disk in a browser")
+    p.set_defaults(func=_verifier_page)
+
+
+def _verifier_page(args: argparse.Namespace, settings: Settings) -> int:
+    """The console's verifier, inlined into one self-contained page (no server, no network)."""
+    from xborder_gateway.audit.console import standalone_verifier
+
+    del settings
+    page, _ = standalone_verifier()
+    try:
+        args.out.write_bytes(page)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.out}: {exc.strerror}", code="AUDIT_OUT",
+                          hint="choose a writable --out path") from exc
+    _err(f"wrote {args.out} ({len(page):,} bytes): open it in a browser, paste the pinned verifier keys and "
+         "a bundle from `xborder audit bundle N`")
+    return 0

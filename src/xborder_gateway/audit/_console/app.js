@@ -1,0 +1,308 @@
+// xborder-gateway auditor console. Plain DOM, no framework, no network access but this server's /v1 API
+// (the Content-Security-Policy allows nothing else). The bearer token and the pinned verifier keys live
+// in this page's memory only: never in localStorage, sessionStorage, cookies or the URL.
+"use strict";
+
+(() => {
+  const I18N = {
+    en: {
+      title: "Audit console", signin: "Sign in", token: "Auditor token", keys: "Pinned verifier keys",
+      keysHelp: "One key per line, <name>+<hash>+<key>, from the trust bundle the authorities exchanged " +
+        "(log key of this site; witness key of the counterpart). They are not taken from this server.",
+      loadKeys: "Load keys from a file", enter: "Enter", signout: "Sign out",
+      search: "Search", declaration: "Declaration number", messageId: "Message id", type: "Event type",
+      since: "From (UTC)", until: "To (UTC)", outcome: "Outcome", find: "Find", noResults: "No entries.",
+      index: "Index", time: "Time", event: "Event", key: "Declaration", message: "Message", result: "Outcome",
+      detail: "Entry", verify: "Verify in this browser", verified: "Verified", notVerified: "NOT VERIFIED",
+      timeline: "Timeline of declaration", checkpoint: "Checkpoint status", size: "Tree size",
+      origin: "Origin", logSig: "Log signature", witness: "Witness cosignatures", none: "none",
+      lag: "Entries not yet in a checkpoint", refresh: "Refresh", more: "More", back: "Back",
+      badToken: "The server refused the token.", badKey: "Key not accepted", needKey: "Pin at least one log key.",
+      trust: "Trust: this page's script comes from the server it checks. For independent checks keep the " +
+        "standalone verifier page offline and feed it exported bundles.",
+      verifyAll: "Verify every entry",
+    },
+    vi: {
+      title: "Bảng điều khiển kiểm toán", signin: "Đăng nhập", token: "Mã truy cập kiểm toán viên",
+      keys: "Khóa xác minh đã ghim",
+      keysHelp: "Mỗi dòng một khóa, <tên>+<băm>+<khóa>, lấy từ gói tin cậy mà hai cơ quan đã trao đổi " +
+        "(khóa nhật ký của phía này; khóa nhân chứng của phía bên kia). Không lấy từ máy chủ này.",
+      loadKeys: "Nạp khóa từ tệp", enter: "Vào", signout: "Đăng xuất",
+      search: "Tìm kiếm", declaration: "Số tờ khai", messageId: "Mã thông điệp", type: "Loại sự kiện",
+      since: "Từ (UTC)", until: "Đến (UTC)", outcome: "Kết quả", find: "Tìm", noResults: "Không có mục nào.",
+      index: "Chỉ số", time: "Thời gian", event: "Sự kiện", key: "Tờ khai", message: "Thông điệp",
+      result: "Kết quả", detail: "Mục nhật ký", verify: "Xác minh trong trình duyệt", verified: "Đã xác minh",
+      notVerified: "KHÔNG XÁC MINH ĐƯỢC", timeline: "Dòng thời gian của tờ khai", checkpoint: "Trạng thái điểm kiểm",
+      size: "Kích thước cây", origin: "Nguồn gốc", logSig: "Chữ ký nhật ký", witness: "Chữ ký đồng xác nhận",
+      none: "không có", lag: "Mục chưa có trong điểm kiểm", refresh: "Làm mới", more: "Thêm", back: "Quay lại",
+      badToken: "Máy chủ từ chối mã truy cập.", badKey: "Khóa không hợp lệ", needKey: "Hãy ghim ít nhất một khóa nhật ký.",
+      trust: "Tin cậy: mã của trang này do chính máy chủ được kiểm tra cung cấp. Để kiểm tra độc lập, hãy giữ " +
+        "trang xác minh độc lập ngoại tuyến và nạp các gói đã xuất.",
+      verifyAll: "Xác minh mọi mục",
+    },
+    zh: {
+      title: "审计控制台", signin: "登录", token: "审计员令牌", keys: "已固定的验证密钥",
+      keysHelp: "每行一个密钥，<名称>+<哈希>+<密钥>，来自双方交换的信任包（本方日志密钥；对方见证密钥）。不从本服务器获取。",
+      loadKeys: "从文件加载密钥", enter: "进入", signout: "退出",
+      search: "搜索", declaration: "报关单号", messageId: "消息编号", type: "事件类型", since: "起 (UTC)",
+      until: "止 (UTC)", outcome: "结果", find: "查找", noResults: "无条目。", index: "序号", time: "时间",
+      event: "事件", key: "报关单", message: "消息", result: "结果", detail: "条目", verify: "在浏览器中验证",
+      verified: "已验证", notVerified: "未通过验证", timeline: "报关单时间线", checkpoint: "检查点状态",
+      size: "树大小", origin: "来源", logSig: "日志签名", witness: "见证联署", none: "无",
+      lag: "尚未纳入检查点的条目", refresh: "刷新", more: "更多", back: "返回", badToken: "服务器拒绝了该令牌。",
+      badKey: "密钥无效", needKey: "请至少固定一个日志密钥。",
+      trust: "信任说明：本页面脚本来自被检查的服务器。如需独立核验，请离线保存独立验证页面并载入导出的证明包。",
+      verifyAll: "验证全部条目",
+    },
+  };
+
+  const state = { token: null, keys: [], lang: "vi", origin: null };
+  const $ = (sel) => document.querySelector(sel);
+  const t = (k) => (I18N[state.lang] || I18N.en)[k] || I18N.en[k] || k;
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
+    return node;
+  }
+
+  async function api(path) {
+    const res = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` }, cache: "no-store" });
+    if (res.status === 401) throw new Error(t("badToken"));
+    const type = res.headers.get("Content-Type") || "";
+    const body = type.startsWith("application/json") ? await res.json() : await res.text();
+    if (!res.ok) throw new Error((body && body.message) || `HTTP ${res.status}`);
+    return body;
+  }
+
+  function setLabels() {
+    document.documentElement.lang = state.lang;
+    document.title = `xborder · ${t("title")}`;
+    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  }
+
+  function status(text, ok) {
+    const box = $("#status");
+    box.textContent = text || "";
+    box.className = ok === undefined ? "" : ok ? "ok" : "bad";
+  }
+
+  // --- sign in --------------------------------------------------------------------------------------
+  async function signIn(ev) {
+    ev.preventDefault();
+    const token = $("#token").value.trim();
+    const keys = [];
+    for (const line of $("#keys").value.split("\n").map((s) => s.trim()).filter(Boolean)) {
+      try { keys.push(await XbVerify.parseVerifierKey(line)); } catch (err) {
+        status(`${t("badKey")}: ${err.message}`, false);
+        return;
+      }
+    }
+    if (!keys.some((k) => k.type === 0x01)) { status(t("needKey"), false); return; }
+    state.token = token;
+    state.keys = keys;
+    try {
+      await api("/v1/tree");
+    } catch (err) {
+      state.token = null;
+      status(err.message, false);
+      return;
+    }
+    $("#token").value = ""; // the token stays in this closure only
+    $("#signin").hidden = true;
+    $("#main").hidden = false;
+    status("");
+    await showCheckpoint();
+  }
+
+  async function loadKeyFile(ev) {
+    const file = ev.target.files[0];
+    if (!file) return;
+    const text = await file.text();
+    const found = text.match(/[^\s"'+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]{43}=/g) || [];
+    $("#keys").value = [...new Set([...$("#keys").value.split("\n").filter(Boolean), ...found])].join("\n");
+  }
+
+  function signOut() {
+    state.token = null;
+    state.keys = [];
+    $("#main").hidden = true;
+    $("#signin").hidden = false;
+    $("#results").replaceChildren();
+    $("#detail").replaceChildren();
+  }
+
+  // --- checkpoint status ----------------------------------------------------------------------------
+  async function showCheckpoint() {
+    const box = $("#checkpoint-body");
+    box.replaceChildren();
+    try {
+      const [note, tree] = await Promise.all([api("/v1/checkpoint"), api("/v1/tree")]);
+      const checked = await XbVerify.verifyNote(note, state.keys);
+      state.origin = checked.checkpoint.origin;
+      const logOk = checked.log.length > 0 && checked.errors.length === 0;
+      box.append(
+        el("dl", {},
+          el("dt", {}, t("origin")), el("dd", {}, checked.checkpoint.origin),
+          el("dt", {}, t("size")), el("dd", {}, String(checked.checkpoint.size)),
+          el("dt", {}, t("logSig")),
+          el("dd", { class: logOk ? "ok" : "bad", "data-testid": "checkpoint-log" },
+            logOk ? `${t("verified")} (${checked.log.join(", ")})` : `${t("notVerified")} ${checked.errors.join("; ")}`),
+          el("dt", {}, t("witness")),
+          el("dd", { "data-testid": "checkpoint-witness" }, checked.witnesses.length
+            ? checked.witnesses.map((w) => `${w.name} @ ${new Date(w.time * 1000).toISOString()}`).join("; ")
+            : t("none")),
+          el("dt", {}, t("lag")), el("dd", {}, String(Math.max(0, tree.size - checked.checkpoint.size))),
+        ),
+      );
+    } catch (err) {
+      box.append(el("p", { class: "bad" }, err.message));
+    }
+  }
+
+  // --- search ---------------------------------------------------------------------------------------
+  function query(after) {
+    const q = new URLSearchParams();
+    const put = (name, id) => { const v = $(id).value.trim(); if (v) q.set(name, v); };
+    put("declaration", "#q-declaration");
+    put("message_id", "#q-message");
+    put("type", "#q-type");
+    for (const [name, id] of [["since", "#q-since"], ["until", "#q-until"]]) {
+      const v = $(id).value;
+      if (v) q.set(name, new Date(`${v}Z`).toISOString());
+    }
+    q.set("limit", "100");
+    if (after !== undefined && after !== null) q.set("after", String(after));
+    return q;
+  }
+
+  async function search(ev, after) {
+    if (ev) ev.preventDefault();
+    const q = query(after);
+    try {
+      const page = await api(`/v1/entries?${q}`);
+      const wanted = $("#q-outcome").value.trim();
+      const entries = page.entries.filter((e) => !wanted || e.entry.outcome === wanted);
+      renderResults(entries, page.next_after, after !== undefined);
+      const decl = $("#q-declaration").value.trim();
+      if (decl && after === undefined) renderTimeline(decl, entries);
+      status("");
+    } catch (err) {
+      status(err.message, false);
+    }
+  }
+
+  function renderResults(entries, nextAfter, append) {
+    const box = $("#results");
+    if (!append) box.replaceChildren();
+    let table = box.querySelector("table");
+    if (!table) {
+      table = el("table", {},
+        el("thead", {}, el("tr", {}, ...["index", "time", "event", "key", "message", "result"].map(
+          (k) => el("th", { scope: "col" }, t(k))))),
+        el("tbody"));
+      box.append(table);
+    }
+    if (!entries.length && !append) { box.replaceChildren(el("p", {}, t("noResults"))); return; }
+    const body = table.querySelector("tbody");
+    for (const e of entries) {
+      const row = el("tr", {},
+        el("td", {}, el("button", { class: "link", type: "button", "data-index": String(e.index),
+          onclick: () => showEntry(e.index) }, String(e.index))),
+        el("td", {}, e.entry.time), el("td", {}, e.entry.event_type), el("td", {}, e.entry.business_key || ""),
+        el("td", { class: "mono" }, e.entry.message_id || ""), el("td", {}, e.entry.outcome || ""));
+      body.append(row);
+    }
+    box.querySelector(".more")?.remove();
+    if (nextAfter !== null && entries.length >= 100) {
+      box.append(el("button", { class: "more", type: "button", onclick: () => search(null, nextAfter) }, t("more")));
+    }
+  }
+
+  // --- one entry and its proof ------------------------------------------------------------------------
+  async function verifyIndex(index) {
+    const bundle = await api(`/v1/bundle/${index}`);
+    return XbVerify.verifyBundle(bundle, state.keys, state.origin);
+  }
+
+  function verdict(result) {
+    return el("div", { class: `verdict ${result.ok ? "ok" : "bad"}`, role: "status", "data-testid": "verdict" },
+      el("strong", {}, result.ok ? `✔ ${t("verified")}` : `✘ ${t("notVerified")}`),
+      el("ul", {}, ...result.steps.map((s) => el("li", { class: s.ok ? "ok" : "bad" }, `${s.ok ? "✔" : "✘"} ${s.what}`))),
+      result.witnesses.length
+        ? el("p", {}, `${t("witness")}: ${result.witnesses.map((w) => w.name).join(", ")}`) : "");
+  }
+
+  async function showEntry(index) {
+    const box = $("#detail");
+    box.replaceChildren(el("h2", {}, `${t("detail")} ${index}`));
+    try {
+      const e = await api(`/v1/entries/${index}`);
+      const rows = Object.entries(e.entry).filter(([, v]) => v !== null && v !== "");
+      box.append(el("dl", {}, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, String(v))])));
+      const out = el("div", { "data-testid": "verify-result" });
+      box.append(el("button", { type: "button", id: "verify-btn", onclick: async () => {
+        out.replaceChildren();
+        try { out.append(verdict(await verifyIndex(index))); } catch (err) {
+          out.append(el("p", { class: "bad" }, err.message));
+        }
+      } }, t("verify")), out);
+      box.querySelector("#verify-btn").focus();
+    } catch (err) {
+      box.append(el("p", { class: "bad" }, err.message));
+    }
+  }
+
+  function renderTimeline(decl, entries) {
+    const box = $("#detail");
+    const list = el("ol", { class: "timeline", "data-testid": "timeline" });
+    const sorted = [...entries].sort((a, b) => (a.entry.time < b.entry.time ? -1 : a.entry.time > b.entry.time));
+    for (const e of sorted) {
+      const badge = el("span", { class: "badge" }, "…");
+      list.append(el("li", { "data-index": String(e.index) }, el("time", {}, e.entry.time), " ",
+        el("strong", {}, e.entry.event_type), " ", e.entry.outcome || "", " ", e.entry.reason_code || "", " ",
+        el("span", { class: "muted" }, `#${e.index} ${e.entry.authority}`), " ", badge));
+    }
+    const all = el("button", { type: "button", id: "verify-all", onclick: async () => {
+      for (const li of list.children) {
+        const badge = li.querySelector(".badge");
+        try {
+          const r = await verifyIndex(Number(li.dataset.index));
+          badge.textContent = r.ok ? `✔ ${t("verified")}` : `✘ ${t("notVerified")}`;
+          badge.className = `badge ${r.ok ? "ok" : "bad"}`;
+        } catch (err) {
+          badge.textContent = `✘ ${err.message}`;
+          badge.className = "badge bad";
+        }
+      }
+    } }, t("verifyAll"));
+    box.replaceChildren(el("h2", {}, `${t("timeline")} ${decl}`), all, list);
+  }
+
+  // --- wiring ---------------------------------------------------------------------------------------
+  function init() {
+    $("#signin-form").addEventListener("submit", signIn);
+    $("#keyfile").addEventListener("change", loadKeyFile);
+    $("#search-form").addEventListener("submit", (ev) => search(ev));
+    $("#signout").addEventListener("click", signOut);
+    $("#refresh").addEventListener("click", showCheckpoint);
+    for (const b of document.querySelectorAll("[data-lang]")) {
+      b.addEventListener("click", () => {
+        state.lang = b.dataset.lang;
+        setLabels();
+        if (state.token) void showCheckpoint(); // re-render what was drawn in the previous language
+      });
+    }
+    if (!window.isSecureContext || !crypto.subtle) {
+      status("WebCrypto needs a secure context: open the console on 127.0.0.1 (or through an SSH tunnel / TLS).", false);
+    }
+    setLabels();
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+})();

@@ -1,0 +1,236 @@
+"""The auditor console in a real headless Chromium (Debian's, driven by Playwright), over a demo run's log.
+
+One browser session for every check (issue 12 asks the console tests to stay cheap): sign in with a token
+and a pinned key, search a declaration from the demo, open its timeline, verify its proofs in the browser
+(green), tamper with the database behind the server's back, reload, and see it flagged (red). Also: the
+token never reaches web storage or cookies, the CSP header is strict, the layout holds at 390 px, the
+keyboard reaches the form, and the standalone verifier page (opened from disk) accepts a genuine bundle and
+refuses a tampered one.
+
+Screenshots go to the test's tmp dir; with XBG_UPDATE_SCREENSHOTS=1 also to docs/ (docs/audit.md shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _playwright() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (dev extra; scripts/bootstrap.sh installs it)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/system-packages.sh installs it)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Path:
+    prefix = f"t.console.{os.getpid()}"
+    env = {**os.environ, "XBG_KAFKA_BOOTSTRAP": kafka_bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": prefix,
+           "XBG_TOPIC_INTAKE": f"{prefix}.raw", "XBG_TOPIC_REJECTED": f"{prefix}.rejected",
+           "XBG_TOPIC_EXCHANGE": f"{prefix}.exchange", "XBG_TOPIC_EXCHANGE_PRIORITY": f"{prefix}.exchange.priority",
+           "XBG_TOPIC_RECEIPTS": f"{prefix}.receipts", "XBG_TOPIC_DEAD_LETTER": f"{prefix}.dead-letter",
+           "XBG_TOPIC_STATUS": f"{prefix}.status"}
+    env.pop("XBG_CONFIG", None)
+    home = tmp_path_factory.mktemp("console") / "home"
+    done = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "demo", "--count", "40",
+                           "--seed", "11", "--json"], capture_output=True, text=True, env=env, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return home
+
+
+@pytest.fixture(scope="module")
+def served(demo_home: Path) -> Iterator[dict[str, Any]]:
+    from xborder_gateway.audit import AuditLog
+    from xborder_gateway.audit.http import AuditApi, TokenStore, make_server, serve_in_thread
+    from xborder_gateway.config import Settings
+
+    settings = Settings(home=demo_home, audit_url=None)
+    log = AuditLog.open(settings, "VN", read_only=True)
+    tokens = TokenStore(demo_home / "audit" / "api-tokens.json")
+    token = tokens.add("browser-test")
+    delivered = [e for e in log.search(event_type="delivered", limit=1000) if e.event.document_type == "IDA"]
+    assert delivered, "the demo delivered no IDA declaration"
+    declaration = str(delivered[0].event.business_key)
+    server = make_server(AuditApi(log, tokens), "127.0.0.1", 0)
+    serve_in_thread(server)
+    host, port = server.server_address[:2]
+    try:
+        yield {"base": f"http://{host}:{port}", "token": token, "key": str(log.verifier), "log": log,
+               "declaration": declaration, "db": settings.audit_db("VN")}
+    finally:
+        server.shutdown()
+        server.server_close()
+        log.close()
+
+
+def _rewrite_entry_time(db: Path, index: int) -> None:
+    """What a dishonest operator does: change an entry (here: its time by 1 µs), keeping it canonical."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("DROP TRIGGER IF EXISTS entries_no_update")
+        (raw,) = conn.execute("SELECT entry FROM entries WHERE idx = ?", (index,)).fetchone()
+        entry = json.loads(bytes(raw))
+        last = entry["time"][-2]
+        entry["time"] = entry["time"][:-2] + ("1" if last != "1" else "2") + "Z"
+        new = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+        conn.execute("UPDATE entries SET entry = ? WHERE idx = ?", (new, index))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _shot(page: Any, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    if os.environ.get("XBG_UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / name), full_page=True)
+
+
+def _sign_in(page: Any, served: dict[str, Any]) -> None:
+    page.fill("#token", served["token"])
+    page.fill("#keys", served["key"])
+    page.click("#signin-form button[type=submit]")
+    try:
+        page.wait_for_selector("[data-testid=checkpoint-log], #checkpoint-body .bad", timeout=20_000)
+    except Exception as exc:
+        raise AssertionError(f"sign-in failed: {page.text_content('#status')}") from exc
+    assert page.query_selector("#checkpoint-body .bad") is None, page.text_content("#checkpoint-body")
+
+
+def _search(page: Any, declaration: str) -> None:
+    page.fill("#q-declaration", declaration)
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("[data-testid=timeline] li")
+
+
+def _verify_all(page: Any) -> list[str]:
+    page.click("#verify-all")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=timeline] .badge')].every(b => b.textContent !== '…')")
+    return page.eval_on_selector_all("[data-testid=timeline] .badge", "bs => bs.map(b => b.className)")
+
+
+def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str, Any], tmp_path: Path) -> None:
+    sync_playwright = _playwright()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            response = page.goto(served["base"] + "/console/")
+            assert response is not None
+            assert response.ok
+            csp = response.headers["content-security-policy"]
+            assert "default-src 'none'" in csp
+            assert "script-src 'self'" in csp
+            assert "connect-src 'self'" in csp
+            assert "unsafe-inline" not in csp
+
+            # keyboard: Tab reaches the token field from the top of the page
+            for _ in range(12):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement && document.activeElement.id") == "token":
+                    break
+            else:
+                pytest.fail("the keyboard never reached the token field")
+
+            # a wrong token is refused and says so
+            page.fill("#token", "not-a-token")
+            page.fill("#keys", served["key"])
+            page.click("#signin-form button[type=submit]")
+            page.wait_for_selector("#status.bad")
+            assert page.is_visible("#signin")
+
+            _sign_in(page, served)
+            assert "ok" in page.get_attribute("[data-testid=checkpoint-log]", "class")
+            storage = page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
+            assert served["token"] not in storage
+            assert served["token"] not in page.content()
+
+            _search(page, served["declaration"])
+            badges = _verify_all(page)
+            assert badges
+            assert all("ok" in b for b in badges), badges
+            types = page.eval_on_selector_all("[data-testid=timeline] li strong", "xs => xs.map(x => x.textContent)")
+            target = int(page.get_attribute("[data-testid=timeline] li", "data-index"))
+            assert {"received", "sealed", "delivered"} <= set(types)
+            page.click("#results button.link")
+            page.click("#verify-btn")
+            page.wait_for_selector("[data-testid=verdict]")
+            assert "ok" in page.get_attribute("[data-testid=verdict]", "class")
+            page.click("[data-lang=vi]")
+            _shot(page, tmp_path, "console-verified.png")
+
+            # 390 px: nothing wider than the screen
+            page.set_viewport_size({"width": 390, "height": 844})
+            assert page.evaluate("document.documentElement.scrollWidth") <= 392
+
+            # tamper with one entry of this declaration behind the server's back
+            _rewrite_entry_time(served["db"], target)
+
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.reload()
+            _sign_in(page, served)
+            _search(page, served["declaration"])
+            badges = _verify_all(page)
+            bad = page.eval_on_selector_all(
+                "[data-testid=timeline] li",
+                "ls => ls.filter(l => l.querySelector('.badge.bad')).map(l => +l.dataset.index)")
+            assert bad == [target], (bad, badges)
+            page.click(f"#results button.link[data-index='{target}']")
+            page.click("#verify-btn")
+            page.wait_for_selector("[data-testid=verdict]")
+            assert "bad" in page.get_attribute("[data-testid=verdict]", "class")
+            page.click("[data-lang=en]")
+            _shot(page, tmp_path, "console-tampered.png")
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def test_standalone_verifier_page_accepts_a_bundle_and_refuses_a_tampered_one(served: dict[str, Any],
+                                                                             tmp_path: Path) -> None:
+    from xborder_gateway.audit.console import standalone_verifier
+
+    sync_playwright = _playwright()
+    page_bytes, _ = standalone_verifier()
+    page_file = tmp_path / "verifier.html"
+    page_file.write_bytes(page_bytes)
+    log = served["log"]
+    index = next(e.index for e in log.search(event_type="sent", limit=50))
+    bundle = log.bundle(index, issue=False)
+    tampered = json.loads(json.dumps(bundle))
+    tampered["inclusion_proof"]["hashes"][0] = "00" * 32
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            page.fill("#keys", served["key"])
+            for sample, expect in ((bundle, "ok"), (tampered, "bad")):
+                page.fill("#bundle", json.dumps(sample))
+                page.click("#go")
+                page.wait_for_selector("#out .box")
+                assert expect in page.get_attribute("#out .box", "class")
+        finally:
+            browser.close()
