@@ -310,3 +310,12 @@ def test_rel1_to_rel3_no_change_when_not_held_other_declaration_or_stale() -> No
     newer = decide_release(previous, "300000000001", fixed, rules=RULES, lookup=_none,
                            previous_version=3, amendment_version=4)
     assert newer.action is ReleaseAction.RELEASE
+
+
+def test_the_default_setting_is_the_default_list() -> None:
+    from xborder_gateway.config import Settings
+    from xborder_gateway.exchange._rules_cn import DEFAULT_LICENCE_REQUIRED_HS6, DEFAULT_SPS_REGISTRY
+
+    config = CnRulesConfig.from_settings(Settings())
+    assert config.licence_required_hs6 == DEFAULT_LICENCE_REQUIRED_HS6
+    assert config.sps_registry == DEFAULT_SPS_REGISTRY
