@@ -124,3 +124,28 @@ def test_cli_writes_amendments_beside_their_originals(tmp_path: Path, capsys: py
     for name in amended:
         assert name.replace(".amendment", "") in names
     assert "wrote 400" in capsys.readouterr().err
+
+
+def test_the_new_eda_items_map_to_the_declaration_v3_fields() -> None:
+    from lxml import etree
+
+    from xborder_gateway.documents import DocumentRejectedError
+
+    sample = next(s for s in generate("EDA", 40, seed=29)
+                  if b"<SPC>" in s.xml and b"<PHY>" in s.xml and b"<PUC>" in s.xml)
+    root = etree.fromstring(sample.xml)
+    ns = {"v": root.nsmap[None]}
+    doc = translate_xml(sample.xml)
+    assert doc.schema_version == 3
+    line = root.xpath("v:Goods/v:Line[v:SPC]", namespaces=ns)[0]
+    n = int(line.xpath("count(preceding-sibling::v:Line)", namespaces=ns)) + 1
+    goods = doc.values["goods"][n - 1]
+    assert goods["species_code"] == line.findtext("v:SPC", namespaces=ns)
+    assert goods["planting_area_code"] == line.findtext("v:PUC", namespaces=ns)
+    assert goods["packing_house_code"] == line.findtext("v:PHC", namespaces=ns)
+    assert doc.values["phytosanitary_certificate"] == root.findtext("v:PHY", namespaces=ns)
+    # the XSD (v2) checks the shape of a code; registration is the receiver's check
+    line.find("v:PUC", namespaces=ns).text = "vn dur 12"
+    with pytest.raises(DocumentRejectedError) as err:
+        translate_xml(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    assert err.value.code == "XSD_PATTERN"

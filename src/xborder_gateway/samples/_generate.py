@@ -54,6 +54,8 @@ INVALID_RULES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "tax-code-check-digit": (("IDA", "EDA"), "TAX_CODE_CHECK_DIGIT", "the tax code's check digit is wrong"),
     "container-check-digit": (KINDS, "CONTAINER_CHECK_DIGIT", "a container number's ISO 6346 check digit is wrong"),
     "vnd-fraction": (("IDA", "EDA"), "CURRENCY_MINOR_UNITS", "a VND invoice total with decimals (VND has none)"),
+    "hs-not-in-nomenclature": (("IDA", "EDA"), "HS_SUBHEADING_UNKNOWN",
+                               "a goods line's HS code 85171200 (an HS 2017 subheading, split in HS 2022)"),
     "too-many-drivers": (("TIR", "TOR"), "XSD_CONTENT", "six drivers (limit 5)"),
     "bad-linked-declaration": (("TIR", "TOR"), "XSD_PATTERN", "a linked declaration number of 11 digits"),
     "bad-time": (("TIR", "TOR"), "XSD_PATTERN", "a crossing time of 24:60"),
@@ -322,7 +324,7 @@ class _Gen:
         goods = el(None, "Goods")
         for index, (hs, desc, unit, qty, price, value) in enumerate(lines):
             ln = el(goods, "Line")
-            el(ln, "CMD", hs)
+            el(ln, "CMD", "85171200" if broken == "hs-not-in-nomenclature" and index == 0 else hs)
             el(ln, "CMN", desc)
             el(ln, "OR", "CN" if imp else "VN")
             if imp:
