@@ -319,3 +319,13 @@ def test_the_default_setting_is_the_default_list() -> None:
     config = CnRulesConfig.from_settings(Settings())
     assert config.licence_required_hs6 == DEFAULT_LICENCE_REQUIRED_HS6
     assert config.sps_registry == DEFAULT_SPS_REGISTRY
+
+
+def test_the_committed_registry_is_what_its_script_builds() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "scripts" / "build_sps_registry.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
