@@ -78,3 +78,38 @@ def test_a_national_code_extending_an_hs2022_subheading_passes(kind: str, hs8: s
     goods = doc.values["goods"]
     assert goods[0]["hs6"] == hs8[:6]
     assert goods[0]["hs_national"] == hs8
+
+
+_TIR_MAPPING = """\
+document_type: TIR
+root: {namespace: "urn:xborder:vnaccs:TIR:1", element: TIR}
+xsd: vnaccs/TIR.v1.xsd
+schema: VehicleManifest
+namespaces: {v: "urn:xborder:vnaccs:TIR:1"}
+fields:
+  document_type: {const: TIR}
+  direction: {const: ARRIVAL}
+  processing_type: {xpath: v:KBN, transform: {codelist: processing_types, column: processing_type}}
+  declaration_number: v:AND
+  border_gate: {xpath: v:ABG, transform: {hs6: {nomenclature: NAME}}}
+  crossing_at: {xpath: v:ADT, transform: {datetime_vn: {time: v:AMT}}}
+  vehicle:
+    fields:
+      plate: v:LPN
+      registration_country: v:REC
+  drivers:
+    each: v:Drivers/v:Driver
+    fields:
+      name: v:DF
+      nationality: v:DN
+"""
+
+
+def test_the_nomenclature_is_checked_when_the_mapping_is_loaded() -> None:
+    from pathlib import Path
+
+    from xborder_gateway.mapping import MappingDefinitionError, compile_mapping
+
+    compile_mapping(_TIR_MAPPING.replace("NAME", "hs2022_subheadings"), Path("m.yaml"))
+    with pytest.raises(MappingDefinitionError, match="CODELIST_MISSING"):
+        compile_mapping(_TIR_MAPPING.replace("NAME", "nope"), Path("m.yaml"))

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -180,6 +181,7 @@ def _equals(args: Mapping[str, Any], ns: Mapping[str, str]) -> tuple[Fn, bool, N
 _NOT_A_SUBHEADING = frozenset({"999999"})
 
 
+@cache
 def hs_nomenclature(name: str = "hs2022_subheadings") -> frozenset[str]:
     """The six-digit subheadings of an HS nomenclature code list (``mappings/codelists/NAME.csv``),
     without the source's statistical code 999999."""
