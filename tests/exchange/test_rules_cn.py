@@ -329,3 +329,14 @@ def test_the_committed_registry_is_what_its_script_builds() -> None:
     script = Path(__file__).parents[2] / "scripts" / "build_sps_registry.py"
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_reasons_are_bounded_and_odd_values_never_crash_the_rules() -> None:
+    many = _eda(*[_line("08106000", n) for n in range(1, 51)], cert=None)
+    decision = _decide(many)
+    assert decision.status == "HELD"
+    assert len(decision.reasons) == 10  # MAX_REASONS: the business response stays small
+    assert _decide({"declaration_number": "1", "goods": None}).status == "ACCEPTED"
+    odd = _line("08109099", species_code="dur ", planting_area_code="", packing_house_code="\u0000")
+    assert _codes(_decide(_eda(odd))) == ["SPS_PRODUCT_NOT_ADMITTED"]
+    assert _codes(_decide(_eda({"line_number": 1, "hs6": None, "hs_national": None}))) == ["HS_SUBHEADING_UNKNOWN"]
