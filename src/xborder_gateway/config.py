@@ -133,6 +133,16 @@ class Settings(BaseSettings):
     audit_api_host: str = Field(default="127.0.0.1", description="address of `xborder audit serve`")
     audit_api_port: int = Field(default=8441, ge=0, le=65535, description="port of `xborder audit serve`")
 
+    # --- CN business rules (exchange/_rules_cn.py, CnRulesConfig.from_settings) ---------------------
+    cn_licence_required_hs6: str = Field(
+        default="100199,100590,100610,100620,100630,100640,170114,170199,310210,520100",
+        description="comma-separated HS-6 subheadings China admits only with a licence or quota certificate: "
+        "an entering goods line without a licence number is HELD LICENCE_REQUIRED (simulated TRQ selection)")
+    cn_sps_registry: str = Field(
+        default="cn_sps_registry_2026-11-30",
+        description="code list (mappings/codelists/NAME.csv) of the registered planting areas (PUC) and "
+        "pack-houses (PHC) the CN rules accept (simulated)")
+
     @field_validator("home", "kafka_cache", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

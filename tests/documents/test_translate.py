@@ -90,12 +90,16 @@ def test_round_trip_xml_avro_decode_equals_the_canonical_record(kind: str) -> No
 def test_old_reader_reads_a_new_declaration() -> None:
     sample = next(generate("IDA", 1, seed=3))
     doc = translate_xml(sample.xml)
-    assert doc.schema_version == 2
+    assert doc.schema_version == 3
     old = avro.decode(doc.payload, reader_version=1)
-    assert old.version == 2
+    assert old.version == 3
     assert old.reader_version == 1
     assert "cn_trade_mode" not in old.record
     assert old.record["declaration_number"] == doc.business_key
+    v2 = avro.decode(doc.payload, reader_version=2)
+    assert "phytosanitary_certificate" not in v2.record
+    assert "species_code" not in v2.record["goods"][0]
+    assert v2.record["cn_trade_mode"] == doc.values["cn_trade_mode"]
 
 
 def test_peek_key_matches_the_translated_key() -> None:

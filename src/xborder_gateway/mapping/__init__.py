@@ -14,7 +14,7 @@ from xborder_gateway.avro._resources import data_dir
 from xborder_gateway.errors import MappingError
 from xborder_gateway.mapping._codelists import CodeList, codelist
 from xborder_gateway.mapping._engine import CompiledMapping, MappingDefinitionError, compile_mapping, load_mapping
-from xborder_gateway.mapping._transforms import container_check_digit, tax_code_check_digit
+from xborder_gateway.mapping._transforms import container_check_digit, hs_nomenclature, tax_code_check_digit
 
 __all__ = [
     "CodeList",
@@ -24,6 +24,7 @@ __all__ = [
     "codelist",
     "compile_mapping",
     "container_check_digit",
+    "hs_nomenclature",
     "load_mapping",
     "mapping_for",
     "mappings",

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ __all__ = [
     "EvalContext",
     "compile_transform",
     "container_check_digit",
+    "hs_nomenclature",
     "tax_code_check_digit",
 ]
 
@@ -175,8 +177,33 @@ def _equals(args: Mapping[str, Any], ns: Mapping[str, str]) -> tuple[Fn, bool, N
     return (lambda v, _c: v.strip() == expected), False, None
 
 
+# Row of the HS 2022 list that is a statistical code of the source, not a WCO subheading (NOTICE.hs2022).
+_NOT_A_SUBHEADING = frozenset({"999999"})
+
+
+@cache
+def hs_nomenclature(name: str = "hs2022_subheadings") -> frozenset[str]:
+    """The six-digit subheadings of an HS nomenclature code list (``mappings/codelists/NAME.csv``),
+    without the source's statistical code 999999."""
+    return frozenset(codelist(name).rows) - _NOT_A_SUBHEADING
+
+
 def _hs6(args: Mapping[str, Any], ns: Mapping[str, str]) -> tuple[Fn, bool, None]:
-    return (lambda v, _c: v.strip()[:6]), False, None
+    name = args.get("nomenclature")
+    if name is None:
+        return (lambda v, _c: v.strip()[:6]), False, None
+    subheadings = hs_nomenclature(str(name))
+
+    def fn(v: str, _c: EvalContext) -> str:
+        code = v.strip()
+        hs6 = code[:6]
+        # HS-1: a national code must extend a subheading of the shared nomenclature (issue 15 item 2);
+        # refused at intake, before anything is sealed or sent.
+        if len(hs6) != 6 or not hs6.isdigit() or hs6 not in subheadings:
+            raise DataRuleViolation("HS_SUBHEADING_UNKNOWN",
+                                    f"HS code {code}: {hs6} is not a subheading of the {name} nomenclature")
+        return hs6
+    return fn, False, None
 
 
 _PERISHABLE_CHAPTERS = ("07", "08")
@@ -276,7 +303,7 @@ TRANSFORMS: dict[str, _Spec] = {
     "flag": _Spec("string", "bool", frozenset(), frozenset(), _flag),
     "bool": _Spec("string", "bool", frozenset(), frozenset(), _bool),
     "equals": _Spec("string", "bool", frozenset({"value"}), frozenset({"value"}), _equals),
-    "hs6": _Spec("string", "string", frozenset(), frozenset(), _hs6),
+    "hs6": _Spec("string", "string", frozenset({"nomenclature"}), frozenset(), _hs6),
     "hs_perishable": _Spec("string", "bool", frozenset({"chapters"}), frozenset(), _hs_perishable),
     "codelist": _Spec("string", "string", frozenset({"name", "column", "missing"}), frozenset({"name"}), _codelist),
     "vn_tax_code": _Spec("string", "string", frozenset(), frozenset(), _vn_tax_code),

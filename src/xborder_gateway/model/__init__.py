@@ -75,10 +75,14 @@ class GoodsItem(CanonicalRecord):
     exemption_code: str | None = None
     perishable: bool
     ciq_code: str | None = None
+    species_code: str | None = None
+    planting_area_code: str | None = None
+    packing_house_code: str | None = None
+    licence_number: str | None = None
 
 
 class Declaration(CanonicalRecord):
-    """``int.xborder.v1.Declaration`` (newest version, 2)."""
+    """``int.xborder.v1.Declaration`` (newest version, 3)."""
 
     document_type: str
     declaration_number: str
@@ -108,6 +112,7 @@ class Declaration(CanonicalRecord):
     perishable: bool
     remarks: str | None = None
     cn_trade_mode: str | None = None
+    phytosanitary_certificate: str | None = None
 
 
 class Vehicle(CanonicalRecord):

@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache
 
 from lxml import etree
 
@@ -33,6 +34,13 @@ class Sample:
     linked_declarations: tuple[str, ...] = ()
     expected_code: str | None = None
     """The error code the gateway must report for ``broken_rule``."""
+    expected_holds: tuple[str, ...] = ()
+    """The CN rule set's reason codes for this declaration (``exchange._rules_cn``), in its order; empty
+    for one it accepts. Set for valid EDA documents (SPS and licence items missing or wrong on purpose)."""
+    amendment: bool = False
+    """True for an amendment: the same declaration number, supplying what its original lacked."""
+    amended_by: Sample | None = field(default=None, repr=False, compare=False)
+    """For a declaration with holds: the amendment that releases them (``generate_mix(amendments=True)``)."""
 
 
 # rule -> (kinds it applies to, expected error code, description)
@@ -46,6 +54,8 @@ INVALID_RULES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "tax-code-check-digit": (("IDA", "EDA"), "TAX_CODE_CHECK_DIGIT", "the tax code's check digit is wrong"),
     "container-check-digit": (KINDS, "CONTAINER_CHECK_DIGIT", "a container number's ISO 6346 check digit is wrong"),
     "vnd-fraction": (("IDA", "EDA"), "CURRENCY_MINOR_UNITS", "a VND invoice total with decimals (VND has none)"),
+    "hs-not-in-nomenclature": (("IDA", "EDA"), "HS_SUBHEADING_UNKNOWN",
+                               "a goods line's HS code 85171200 (an HS 2017 subheading, split in HS 2022)"),
     "too-many-drivers": (("TIR", "TOR"), "XSD_CONTENT", "six drivers (limit 5)"),
     "bad-linked-declaration": (("TIR", "TOR"), "XSD_PATTERN", "a linked declaration number of 11 digits"),
     "bad-time": (("TIR", "TOR"), "XSD_PATTERN", "a crossing time of 24:60"),
@@ -55,6 +65,44 @@ INVALID_RULES: dict[str, tuple[tuple[str, ...], str, str]] = {
 
 _TWO = Decimal("0.01")
 _THREE = Decimal("0.001")
+
+
+_LINE_SPS_ORDER = ("SPC", "PUC", "PHC", "LIC")
+_LICENCE_HS6 = frozenset({"100199", "100590", "100610", "100620", "100630", "100640", "170114", "170199",
+                          "520100", "310210"})  # = exchange._rules_cn.DEFAULT_LICENCE_REQUIRED_HS6 (a test checks)
+
+
+@cache
+def _registry() -> dict[tuple[str, str, bool], list[str]]:
+    """(kind PUC/PHC, species, active) -> codes of the CN registry (simulated, versioned code list)."""
+    from xborder_gateway.mapping import codelist
+
+    out: dict[tuple[str, str, bool], list[str]] = {}
+    for code, row in codelist(_SPS_REGISTRY).rows.items():
+        for species in row["species"].split(";"):
+            out.setdefault((row["kind"], species, row["status"] == "ACTIVE"), []).append(code)
+    return out
+
+
+_SPS_REGISTRY = "cn_sps_registry_2026-11-30"
+
+
+def _set_line_item(doc: _Doc, line: etree._Element, name: str, value: str) -> None:
+    """Set a goods line's SPC/PUC/PHC/LIC item, inserting it at its place in the XSD sequence."""
+    tag = f"{{{doc.ns}}}{name}"
+    existing = line.find(tag)
+    if existing is not None:
+        existing.text = value
+        return
+    later = _LINE_SPS_ORDER[_LINE_SPS_ORDER.index(name) + 1:]
+    for other in later:
+        found = line.find(f"{{{doc.ns}}}{other}")
+        if found is not None:
+            new = etree.Element(tag)
+            new.text = value
+            found.addprevious(new)
+            return
+    doc.add(line, name, value)
 
 
 def _rules_for(kind: str) -> list[str]:
@@ -163,7 +211,8 @@ class _Gen:
         perishable = False
         rate = {"USD": Decimal(1), "CNY": Decimal("7.1"), "VND": Decimal(25400)}[currency]
         for _ in range(nlines):
-            hs, desc, unit, (qlo, qhi), (plo, phi) = rng.choice(catalogue)
+            hs, desc, unit, (qlo, qhi), (plo, phi) = rng.choices(
+                catalogue, weights=[data.GOODS_WEIGHTS.get(g[0], 1) for g in catalogue])[0]
             qty = Decimal(rng.randint(qlo, qhi)) if nlines < 10 else Decimal(max(1, rng.randint(qlo, qhi) // 10))
             price = (Decimal(str(rng.uniform(plo, phi))) * rate).quantize(Decimal("0.0001"))
             if currency == "VND":
@@ -261,10 +310,21 @@ class _Gen:
             el(inv, "IP4", total)
         el(None, "NT2", rng.choice(["Hàng hóa đóng gói đúng quy cách, bảo quản lạnh", "Giao hàng tại cửa khẩu Hữu Nghị",
                                     "Hàng mới 100%", "Lô hàng thuộc hợp đồng số HĐ-2026/" + str(rng.randint(10, 99))]))
+        # SPS and licence items (EDA v2): present on most fruit exports, missing or wrong on a small share;
+        # ``fixes`` records what an amendment must supply to release the hold it causes.
+        fixes: list[tuple[int | None, str, str]] = []  # (line index or None for PHY, item, right value)
+        holds: list[str] = []
+        fruit_lines = [i for i, ln_ in enumerate(lines) if not imp and ln_[0] in data.FRUIT_SPECIES]
+        if fruit_lines:
+            cert = f"{rng.randint(1, 9999):04d}/KDTV-{day:%Y}"
+            if rng.random() < 0.97:
+                el(None, "PHY", cert)
+            else:
+                fixes.append((None, "PHY", cert))
         goods = el(None, "Goods")
-        for hs, desc, unit, qty, price, value in lines:
+        for index, (hs, desc, unit, qty, price, value) in enumerate(lines):
             ln = el(goods, "Line")
-            el(ln, "CMD", hs)
+            el(ln, "CMD", "85171200" if broken == "hs-not-in-nomenclature" and index == 0 else hs)
             el(ln, "CMN", desc)
             el(ln, "OR", "CN" if imp else "VN")
             if imp:
@@ -280,10 +340,58 @@ class _Gen:
                 el(ln, "UPC", currency)
             if imp:
                 el(ln, "TXA", rng.choice(["0", "5", "10", "8"]))
+            if index in fruit_lines:
+                holds.extend(self._sps_items(doc, ln, index, data.FRUIT_SPECIES[hs], fixes))
+            if not imp and hs[:6] in _LICENCE_HS6:
+                licence = f"TRQ-{day:%Y}-{rng.randint(1, 99999):05d}"
+                if rng.random() < 0.95:
+                    el(ln, "LIC", licence)
+                else:
+                    fixes.append((index, "LIC", licence))
+                    holds.append("LICENCE_REQUIRED")
+        if any(item == "PHY" for _i, item, _v in fixes):
+            holds.append("SPS_CERTIFICATE_MISSING")
         xml = doc.bytes()
+        amended_by = None
+        if fixes and broken is None:
+            for index_, item, right in fixes:
+                if index_ is None:
+                    phy = etree.Element(f"{{{doc.ns}}}PHY")
+                    phy.text = right
+                    goods.addprevious(phy)
+                else:
+                    _set_line_item(doc, goods[index_], item, right)
+            amended_by = Sample(name=f"{kind}-{number}.amendment", xml=doc.bytes(), kind=kind, business_key=number,
+                                broken_rule=None, perishable=perishable or cargo_class == "K", amendment=True)
         xml = _break_bytes(xml, broken)
         return Sample(name=f"{kind}-{number}", xml=xml, kind=kind, business_key=number, broken_rule=broken,
-                      perishable=perishable or cargo_class == "K", expected_code=_code(broken))
+                      perishable=perishable or cargo_class == "K", expected_code=_code(broken),
+                      expected_holds=tuple(holds) if broken is None else (), amended_by=amended_by)
+
+    def _sps_items(self, doc: _Doc, line: etree._Element, index: int, species: str,
+                   fixes: list[tuple[int | None, str, str]]) -> list[str]:
+        """Species, PUC and PHC of one fruit line; returns the hold codes its defects cause."""
+        rng = self.rng
+        reg = _registry()
+        if species == "PSF" or rng.random() < 0.6:  # passion fruit has no national code of its own
+            doc.add(line, "SPC", species)
+        holds = []
+        for item, code in (("PUC", "SPS_PUC_NOT_REGISTERED"), ("PHC", "SPS_PHC_NOT_REGISTERED")):
+            right = rng.choice(reg[(item, species, True)])
+            draw = rng.random()
+            if draw < 0.96:
+                doc.add(line, item, right)
+                continue
+            if draw < 0.98:
+                pass  # missing
+            elif draw < 0.99 or (item, species, False) not in reg:  # not registered
+                doc.add(line, item, f"VN-{species}-{rng.randint(10000, 99999)}" if item == "PUC"
+                        else f"VN-PH-{rng.randint(10000, 99999)}")
+            else:  # suspended
+                doc.add(line, item, rng.choice(reg[(item, species, False)]))
+            fixes.append((index, item, right))
+            holds.append(code)
+        return holds
 
     def vehicle(self, kind: str, *, linked: tuple[str, ...] = (), perishable: bool = False,  # noqa: PLR0915
                 broken: str | None = None) -> Sample:
@@ -388,12 +496,17 @@ def generate(kind: str, count: int, seed: int, *, invalid: bool = False) -> Iter
             yield make(kind, broken=broken)
 
 
-def generate_mix(count: int, seed: int, invalid_ratio: float = 0.05) -> Iterator[Sample]:
+def generate_mix(count: int, seed: int, invalid_ratio: float = 0.05, *,
+                 amendments: bool = False) -> Iterator[Sample]:
     """A realistic stream: trucks of 1-3 goods declarations (EDA exports ~65 %, IDA imports ~35 %), each
     followed by the truck's TIR linking them, so a receiver can check the links. About 55 % of trucks carry
     fresh produce (HS 07-08: the priority lane; ../shared/DOMAIN.md: 538 of 898 trucks on a peak day),
     the others general goods. About ``invalid_ratio`` of the documents break one documented rule
-    (``Sample.broken_rule``/``expected_code`` say which)."""
+    (``Sample.broken_rule``/``expected_code`` say which).
+
+    With ``amendments=True``, about 70 % of the declarations the CN rules would hold (``expected_holds``)
+    are followed, after their truck, by an amendment (``Sample.amendment``: the same declaration number)
+    that supplies the missing SPS or licence item and so releases the hold."""
     if not 0 <= invalid_ratio <= 1:
         raise ValueError("invalid_ratio must be within [0, 1]")
     gen = _Gen(f"{seed}:mix")
@@ -405,10 +518,16 @@ def generate_mix(count: int, seed: int, invalid_ratio: float = 0.05) -> Iterator
         return gen.rng.choice(_rules_for(kind))
 
     while produced < count:
+        if count - produced == 1:  # no room for a truck after it: a last declaration alone (never an empty truck)
+            kind = "EDA" if gen.rng.random() < 0.65 else "IDA"
+            produced += 1
+            yield gen.declaration(kind, broken=pick_broken(kind))
+            break
         size = min(gen.rng.choice([1, 1, 2, 2, 3]), count - produced - 1)
         linked: list[str] = []
         perishable = False
         fresh = gen.rng.random() < 0.55
+        pending: list[Sample] = []
         for _ in range(max(size, 0)):
             kind = "EDA" if gen.rng.random() < 0.65 else "IDA"
             sample = gen.declaration(kind, broken=pick_broken(kind), fresh=fresh)
@@ -416,6 +535,12 @@ def generate_mix(count: int, seed: int, invalid_ratio: float = 0.05) -> Iterator
             perishable = perishable or (sample.perishable and sample.broken_rule is None)
             produced += 1
             yield sample
+            if amendments and sample.amended_by is not None and gen.rng.random() < 0.7:
+                pending.append(sample.amended_by)
         if produced < count:
             produced += 1
             yield gen.vehicle("TIR", linked=tuple(linked), perishable=perishable, broken=pick_broken("TIR"))
+        for amendment in pending:
+            if produced < count:
+                produced += 1
+                yield amendment

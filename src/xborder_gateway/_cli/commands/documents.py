@@ -31,6 +31,7 @@ examples:
   xborder samples generate --kind IDA --count 100 --seed 1 --out /tmp/ida
   xborder samples generate --kind TIR --count 14 --seed 1 --out /tmp/bad --invalid   one broken rule each
   xborder samples generate --kind MIX --count 1000 --seed 7 --out /tmp/mix   IDA/EDA + TIR linking them
+  xborder samples generate --kind MIX --count 1000 --seed 7 --out /tmp/mix --amendments   + amendments releasing holds
 rules broken by --invalid: see docs/documents.md ("Invalid-sample rules")
 """
 
@@ -125,7 +126,8 @@ def _samples_generate(args: argparse.Namespace, settings: Settings) -> int:
         raise _UsageError(f"cannot create {out}: {exc.strerror or exc}", code="FILE_UNWRITABLE") from exc
     kind = args.kind.upper()
     if kind == "MIX":
-        samples = generate_mix(args.count, args.seed, invalid_ratio=1.0 if args.invalid else args.invalid_ratio)
+        samples = generate_mix(args.count, args.seed, invalid_ratio=1.0 if args.invalid else args.invalid_ratio,
+                               amendments=args.amendments)
     else:
         samples = generate(kind, args.count, args.seed, invalid=args.invalid)
     written = 0
@@ -183,4 +185,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="each document breaks one documented rule (the rule is in the file name)")
     g.add_argument("--invalid-ratio", type=_ratio, default=0.05, metavar="R",
                    help="MIX only: share of documents that break a rule (default 0.05)")
+    g.add_argument("--amendments", action="store_true",
+                   help="MIX only: follow most held declarations with the amendment that releases them "
+                   "(same declaration number, file NAME.amendment.xml)")
     g.set_defaults(func=_samples_generate)
