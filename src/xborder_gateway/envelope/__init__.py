@@ -15,8 +15,10 @@ Seal on the sending side, open on the receiving side::
 
 from __future__ import annotations
 
+from xborder_gateway.envelope._batch import DEFAULT_BATCH_CACHE, MAX_BATCH, BatchCache, BatchCacheStats
+from xborder_gateway.envelope._batch_seal import BatchSealer
 from xborder_gateway.envelope._errors import EnvelopeOpenError, EnvelopeReplayError
-from xborder_gateway.envelope._format import DEFAULT_LIMITS, EnvelopeHeader, EnvelopeLimits
+from xborder_gateway.envelope._format import DEFAULT_LIMITS, SUITE_V1, SUITE_V2, EnvelopeHeader, EnvelopeLimits
 from xborder_gateway.envelope._keys import (
     X25519_EXTENSION_OID,
     AuthorityCertificate,
@@ -53,11 +55,18 @@ from xborder_gateway.envelope._seal import (
 )
 
 __all__ = [
+    "DEFAULT_BATCH_CACHE",
     "DEFAULT_LIMITS",
+    "MAX_BATCH",
     "NIL_MESSAGE_ID",
     "RECEIPT_DOCUMENT_TYPE",
+    "SUITE_V1",
+    "SUITE_V2",
     "X25519_EXTENSION_OID",
     "AuthorityCertificate",
+    "BatchCache",
+    "BatchCacheStats",
+    "BatchSealer",
     "EnvelopeHeader",
     "EnvelopeLimits",
     "EnvelopeOpenError",
