@@ -38,9 +38,13 @@ from xborder_gateway.envelope._keys import (
 from xborder_gateway.envelope._receipts import (
     NIL_MESSAGE_ID,
     RECEIPT_DOCUMENT_TYPE,
+    BusinessDecision,
+    add_receipt,
+    encode_receipt,
     make_receipt,
     match_receipt,
     open_receipt,
+    receipt_decision,
     seal_receipt,
 )
 from xborder_gateway.envelope._replay import MemoryReplayGuard, ReplayRecord, SqliteReplayStore
@@ -67,6 +71,7 @@ __all__ = [
     "BatchCache",
     "BatchCacheStats",
     "BatchSealer",
+    "BusinessDecision",
     "EnvelopeHeader",
     "EnvelopeLimits",
     "EnvelopeOpenError",
@@ -81,6 +86,8 @@ __all__ = [
     "SealedEnvelope",
     "SqliteReplayStore",
     "TrustStore",
+    "add_receipt",
+    "encode_receipt",
     "export_bundle",
     "import_bundle",
     "init_authority",
@@ -93,6 +100,7 @@ __all__ = [
     "open_envelope",
     "open_receipt",
     "peek_header",
+    "receipt_decision",
     "resolve_passphrase",
     "rotate",
     "seal",

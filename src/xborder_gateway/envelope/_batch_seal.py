@@ -97,6 +97,10 @@ class BatchSealer:
         self._ids: set[uuid.UUID] = set()
         self._spent = False
 
+    @property
+    def recipient(self) -> str:
+        return self._recipient
+
     def __len__(self) -> int:
         return len(self._items)
 
