@@ -45,6 +45,14 @@ KAT_STATEMENT = (
     "78626f726465722d676174657761792f656e76656c6f70652f76322f62617463682d726f6f7400000202564e02434e"
     "404142434445464748494a4b4c4d4e4f00000003627224e5ffda9c6a02c4445db9d52b88c204dcee413eecc8ee18ed55bde77be6"
 )
+KAT_LEAF_1 = "8d71de76a178f5b8161a1879737975e41d5b3592721d96f2dc649c3e45e108d1"
+KAT_KEY_1 = "af030cb11c1d0d24db7669cc11721371612c2037747491014fa7edf8272598fe"
+KAT_NONCE_1 = "06d87d95cf5dab77d08ac62f"
+KAT_PT_PREFIX_1 = (
+    "000000030000000002"
+    "b14e7c615cec67117fec42acc11db469011462a99496b6f7ed4a51b241417270"
+    "571b8ee025bbdc8c5b2e0b4c6796f9dac41b21ed9495540bae9daff8cc0911e8"
+)
 KAT_ENC = "ca630318098f7d200c94b54d884b86a1616a5247d1484f72e6e2e9ce0dcb292e"
 KAT_SEALED_SECRET = "ebeec8b7a7fcf16360ff23ba0ea1f1e6c57b8a3e368b238a9e57cd39297d5c46b6074530f6674f390bb79cc71a2c1745"
 KAT_ENVELOPES_SHA256 = [
@@ -166,3 +174,18 @@ def test_we_open_each_known_envelope_alone(kat: Any, kit: Any) -> None:
         assert opened.payload == KAT_PAYLOADS[i]
         assert opened.message_id == KAT_IDS[i]
         assert opened.sha256.hex() == KAT_ENVELOPES_SHA256[i]
+
+
+def test_intermediate_values_of_envelope_1(kit: Any) -> None:
+    """The values docs/envelope.md §8.6 lists for envelope 1: leaf, AEAD key and nonce, proof fields."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    data = bytes.fromhex(KAT_ENVELOPE_1)
+    h = data[:124]
+    assert kit.DocImplV2.leaf(h, KAT_PAYLOADS[0]).hex() == KAT_LEAF_1
+    key, nonce = kit.DocImplV2.key_nonce(KAT_SECRET, KAT_BATCH_ID, h, KAT_IDS[0].bytes)
+    assert (key.hex(), nonce.hex()) == (KAT_KEY_1, KAT_NONCE_1)
+    pt = AESGCM(key).decrypt(nonce, data[124 + 96 :], h + KAT_BATCH_ID)
+    assert pt.hex().startswith(KAT_PT_PREFIX_1)
+    assert pt[9 + 64 : 9 + 64 + 64].hex() == KAT_SIGNATURE
+    assert pt[9 + 128 :] == KAT_PAYLOADS[0]
