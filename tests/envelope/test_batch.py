@@ -185,10 +185,15 @@ def test_sealer_checks_what_seal_checks(world: Any, kit: Any) -> None:
     with pytest.raises(ValueError, match="at most 2"):
         sealer.add(kit.avro_payload(), document_type="IDA", schema_fingerprint=kit.FP)
     big = BatchSealer(sender=world.vn, recipient="CN", trust=world.vn_trust, now=kit.T0)
-    big.add(kit.avro_payload(b"x" * (1 << 20)), document_type="IDA", schema_fingerprint=kit.FP)
     with pytest.raises(EnvelopeError) as err:
-        big.seal()
+        big.add(kit.avro_payload(b"x" * (1 << 20)), document_type="IDA", schema_fingerprint=kit.FP)
     assert err.value.code == "ENV-1 SIZE_EXCEEDED"
+    with pytest.raises(EnvelopeError) as err:
+        big.add(kit.avro_payload(), document_type="ida", schema_fingerprint=kit.FP)
+    assert err.value.code == "ENV-2 INVALID_HEADER_FIELD"
+    assert len(big) == 0  # a refused item queues nothing: the others of the batch still seal
+    big.add(kit.avro_payload(), document_type="IDA", schema_fingerprint=kit.FP)
+    assert len(big.seal()) == 1
     assert BatchSealer(sender=world.vn, recipient="CN", trust=world.vn_trust).seal() == []
 
 
@@ -267,3 +272,36 @@ def test_aead_is_the_documented_one(world: Any, kit: Any) -> None:
     pt = AESGCM(key).decrypt(nonce, s.data[len(h) + 96 :], h + bid)
     assert pt[:9] == b"\x00\x00\x00\x01\x00\x00\x00\x00\x00"  # size 1, index 0, empty path
     assert pt[9 + 64 :] == kit.avro_payload()
+
+
+def test_the_size_bound_is_exact_for_the_longest_path(world: Any, kit: Any) -> None:
+    """ENV-1 at add(): the largest payload add() accepts still fits the cap after sealing with a full path."""
+    from xborder_gateway.envelope import EnvelopeLimits
+
+    limits = EnvelopeLimits(max_envelope_bytes=4096)
+    sealer = BatchSealer(sender=world.vn, recipient="CN", trust=world.vn_trust, now=kit.T0, limits=limits,
+                         max_size=5)
+    fits = None
+    for body in range(4096, 0, -1):
+        try:
+            sealer.add(kit.avro_payload(b"x" * body), document_type="IDA", schema_fingerprint=kit.FP)
+        except EnvelopeError:
+            continue
+        fits = body
+        break
+    assert fits is not None
+    for _ in range(4):
+        sealer.add(kit.avro_payload(), document_type="IDA", schema_fingerprint=kit.FP)
+    sealed = sealer.seal()
+    assert max(len(s.data) for s in sealed) <= 4096
+    assert len(sealed[0].data) == 4096  # leaf 0 of 5 has the longest path (3 hashes): the bound is tight
+
+
+def test_v1_sealer_raises_per_item_too(world: Any, kit: Any) -> None:
+    sealer = BatchSealer(sender=world.vn, recipient="CN", trust=world.vn_trust, now=kit.T0, suite=SUITE_V1)
+    with pytest.raises(EnvelopeError) as err:
+        sealer.add(b"not avro", document_type="IDA", schema_fingerprint=kit.FP)
+    assert err.value.code == "ENV-9 PAYLOAD_NOT_AVRO"
+    sealer.add(kit.avro_payload(), document_type="IDA", schema_fingerprint=kit.FP)
+    assert len(sealer) == 1
+    assert [s.header.suite for s in sealer.seal()] == [SUITE_V1]

@@ -29,6 +29,7 @@ from xborder_gateway.envelope._batch import (
     BATCH_ID_LEN,
     MAX_BATCH,
     SECRET_LEN,
+    V2_MIN_TAIL,
     envelope_key,
     leaf_hash,
     root_and_paths,
@@ -37,6 +38,7 @@ from xborder_gateway.envelope._batch import (
 )
 from xborder_gateway.envelope._format import (
     DEFAULT_LIMITS,
+    MIN_PAYLOAD,
     SUITE_V1,
     SUITE_V2,
     EnvelopeHeader,
@@ -54,21 +56,27 @@ _sha256 = hashlib.sha256
 
 @dataclass(frozen=True, slots=True)
 class _Item:
+    header: EnvelopeHeader
+    encoded: bytes
     payload: bytes
-    document_type: str
-    schema_fingerprint: bytes
-    message_id: uuid.UUID
-    priority: int
-    ttl: timedelta
+
+
+def _proof_bound(max_size: int) -> int:
+    """The longest inclusion path in a tree of at most ``max_size`` leaves (ceil(log2(max_size)))."""
+    return (max_size - 1).bit_length()
 
 
 class BatchSealer:
     """Collects payloads for one recipient and seals them together; one instance per transaction attempt.
 
-    ``suite`` is ``SUITE_V2`` (batch) or ``SUITE_V1`` (each envelope sealed alone by :func:`seal`, for a
-    counterpart that does not speak v2; ``settings.envelope_suite``). All envelopes of a sealer share one
-    captured ``now`` (their ``created``), the sender's current key generation and the recipient's current
-    certificate. ``randomness`` exists for known-answer tests only.
+    ``suite`` is ``SUITE_V2`` (batch) or ``SUITE_V1`` (each envelope sealed alone by :func:`seal` as it is
+    added, for a counterpart that does not speak v2; ``settings.envelope_suite``). All envelopes of a sealer
+    share one captured ``now`` (their ``created``), the sender's current key generation and the recipient's
+    current certificate (resolved here: ENV-4 / ENV-5 errors are raised by the constructor).
+
+    Every per-envelope error (ENV-9 framing, ENV-8 ttl, ENV-2 header field, ENV-1 size, a message id twice)
+    is raised by :meth:`add`, which then queues nothing — so one bad document is rejected alone and
+    :meth:`seal` only does the crypto. ``randomness`` exists for known-answer tests only.
     """
 
     def __init__(
@@ -91,9 +99,13 @@ class BatchSealer:
         self.suite = suite
         self._sender, self._recipient, self._trust = sender, recipient, trust
         self._now = _aware(now)
+        self._created = self._now.replace(microsecond=self._now.microsecond // 1000 * 1000)
+        self._gen = sender.current(self._now)
+        self._rcpt = trust.recipient_certificate(recipient, self._now)
         self._limits, self._max = limits, max_size
         self._random = randomness
         self._items: list[_Item] = []
+        self._v1: list[SealedEnvelope] = []
         self._ids: set[uuid.UUID] = set()
         self._spent = False
 
@@ -102,7 +114,7 @@ class BatchSealer:
         return self._recipient
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._ids)
 
     @property
     def spent(self) -> bool:
@@ -119,80 +131,79 @@ class BatchSealer:
         priority: int = 0,
         ttl: timedelta = timedelta(days=2),
     ) -> int:
-        """Queue one payload; returns its position (= its leaf index in v2). Checks what ``seal`` checks."""
+        """Queue one payload; returns its position (= its leaf index in v2). Raises what ``seal()`` would."""
         if self._spent:
             raise RuntimeError("this batch was already sealed: create a new BatchSealer for every attempt")
-        if len(self._items) >= self._max:
+        if len(self._ids) >= self._max:
             raise ValueError(f"a batch holds at most {self._max} envelopes: seal it and start another")
+        mid = message_id or new_message_id(self._now)
+        if mid in self._ids:  # ENV-10 at the receiver; and in v2 one (secret, id, H) must name one plaintext
+            raise EnvelopeError(f"message id {mid} is already in this batch", code="ENV-10 MESSAGE_ID_REUSED",
+                                hint="every envelope needs its own message id")
+        if self.suite == SUITE_V1:
+            self._v1.append(seal(payload, sender=self._sender, recipient=self._recipient, trust=self._trust,
+                                 document_type=document_type, schema_fingerprint=schema_fingerprint, message_id=mid,
+                                 priority=priority, ttl=ttl, now=self._now, limits=self._limits))
+            self._ids.add(mid)
+            return len(self._v1) - 1
         problem = _payload_problem(payload, schema_fingerprint)  # ENV-9, as in seal()
         if problem is not None:
             raise EnvelopeError(problem[0], code=problem[1], hint=problem[2])
         if not timedelta(0) < ttl <= self._limits.max_ttl:  # ENV-8: the receiver would refuse it
             raise EnvelopeError(f"ttl {ttl} outside (0, {self._limits.max_ttl}]", code="ENV-8 BAD_LIFETIME",
                                 hint="choose a ttl the counterpart accepts")
-        mid = message_id or new_message_id(self._now)
-        if mid in self._ids:  # ENV-10 at the receiver; and in v2 one (secret, id, H) must name one plaintext
-            raise EnvelopeError(f"message id {mid} is already in this batch", code="ENV-10 MESSAGE_ID_REUSED",
-                                hint="every envelope needs its own message id")
+        header = EnvelopeHeader(
+            message_id=mid, sender=self._sender.authority, recipient=self._recipient, document_type=document_type,
+            schema_fingerprint=bytes(schema_fingerprint), created=self._created, expires=self._created + ttl,
+            signing_key_id=self._gen.certificate.signing_key_id, encryption_key_id=self._rcpt.encryption_key_id,
+            priority=priority, suite=SUITE_V2,
+        )
+        try:
+            h = header.encode()
+        except ValueError as exc:
+            raise EnvelopeError(f"cannot build the header: {exc}", code="ENV-2 INVALID_HEADER_FIELD",
+                                hint="fix the field named in the message") from exc
+        # ENV-1: never send what the receiver must refuse; bounded with the longest path this sealer can need
+        size = len(h) + V2_MIN_TAIL - MIN_PAYLOAD + 32 * _proof_bound(self._max) + len(payload)
+        if size > self._limits.max_envelope_bytes:
+            raise EnvelopeError(f"envelope of up to {size} bytes exceeds {self._limits.max_envelope_bytes}",
+                                code="ENV-1 SIZE_EXCEEDED", hint="split the document")
         self._ids.add(mid)
-        self._items.append(_Item(bytes(payload), document_type, bytes(schema_fingerprint), mid, priority, ttl))
+        self._items.append(_Item(header, h, bytes(payload)))
         return len(self._items) - 1
 
     def seal(self) -> list[SealedEnvelope]:
-        """Seal everything added, in order; the sealer is spent afterwards (also when this raises)."""
+        """Seal everything added, in order; the sealer is spent afterwards."""
         if self._spent:
             raise RuntimeError("this batch was already sealed: create a new BatchSealer for every attempt")
         self._spent = True
+        if self.suite == SUITE_V1:
+            return list(self._v1)
         if not self._items:
             return []
-        if self.suite == SUITE_V1:
-            return [seal(i.payload, sender=self._sender, recipient=self._recipient, trust=self._trust,
-                         document_type=i.document_type, schema_fingerprint=i.schema_fingerprint,
-                         message_id=i.message_id, priority=i.priority, ttl=i.ttl, now=self._now,
-                         limits=self._limits) for i in self._items]
         return self._seal_v2()
 
     def _seal_v2(self) -> list[SealedEnvelope]:
-        when = self._now
-        gen = self._sender.current(when)
-        rcpt = self._trust.recipient_certificate(self._recipient, when)
-        created = when.replace(microsecond=when.microsecond // 1000 * 1000)
-        headers: list[EnvelopeHeader] = []
-        encoded: list[bytes] = []
-        for i in self._items:
-            header = EnvelopeHeader(
-                message_id=i.message_id, sender=self._sender.authority, recipient=self._recipient,
-                document_type=i.document_type, schema_fingerprint=i.schema_fingerprint, created=created,
-                expires=created + i.ttl, signing_key_id=gen.certificate.signing_key_id,
-                encryption_key_id=rcpt.encryption_key_id, priority=i.priority, suite=SUITE_V2,
-            )
-            try:
-                encoded.append(header.encode())
-            except ValueError as exc:
-                raise EnvelopeError(f"cannot build the header of {i.message_id}: {exc}",
-                                    code="ENV-2 INVALID_HEADER_FIELD", hint="fix the field named in the message"
-                                    ) from exc
-            headers.append(header)
-        n = len(self._items)
+        items = self._items
+        n = len(items)
         # a fresh batch id and batch secret for this attempt (never reused: the sealer is spent after this)
         batch_id = self._random(BATCH_ID_LEN)
         secret = self._random(SECRET_LEN)
         if len(batch_id) != BATCH_ID_LEN or len(secret) != SECRET_LEN:
             raise ValueError("randomness returned the wrong number of bytes")
         # ENV-6: one HPKE encapsulation of the secret for the whole batch, info = SECRET_INFO_LABEL || batch_id
-        enc_sealed = _HPKE.encrypt(secret, rcpt.encryption_key, info=secret_info(batch_id))
+        enc_sealed = _HPKE.encrypt(secret, self._rcpt.encryption_key, info=secret_info(batch_id))
         # ENV-7: one signature over the statement binding suite, sender, recipient, batch id, size and root
-        root, paths = root_and_paths([leaf_hash(h, i.payload) for h, i in zip(encoded, self._items, strict=True)])
-        signature = gen.signing_private.sign(statement(SUITE_V2, self._sender.authority, self._recipient,
-                                                       batch_id=batch_id, batch_size=n, root=root))
+        root, paths = root_and_paths([leaf_hash(i.encoded, i.payload) for i in items])
+        signature = self._gen.signing_private.sign(statement(SUITE_V2, self._sender.authority, self._recipient,
+                                                             batch_id=batch_id, batch_size=n, root=root))
         out: list[SealedEnvelope] = []
-        for index, (header, h, item, path) in enumerate(zip(headers, encoded, self._items, paths, strict=True)):
-            key, nonce = envelope_key(secret, batch_id, h, item.message_id.bytes)
+        for index, (item, path) in enumerate(zip(items, paths, strict=True)):
+            h = item.encoded
+            key, nonce = envelope_key(secret, batch_id, h, item.header.message_id.bytes)
             pt = b"".join((n.to_bytes(4, "big"), index.to_bytes(4, "big"), bytes([len(path)]), *path,
                            signature, item.payload))
             data = h + batch_id + enc_sealed + AESGCM(key).encrypt(nonce, pt, h + batch_id)
-            if len(data) > self._limits.max_envelope_bytes:  # ENV-1: never send what the receiver must refuse
-                raise EnvelopeError(f"envelope of {len(data)} bytes exceeds {self._limits.max_envelope_bytes}",
-                                    code="ENV-1 SIZE_EXCEEDED", hint="split the document")
-            out.append(SealedEnvelope(header, data, _sha256(data).digest()))
+            out.append(SealedEnvelope(item.header, data, _sha256(data).digest()))
+        self._items = []
         return out
