@@ -90,43 +90,27 @@ def _split(n: int) -> int:
 
 
 def root_and_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
-    """The tree root and every leaf's inclusion path (RFC 9162 §2.1.3.1), in O(n log n) hashes."""
+    """The tree root and every leaf's inclusion path (RFC 9162 §2.1.3.1, leaf-to-root order).
+
+    One pass of the RFC's recursion: each of the n - 1 inner nodes is hashed once, and the sibling of a
+    subtree is appended to the paths of the leaves under it (deepest first, so paths come out leaf-to-root).
+    """
     n = len(leaves)
     if not 1 <= n <= MAX_BATCH:
         raise ValueError(f"a batch holds 1..{MAX_BATCH} envelopes, not {n}")
-    # levels[l][i] = MTH of the complete aligned subtree of 2**l leaves starting at i * 2**l
-    levels = [list(leaves)]
-    while len(levels[-1]) > 1:
-        prev = levels[-1]
-        levels.append([_node(prev[i], prev[i + 1]) for i in range(0, len(prev) - 1, 2)])
+    paths: list[list[bytes]] = [[] for _ in range(n)]
 
     def mth(lo: int, hi: int) -> bytes:
-        # D[lo:hi] as the RFC recursion produces it: aligned complete subtrees, folded right to left
-        parts: list[bytes] = []
-        pos, size = lo, hi - lo
-        for level in range(size.bit_length() - 1, -1, -1):
-            if size >> level & 1:
-                parts.append(levels[level][pos >> level])
-                pos += 1 << level
-        acc = parts[-1]
-        for h in reversed(parts[:-1]):
-            acc = _node(h, acc)
-        return acc
+        if hi - lo == 1:
+            return leaves[lo]
+        mid = lo + _split(hi - lo)
+        left, right = mth(lo, mid), mth(mid, hi)
+        for i in range(lo, mid):
+            paths[i].append(right)
+        for i in range(mid, hi):
+            paths[i].append(left)
+        return _node(left, right)
 
-    paths: list[list[bytes]] = []
-    for index in range(n):
-        path: list[bytes] = []
-        lo, hi = 0, n
-        while hi - lo > 1:
-            k = _split(hi - lo)
-            if index < lo + k:
-                path.append(mth(lo + k, hi))
-                hi = lo + k
-            else:
-                path.append(mth(lo, lo + k))
-                lo += k
-        path.reverse()
-        paths.append(path)
     return mth(0, n), paths
 
 
