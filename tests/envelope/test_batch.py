@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from xborder_gateway.audit import merkle as audit_merkle
 from xborder_gateway.envelope import (
@@ -305,3 +307,27 @@ def test_v1_sealer_raises_per_item_too(world: Any, kit: Any) -> None:
     sealer.add(kit.avro_payload(), document_type="IDA", schema_fingerprint=kit.FP)
     assert len(sealer) == 1
     assert [s.header.suite for s in sealer.seal()] == [SUITE_V1]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 80), data=st.data())
+def test_any_subset_in_any_order_opens(world: Any, kit: Any, n: int, data: st.DataObject) -> None:
+    """Property: whatever survives of a batch, in whatever order, opens — with or without a shared cache."""
+    sealed = _batch_of(world, kit, n)
+    keep = data.draw(st.lists(st.integers(0, n - 1), unique=True, min_size=1, max_size=n))
+    shared = data.draw(st.booleans())
+    cache = BatchCache()
+    for i in keep:
+        opened = _open(world, kit, sealed[i].data, cache if shared else None)
+        assert opened.sha256 == sealed[i].sha256
+
+
+def test_cache_is_safe_across_threads(world: Any, kit: Any) -> None:
+    """Connectors may open from worker threads: one cache, many threads, every envelope opens once verified."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sealed = _batch_of(world, kit, 64)
+    cache = BatchCache(max_secrets=1, max_roots=1)  # tiny: forces evictions under contention
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda s: _open(world, kit, s.data, cache).sha256, sealed * 3))
+    assert results == [s.sha256 for s in sealed * 3]
