@@ -331,3 +331,10 @@ def test_cache_is_safe_across_threads(world: Any, kit: Any) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda s: _open(world, kit, s.data, cache).sha256, sealed * 3))
     assert results == [s.sha256 for s in sealed * 3]
+
+
+def test_the_parser_minimum_matches_the_v2_layout() -> None:
+    """ENV-2 for v2 (in _format, which cannot import _batch) uses the same minimum tail as the layout."""
+    from xborder_gateway.envelope import _format
+
+    assert _format._MIN_TAIL[SUITE_V2] == _batch.V2_MIN_TAIL == 16 + 32 + 48 + 9 + 64 + 10 + 16
