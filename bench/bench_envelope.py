@@ -9,6 +9,11 @@ Single process, single thread (= one core). For each payload size it measures, i
   100 remembers per transaction, as a connector committing per batch would),
   and a receipt round (make_receipt + seal_receipt + open_receipt).
 The raw baselines show what the primitives alone cost: seal ~ sign + HPKE seal, open ~ HPKE open + verify.
+
+Suite v2 (batch, docs/envelope.md §8), in the same run and per envelope, at each of ``--batch-sizes``
+(default 1,16,64,256): BatchSealer seal, open of the whole batch with one shared BatchCache (one HPKE open
+and one verify per batch), and open of one envelope alone (fresh cache: the lost-batch-mates worst case),
+beside the raw per-envelope symmetric work (HKDF + AES-256-GCM) and v1 seal/open.
 """
 
 from __future__ import annotations
@@ -25,12 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xborder_gateway.envelope import (
+    BatchCache,
+    BatchSealer,
     LocalAuthority,
     SqliteReplayStore,
     TrustStore,
@@ -62,6 +72,23 @@ def rate(fn: Callable[[], object], seconds: float) -> tuple[float, int]:
             return n / (now - start), n
 
 
+def cpu_rate(fn: Callable[[], object], seconds: float) -> tuple[float, int]:
+    """Calls per second of this process's **CPU time** (``time.process_time``) over about ``seconds`` of it.
+
+    On a machine shared with other work, wall-clock rates swing with the load; CPU time per call is what one
+    core spends and stays comparable between figures of one run (the v2 comparison uses it).
+    """
+    for _ in range(5):
+        fn()
+    n, start = 0, time.process_time()
+    while True:
+        fn()
+        n += 1
+        used = time.process_time() - start
+        if used >= seconds and n >= 10:
+            return n / used, n
+
+
 @dataclass(frozen=True)
 class Keys:
     vn: LocalAuthority
@@ -87,6 +114,88 @@ class Keys:
             cn_gen.encryption_private, cn_gen.certificate.encryption_key,
             b"xbge/v1/info\x00" + bytes(32),
         )
+
+
+def measure_v2(size: int, k: Keys, seconds: float, batch_sizes: list[int]) -> list[dict[str, object]]:
+    """Suite v2 per envelope at each batch size, beside v1 and the raw symmetric work, in this run."""
+    vn, cn, vn_trust, cn_trust = k.vn, k.cn, k.vn_trust, k.cn_trust
+    payload = b"\xc3\x01" + FP + os.urandom(max(size - 10, 0))
+    v1 = seal(payload, sender=vn, recipient="CN", trust=vn_trust, document_type="IDA", schema_fingerprint=FP)
+    secret, aad = os.urandom(32), b"h" * 140
+
+    def raw_symmetric() -> None:
+        okm = HKDF(algorithm=hashes.SHA256(), length=44, salt=b"b" * 16, info=b"i" * 69).derive(secret)
+        AESGCM(okm[:32]).encrypt(okm[32:], payload, aad)
+
+    figures: list[tuple[str, Callable[[], object], int]] = [
+        ("v1 seal", lambda: seal(payload, sender=vn, recipient="CN", trust=vn_trust, document_type="IDA",
+                                 schema_fingerprint=FP), 1),
+        ("v1 open", lambda: open_envelope(v1.data, me=cn, trust=cn_trust, replay=None), 1),
+        ("raw HKDF + AES-256-GCM seal (v2 per-envelope floor)", raw_symmetric, 1),
+    ]
+    from xborder_gateway import avro
+    from xborder_gateway.envelope import BusinessDecision, add_receipt
+
+    def v1_round() -> None:
+        """One declaration's envelope work today: seal, open, receipt and business response sealed + opened."""
+        s1 = seal(payload, sender=vn, recipient="CN", trust=vn_trust, document_type="IDA", schema_fingerprint=FP)
+        o = open_envelope(s1.data, me=cn, trust=cn_trust, replay=None)
+        r = seal_receipt(make_receipt(o, receiver="CN", outcome="ACK"), me=cn, trust=cn_trust)
+        open_receipt(r.data, me=vn, trust=vn_trust, replay=None)
+        br = avro.encode("BusinessResponse", {"message_id": str(o.message_id), "business_key": "1", "document_type":
+                                              "IDA", "status": "ACCEPTED", "reasons": [],
+                                              "responded_at": datetime.now(UTC)})
+        b = seal(br, sender=cn, recipient="VN", trust=cn_trust, document_type="BUSINESS_RESPONSE",
+                 schema_fingerprint=br[2:10])
+        open_envelope(b.data, me=vn, trust=vn_trust, replay=None)
+
+    def v2_round(n: int) -> None:
+        """The same for n declarations with suite v2 and Receipt v2 carrying the decision (one answer each)."""
+        out = _seal_batch(vn, vn_trust, payload, n)
+        cn_cache, vn_cache = BatchCache(), BatchCache()
+        answers = BatchSealer(sender=cn, recipient="VN", trust=cn_trust)
+        for e in out:
+            o = open_envelope(e.data, me=cn, trust=cn_trust, replay=None, batch_cache=cn_cache)
+            add_receipt(answers, make_receipt(o, receiver="CN", outcome="ACK", decision=BusinessDecision("ACCEPTED")))
+        for r in answers.seal():
+            open_receipt(r.data, me=vn, trust=vn_trust, replay=None, batch_cache=vn_cache)
+
+    figures.append(("v1 declaration round (seal, open, receipt + business response)", v1_round, 1))
+    for n in batch_sizes:
+        figures.append((f"v2 declaration round, batch {n} (Receipt v2 with decision)",
+                        lambda n=n: v2_round(n), n))
+    for n in batch_sizes:
+        def seal_batch(n: int = n) -> list[Any]:
+            return _seal_batch(vn, vn_trust, payload, n)
+
+        batch = [e.data for e in _seal_batch(vn, vn_trust, payload, n)]
+
+        def open_batch(batch: list[bytes] = batch) -> None:
+            cache = BatchCache()
+            for data in batch:
+                open_envelope(data, me=cn, trust=cn_trust, replay=None, batch_cache=cache)
+
+        def open_alone(data: bytes = batch[-1]) -> None:
+            open_envelope(data, me=cn, trust=cn_trust, replay=None, batch_cache=BatchCache())
+
+        figures += [(f"v2 seal, batch {n}", seal_batch, n), (f"v2 open, batch {n} (shared cache)", open_batch, n),
+                    (f"v2 open one alone, batch {n} (fresh cache)", open_alone, 1)]
+    print(f"\nsuite v2, payload {size} bytes (per envelope or declaration; rates per second of CPU time)")
+    results: list[dict[str, object]] = []
+    for name, fn, per_call in figures:
+        per_s, calls = cpu_rate(fn, seconds)
+        per_s, n_env = per_s * per_call, calls * per_call
+        print(f"  {name:62s} {per_s:10,.0f} /s  {1e6 / per_s:8.1f} µs CPU  (n={n_env})")
+        results.append({"payload_bytes": size, "figure": name, "per_cpu_second": round(per_s), "n": n_env,
+                        "suite": 2 if name.startswith("v2") else 1})
+    return results
+
+
+def _seal_batch(vn: LocalAuthority, vn_trust: TrustStore, payload: bytes, n: int) -> list[Any]:
+    sealer = BatchSealer(sender=vn, recipient="CN", trust=vn_trust)
+    for _ in range(n):
+        sealer.add(payload, document_type="IDA", schema_fingerprint=FP)
+    return list(sealer.seal())
 
 
 def measure_size(size: int, k: Keys, seconds: float, tmp: Path) -> list[dict[str, object]]:
@@ -152,6 +261,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per figure")
     parser.add_argument("--sizes", default="1024,8192,65536", help="payload sizes in bytes (comma-separated)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument("--batch-sizes", default="1,16,64,256", help="suite v2 batch sizes (comma-separated)")
+    parser.add_argument("--v2-only", action="store_true", help="only the suite v2 comparison (with v1 beside it)")
     args = parser.parse_args()
 
     now = datetime.now(UTC)
@@ -161,8 +272,11 @@ def main() -> int:
           f"cpus={os.cpu_count()}  one thread  {args.seconds:.1f} s per figure", file=sys.stderr)
     results: list[dict[str, object]] = []
     tmp = Path(tempfile.mkdtemp(prefix="xbg-bench-env-"))
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     for size in (int(s) for s in args.sizes.split(",")):
-        results += measure_size(size, keys, args.seconds, tmp)
+        if not args.v2_only:
+            results += measure_size(size, keys, args.seconds, tmp)
+        results += measure_v2(size, keys, args.seconds, batch_sizes)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

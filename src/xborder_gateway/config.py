@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         default=None, description="passphrase of the private keys at rest ($XBG_KEY_PASSPHRASE)", repr=False
     )
 
+    # --- envelope -------------------------------------------------------------------------------
+    envelope_suite: int = Field(
+        default=1, ge=1, le=2, description="envelope suite this side seals: 1 = one signature and HPKE per envelope, "
+        "2 = batch (one signature over a Merkle root, one HPKE per batch; docs/envelope.md §8); both open")
+
     # --- audit ---------------------------------------------------------------------------------
     audit_url: str | None = Field(
         default=None,

@@ -67,15 +67,15 @@ def _receipt(**over: Any) -> dict[str, Any]:
 
 def test_receipt_round_trip_and_frame_layout() -> None:
     rec = _receipt()
-    frame = avro.encode("Receipt", rec)
+    frame = avro.encode("Receipt", rec, version=1)
     assert frame[:2] == b"\xc3\x01"
-    assert frame[2:10] == avro.fingerprint("Receipt")
+    assert frame[2:10] == avro.fingerprint("Receipt", 1)
     decoded = avro.decode(frame)
     assert (decoded.schema_name, decoded.version) == ("Receipt", 1)
     assert decoded.record == rec
     # the body is plain Avro binary: any library decodes it with the schema file alone
-    body = fastavro.schemaless_reader(io.BytesIO(frame[10:]),
-                                      fastavro.parse_schema(json.loads(avro.schema_info("Receipt").path.read_text())))
+    v1 = json.loads(avro.schema_info("Receipt", 1).path.read_text())
+    body = fastavro.schemaless_reader(io.BytesIO(frame[10:]), fastavro.parse_schema(v1))
     assert body == rec
 
 

@@ -301,3 +301,22 @@ def test_seal_and_open_default_to_the_homes_authority(home: Path, tmp_path: Path
         assert _run(receiver_home, "open", str(out)) == 0
         header = json.loads(capsys.readouterr().out)["header"]
         assert (header["sender"], header["recipient"]) == (sender, recipient)
+
+
+def test_seal_follows_envelope_suite_and_open_reads_both(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _paired(home, tmp_path, capsys)
+    for suite in (1, 2):
+        monkeypatch.setenv("XBG_ENVELOPE_SUITE", str(suite))
+        out = tmp_path / f"resp-{suite}.xbge"
+        assert _run(home, "seal", str(_avro_file(tmp_path)), "--to", "CN", "--out", str(out)) == 0
+        assert json.loads(capsys.readouterr().out)["suite"] == suite
+        assert _run(home, "open", str(out)) == 0
+        opened = json.loads(capsys.readouterr().out)
+        assert opened["header"]["suite"] == suite
+        assert opened["payload"]["schema"] == "BusinessResponse"
+    monkeypatch.setenv("XBG_ENVELOPE_SUITE", "3")  # an invalid setting is a diagnostic (exit 1), not a traceback
+    assert _run(home, "seal", str(_avro_file(tmp_path)), "--to", "CN") == 1
+    err = capsys.readouterr().err
+    assert "envelope_suite" in err
+    assert "Traceback" not in err

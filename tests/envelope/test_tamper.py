@@ -60,7 +60,10 @@ def test_base_envelope_opens(rig: Any, kit: Any) -> None:
 HEADER_CHANGES: list[tuple[str, dict[str, Any], str]] = [
     ("version 1 -> 2 (upgrade/downgrade)", {"version": 2}, "ENV-3 UNSUPPORTED_VERSION"),
     ("version 1 -> 0", {"version": 0}, "ENV-3 UNSUPPORTED_VERSION"),
-    ("suite 1 -> 2 (suite swap)", {"suite": 2}, "ENV-3 UNSUPPORTED_SUITE"),
+    # suite 2 exists (batch, docs/envelope.md §8): this short v1 body cannot hold a v2 tail; a longer one fails
+    # ENV-6 (tests/envelope/test_batch_tamper.py)
+    ("suite 1 -> 2 (suite swap to batch)", {"suite": 2}, "ENV-2 MALFORMED"),
+    ("suite 1 -> 3 (unknown suite)", {"suite": 3}, "ENV-3 UNSUPPORTED_SUITE"),
     ("suite 1 -> 0", {"suite": 0}, "ENV-3 UNSUPPORTED_SUITE"),
     ("message id -> another UUIDv7", {"message_id": uuid.UUID("01936f2a-4b00-7000-8000-0000000000ff")},
      "ENV-6 DECRYPT_FAILED"),

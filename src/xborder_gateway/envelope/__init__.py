@@ -15,8 +15,10 @@ Seal on the sending side, open on the receiving side::
 
 from __future__ import annotations
 
+from xborder_gateway.envelope._batch import DEFAULT_BATCH_CACHE, MAX_BATCH, BatchCache, BatchCacheStats
+from xborder_gateway.envelope._batch_seal import BatchSealer
 from xborder_gateway.envelope._errors import EnvelopeOpenError, EnvelopeReplayError
-from xborder_gateway.envelope._format import DEFAULT_LIMITS, EnvelopeHeader, EnvelopeLimits
+from xborder_gateway.envelope._format import DEFAULT_LIMITS, SUITE_V1, SUITE_V2, EnvelopeHeader, EnvelopeLimits
 from xborder_gateway.envelope._keys import (
     X25519_EXTENSION_OID,
     AuthorityCertificate,
@@ -36,9 +38,13 @@ from xborder_gateway.envelope._keys import (
 from xborder_gateway.envelope._receipts import (
     NIL_MESSAGE_ID,
     RECEIPT_DOCUMENT_TYPE,
+    BusinessDecision,
+    add_receipt,
+    encode_receipt,
     make_receipt,
     match_receipt,
     open_receipt,
+    receipt_decision,
     seal_receipt,
 )
 from xborder_gateway.envelope._replay import MemoryReplayGuard, ReplayRecord, SqliteReplayStore
@@ -53,11 +59,19 @@ from xborder_gateway.envelope._seal import (
 )
 
 __all__ = [
+    "DEFAULT_BATCH_CACHE",
     "DEFAULT_LIMITS",
+    "MAX_BATCH",
     "NIL_MESSAGE_ID",
     "RECEIPT_DOCUMENT_TYPE",
+    "SUITE_V1",
+    "SUITE_V2",
     "X25519_EXTENSION_OID",
     "AuthorityCertificate",
+    "BatchCache",
+    "BatchCacheStats",
+    "BatchSealer",
+    "BusinessDecision",
     "EnvelopeHeader",
     "EnvelopeLimits",
     "EnvelopeOpenError",
@@ -72,6 +86,8 @@ __all__ = [
     "SealedEnvelope",
     "SqliteReplayStore",
     "TrustStore",
+    "add_receipt",
+    "encode_receipt",
     "export_bundle",
     "import_bundle",
     "init_authority",
@@ -84,6 +100,7 @@ __all__ = [
     "open_envelope",
     "open_receipt",
     "peek_header",
+    "receipt_decision",
     "resolve_passphrase",
     "rotate",
     "seal",

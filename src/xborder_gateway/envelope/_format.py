@@ -23,6 +23,7 @@ __all__ = [
     "SIG_LABEL",
     "SIG_LEN",
     "SUITE_V1",
+    "SUITE_V2",
     "TAG_LEN",
     "VERSION_V1",
     "EnvelopeHeader",
@@ -33,6 +34,8 @@ __all__ = [
 MAGIC = b"XBGE"
 VERSION_V1 = 1
 SUITE_V1 = 0x0001  # Ed25519 + HPKE base (KEM 0x0020, KDF 0x0001, AEAD 0x0002)
+SUITE_V2 = 0x0002  # batch: Ed25519 over a Merkle root + one HPKE-sealed batch secret (docs/envelope.md §8)
+SUITES = (SUITE_V1, SUITE_V2)
 HEADER_FIXED_PREFIX = 9  # magic(4) version(1) suite(2) body_len(2)
 ENC_LEN = 32  # DHKEM(X25519) encapsulated key
 TAG_LEN = 16  # AES-256-GCM tag
@@ -50,6 +53,8 @@ _AUTHORITY = re.compile(rb"[A-Z]{2,16}")
 _DOC_TYPE = re.compile(rb"[A-Z0-9_]{1,32}")
 _U64 = struct.Struct(">QQ")
 _PREFIX = struct.Struct(">4sBHH")
+_MIN_TAIL = {SUITE_V1: ENC_LEN + SIG_LEN + MIN_PAYLOAD + TAG_LEN,
+             SUITE_V2: 16 + ENC_LEN + 48 + 9 + SIG_LEN + MIN_PAYLOAD + TAG_LEN}  # = _batch.V2_MIN_TAIL
 _MS_MAX = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
@@ -190,16 +195,17 @@ def parse_envelope(data: bytes, sha: bytes | None = None) -> tuple[EnvelopeHeade
             hint="both sides must agree on the envelope version; a changed version byte may be a downgrade attempt",
             envelope_sha256=sha,
         )
-    if suite != SUITE_V1:
+    if suite not in SUITES:
         raise EnvelopeOpenError(
-            f"suite 0x{suite:04x} is not allowed (allowed: 0x{SUITE_V1:04x})",
+            f"suite 0x{suite:04x} is not allowed (allowed: 0x{SUITE_V1:04x}, 0x{SUITE_V2:04x})",
             code="ENV-3 UNSUPPORTED_SUITE",
-            hint="only suite 0x0001 (Ed25519 + HPKE X25519/HKDF-SHA256/AES-256-GCM) is accepted",
+            hint="only suites 0x0001 and 0x0002 (Ed25519 + HPKE X25519/HKDF-SHA256/AES-256-GCM) are accepted",
             envelope_sha256=sha,
         )
     end = HEADER_FIXED_PREFIX + body_len
-    # ENV-2: the header must fit, and leave room for enc, signature, a minimal payload and the tag
-    if end + ENC_LEN + SIG_LEN + MIN_PAYLOAD + TAG_LEN > n:
+    # ENV-2: the header must fit, and leave room for the suite's tail (v1: enc, signature, a minimal payload
+    # and the tag; v2: batch id, enc, sealed secret, proof fields, signature, a minimal payload and the tag)
+    if end + _MIN_TAIL[suite] > n:
         raise _malformed("truncated (header length leaves no room for enc and ciphertext)", sha)
     pos = HEADER_FIXED_PREFIX
     mid = uuid.UUID(bytes=data[pos : pos + 16])

@@ -7,27 +7,57 @@ the sender.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from xborder_gateway import avro
+from xborder_gateway.envelope._batch import BatchCache
 from xborder_gateway.envelope._errors import EnvelopeOpenError
 from xborder_gateway.envelope._format import DEFAULT_LIMITS, EnvelopeHeader, EnvelopeLimits
 from xborder_gateway.envelope._keys import LocalAuthority, TrustStore
 from xborder_gateway.envelope._seal import OpenedEnvelope, ReplayGuard, SealedEnvelope, open_envelope, seal
 from xborder_gateway.errors import EnvelopeError
 
+if TYPE_CHECKING:
+    from xborder_gateway.envelope._batch_seal import BatchSealer
+
 __all__ = [
     "NIL_MESSAGE_ID",
     "RECEIPT_DOCUMENT_TYPE",
+    "BusinessDecision",
+    "add_receipt",
+    "encode_receipt",
     "make_receipt",
     "match_receipt",
     "open_receipt",
+    "receipt_decision",
     "seal_receipt",
 ]
 
 RECEIPT_DOCUMENT_TYPE = "RECEIPT"
 NIL_MESSAGE_ID = "00000000-0000-0000-0000-000000000000"  # the header did not even parse
+_DECISION_FIELDS = ("business_status", "business_reasons", "business_responded_at")
+_STATUSES = ("ACCEPTED", "HELD", "REJECTED")
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessDecision:
+    """An immediate business decision carried by a Receipt v2 (one answer per declaration, ENV-11).
+
+    ``reasons`` are ``(code, text)`` pairs, as in ``BusinessResponse.reasons``. A later decision (a HELD
+    released) is still its own ``BusinessResponse``.
+    """
+
+    status: Literal["ACCEPTED", "HELD", "REJECTED"]
+    reasons: tuple[tuple[str, str], ...] = ()
+    responded_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in _STATUSES:
+            raise ValueError(f"business status must be one of {_STATUSES}")
+        if self.status != "ACCEPTED" and not self.reasons:
+            raise ValueError(f"a {self.status} decision needs at least one reason")
 
 
 def make_receipt(
@@ -40,8 +70,11 @@ def make_receipt(
     sender: str | None = None,
     received_at: datetime | None = None,
     business_key: str | None = None,
+    decision: BusinessDecision | None = None,
 ) -> dict[str, Any]:
     """The ``Receipt`` record for an opened envelope (ACK or NACK) or a refused one (NACK only).
+
+    ``decision`` (ACK only) is the immediate business decision: the record then needs Receipt v2.
 
     For a refusal, the message id and sender come from the (unverified) header if it parsed; otherwise the
     message id is the nil UUID and ``sender`` must name the counterpart. ``envelope_sha256`` is always the
@@ -64,6 +97,8 @@ def make_receipt(
         reason_text = reason_text or source.message
     if outcome == "NACK" and not reason_code:
         raise ValueError("a NACK needs a reason_code")
+    if decision is not None and outcome != "ACK":
+        raise ValueError("only an ACK can carry a business decision (a NACK'd message was not processed)")
     from_authority = header.sender if header is not None else sender
     if from_authority is None:
         raise ValueError("the header did not parse: pass sender= (the counterpart authority)")
@@ -78,15 +113,46 @@ def make_receipt(
         "received_at": received_at or datetime.now(UTC),
         "document_type": document_type,
         "business_key": business_key,
+        "business_status": decision.status if decision is not None else None,
+        "business_reasons": [{"code": c, "text": t} for c, t in decision.reasons] if decision is not None else [],
+        "business_responded_at": (decision.responded_at or datetime.now(UTC)) if decision is not None else None,
     }
+
+
+def receipt_decision(record: dict[str, Any]) -> BusinessDecision | None:
+    """The immediate business decision a (decoded) receipt carries, or None (Receipt v1, or none taken yet)."""
+    status = record.get("business_status")
+    if status is None:
+        return None
+    reasons = tuple((str(r["code"]), str(r["text"])) for r in record.get("business_reasons") or [])
+    return BusinessDecision(status, reasons, record.get("business_responded_at"))
+
+
+def encode_receipt(record: dict[str, Any]) -> bytes:
+    """Avro-encode a receipt: Receipt v1 when it carries no decision (the bytes a v1 counterpart reads),
+    Receipt v2 when it does."""
+    if record.get("business_status") is None:
+        if record.get("business_reasons") or record.get("business_responded_at") is not None:
+            raise ValueError("business_reasons / business_responded_at without business_status")
+        return avro.encode("Receipt", {k: v for k, v in record.items() if k not in _DECISION_FIELDS}, version=1)
+    return avro.encode("Receipt", record, version=2)
+
+
+def add_receipt(sealer: BatchSealer, record: dict[str, Any], *, ttl: timedelta = timedelta(days=2)) -> int:
+    """Queue a receipt in a :class:`BatchSealer` addressed to the message's sender (one batch of answers)."""
+    if sealer.recipient != record["sender_authority"]:
+        raise ValueError(f"receipt for {record['sender_authority']} added to a batch for {sealer.recipient}")
+    payload = encode_receipt(record)
+    return sealer.add(payload, document_type=RECEIPT_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], ttl=ttl)
 
 
 def seal_receipt(
     record: dict[str, Any], *, me: LocalAuthority, trust: TrustStore, recipient: str | None = None,
     now: datetime | None = None, ttl: timedelta = timedelta(days=2),
 ) -> SealedEnvelope:
-    """Encode ``record`` as Avro ``Receipt`` and seal it (signed by ``me``) to the message's sender."""
-    payload = avro.encode("Receipt", record)
+    """Encode ``record`` as Avro ``Receipt`` (v1, or v2 with a decision) and seal it (signed by ``me``) to the
+    message's sender, suite v1. For suite v2 batches use :func:`add_receipt`."""
+    payload = encode_receipt(record)
     return seal(
         payload,
         sender=me,
@@ -101,22 +167,37 @@ def seal_receipt(
 
 def open_receipt(
     data: bytes, *, me: LocalAuthority, trust: TrustStore, replay: ReplayGuard | None,
-    now: datetime | None = None, limits: EnvelopeLimits = DEFAULT_LIMITS,
+    now: datetime | None = None, limits: EnvelopeLimits = DEFAULT_LIMITS, batch_cache: BatchCache | None = None,
 ) -> tuple[OpenedEnvelope, dict[str, Any]]:
-    """Open a receipt envelope (ENV-1..ENV-10), then check it is a ``Receipt`` (ENV-11)."""
-    opened = open_envelope(data, me=me, trust=trust, replay=replay, now=now, limits=limits)
+    """Open a receipt envelope (suite v1 or v2; ENV-1..ENV-10), then check it is a ``Receipt`` (ENV-11).
+
+    The record has the v2 fields whichever version wrote it (decoded with reader version 2; a v1 receipt reads
+    with ``business_status`` None): :func:`receipt_decision` gives the decision.
+    """
+    opened = open_envelope(data, me=me, trust=trust, replay=replay, now=now, limits=limits, batch_cache=batch_cache)
     if opened.header.document_type != RECEIPT_DOCUMENT_TYPE:
         raise EnvelopeError(f"expected a RECEIPT envelope, got {opened.header.document_type}",
                             code="ENV-11 NOT_A_RECEIPT", hint="route receipts and documents to different topics")
-    decoded = avro.decode(opened.payload)
+    # a Receipt of either version reads as v2 (v1 fields plus the decision, null when absent)
+    decoded = avro.decode(opened.payload, reader_version=_RECEIPT_READER if _is_receipt(opened.payload) else None)
     if decoded.schema_name != "Receipt":
         raise EnvelopeError(f"RECEIPT envelope carries a {decoded.schema_name}", code="ENV-11 NOT_A_RECEIPT",
                             hint="the counterpart's receipt encoder is wrong")
     record = decoded.record
+    if record.get("outcome") != "ACK" and record.get("business_status") is not None:
+        raise EnvelopeError("a NACK receipt carries a business decision", code="ENV-11 RECEIPT_MISMATCH",
+                            hint="the counterpart's receipt encoder is wrong: only an ACK carries a decision")
     if not _issued_by(record, opened.header.sender):
         raise EnvelopeError("receipt's receiver_authority is not the authority that signed it",
                             code="ENV-11 RECEIPT_MISMATCH", hint="a receipt must be signed by its issuer")
     return opened, record
+
+
+_RECEIPT_READER = 2
+
+
+def _is_receipt(payload: bytes) -> bool:
+    return payload[2:10] in {avro.fingerprint("Receipt", v) for v in (1, 2)}
 
 
 def match_receipt(record: dict[str, Any], sent: SealedEnvelope) -> None:

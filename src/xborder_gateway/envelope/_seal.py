@@ -16,6 +16,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 
+from xborder_gateway.envelope._batch import DEFAULT_BATCH_CACHE, BatchCache, open_batch_body
 from xborder_gateway.envelope._errors import EnvelopeOpenError
 from xborder_gateway.envelope._format import (
     AVRO_MAGIC,
@@ -25,6 +26,7 @@ from xborder_gateway.envelope._format import (
     MIN_PAYLOAD,
     SIG_LABEL,
     SIG_LEN,
+    SUITE_V2,
     EnvelopeHeader,
     EnvelopeLimits,
     parse_envelope,
@@ -219,8 +221,13 @@ def open_envelope(
     replay: ReplayGuard | None,
     now: datetime | None = None,
     limits: EnvelopeLimits = DEFAULT_LIMITS,
+    batch_cache: BatchCache | None = None,
 ) -> OpenedEnvelope:
-    """Open ``data`` following ENV-1..ENV-10 in order; raise :class:`EnvelopeOpenError` on the first failure."""
+    """Open ``data`` following ENV-1..ENV-10 in order; raise :class:`EnvelopeOpenError` on the first failure.
+
+    Suite v1 and v2 envelopes both open here; ``batch_cache`` (v2 only) holds opened batch secrets and
+    verified batch roots, the process-wide ``DEFAULT_BATCH_CACHE`` unless given.
+    """
     data = bytes(data)
     sha = _sha256(data).digest()
     when = _aware(now)
@@ -242,20 +249,12 @@ def open_envelope(
         raise reject(f"envelope is addressed to {header.recipient}, this is {me.authority}",
                      "ENV-4 WRONG_RECIPIENT", "route the envelope to its recipient")
     sender_cert, gen = _keys_for(header, me=me, trust=trust, when=when, limits=limits, reject=reject)
-    # ENV-6: HPKE open with info = label || SHA-256(H)
-    try:
-        plain = _HPKE.decrypt(data[end:], gen.encryption_private, info=INFO_LABEL + _sha256(h).digest())
-    except (InvalidTag, ValueError) as exc:
-        raise reject("HPKE decryption failed (altered header or ciphertext, or wrong key)",
-                     "ENV-6 DECRYPT_FAILED", "the envelope was altered in transit or sealed wrongly") from exc
-    # |plain| >= SIG_LEN + MIN_PAYLOAD holds: ENV-2 checked |ct| >= SIG_LEN + MIN_PAYLOAD + TAG_LEN
-    signature, payload = plain[:SIG_LEN], plain[SIG_LEN:]
-    # ENV-7: Ed25519 over label || H || SHA-256(payload), with the sender's key
-    try:
-        sender_cert.signing_key.verify(signature, SIG_LABEL + h + _sha256(payload).digest())
-    except InvalidSignature as exc:
-        raise reject("signature does not verify", "ENV-7 SIGNATURE_INVALID",
-                     "the envelope was not signed by the named sender key over this header and payload") from exc
+    # ENV-6, ENV-7: the one place where the suites part (ENV-3 admitted only SUITE_V1 and SUITE_V2)
+    if header.suite == SUITE_V2:
+        payload = open_batch_body(data, end, header, gen=gen, sender_cert=sender_cert,
+                                  cache=DEFAULT_BATCH_CACHE if batch_cache is None else batch_cache, reject=reject)
+    else:
+        payload = _open_body_v1(data, end, h, gen=gen, sender_cert=sender_cert, reject=reject)
     # ENV-8: time window (the header is authenticated from here on)
     if header.expires <= header.created or header.expires - header.created > limits.max_ttl:
         raise reject(f"lifetime {header.expires - header.created} outside (0, {limits.max_ttl}]",
@@ -274,6 +273,27 @@ def open_envelope(
     if replay is not None:
         replay.check(header, sha)
     return OpenedEnvelope(_TOKEN, header, payload, sha, sender_cert)
+
+
+def _open_body_v1(
+    data: bytes, end: int, h: bytes, *, gen: KeyGeneration, sender_cert: AuthorityCertificate,
+    reject: Callable[[str, str, str], EnvelopeOpenError],
+) -> bytes:
+    # ENV-6: HPKE open with info = label || SHA-256(H)
+    try:
+        plain = _HPKE.decrypt(data[end:], gen.encryption_private, info=INFO_LABEL + _sha256(h).digest())
+    except (InvalidTag, ValueError) as exc:
+        raise reject("HPKE decryption failed (altered header or ciphertext, or wrong key)",
+                     "ENV-6 DECRYPT_FAILED", "the envelope was altered in transit or sealed wrongly") from exc
+    # |plain| >= SIG_LEN + MIN_PAYLOAD holds: ENV-2 checked |ct| >= SIG_LEN + MIN_PAYLOAD + TAG_LEN
+    signature, payload = plain[:SIG_LEN], plain[SIG_LEN:]
+    # ENV-7: Ed25519 over label || H || SHA-256(payload), with the sender's key
+    try:
+        sender_cert.signing_key.verify(signature, SIG_LABEL + h + _sha256(payload).digest())
+    except InvalidSignature as exc:
+        raise reject("signature does not verify", "ENV-7 SIGNATURE_INVALID",
+                     "the envelope was not signed by the named sender key over this header and payload") from exc
+    return payload
 
 
 def _keys_for(

@@ -157,8 +157,13 @@ class VehicleManifest(CanonicalRecord):
     remarks: str | None = None
 
 
+class ResponseReason(CanonicalRecord):
+    code: str
+    text: str
+
+
 class Receipt(CanonicalRecord):
-    """``int.xborder.v1.Receipt`` (version 1)."""
+    """``int.xborder.v1.Receipt`` (version 2: version 1 plus the optional immediate business decision)."""
 
     message_id: str
     envelope_sha256: Sha256
@@ -170,11 +175,9 @@ class Receipt(CanonicalRecord):
     received_at: Timestamp
     document_type: str | None = None
     business_key: str | None = None
-
-
-class ResponseReason(CanonicalRecord):
-    code: str
-    text: str
+    business_status: Literal["ACCEPTED", "HELD", "REJECTED"] | None = None
+    business_reasons: list[ResponseReason] = []
+    business_responded_at: Timestamp | None = None
 
 
 class BusinessResponse(CanonicalRecord):

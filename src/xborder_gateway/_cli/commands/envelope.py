@@ -99,7 +99,7 @@ def _payload(raw: bytes, source: str, doc_type: str | None, settings: Settings) 
 
 
 def _seal(args: argparse.Namespace, settings: Settings) -> int:
-    from xborder_gateway.envelope import DEFAULT_LIMITS, seal
+    from xborder_gateway.envelope import DEFAULT_LIMITS, BatchSealer
 
     # the larger of the two input caps: XML is refused by the intake (XML-1), Avro by seal (ENV-1)
     raw = _read(args.file, max(settings.documents_max_bytes, DEFAULT_LIMITS.max_envelope_bytes))
@@ -110,12 +110,16 @@ def _seal(args: argparse.Namespace, settings: Settings) -> int:
         args.to = _other(args.authority)
     me, trust = _keys(settings, args.authority, args.passphrase_file)
     priority = args.priority if args.priority is not None else (1 if perishable else 0)
-    sealed = seal(payload, sender=me, recipient=args.to, trust=trust, document_type=doc_type,
-                  schema_fingerprint=fingerprint, priority=priority, ttl=timedelta(hours=args.ttl_hours))
+    # the suite of this side's configuration (envelope_suite: 1, or 2 = a batch of one; docs/envelope.md §8)
+    sealer = BatchSealer(sender=me, recipient=args.to, trust=trust, suite=settings.envelope_suite)
+    sealer.add(payload, document_type=doc_type, schema_fingerprint=fingerprint, priority=priority,
+               ttl=timedelta(hours=args.ttl_hours))
+    (sealed,) = sealer.seal()
     out: Path = args.out or args.file.with_name(args.file.name + ".xbge")
     _write(out, sealed.data)
     print(json.dumps({"message_id": str(sealed.message_id), "sha256": sealed.sha256.hex(), "bytes": len(sealed.data),
-                      "out": str(out), "document_type": doc_type, "recipient": args.to}))
+                      "out": str(out), "document_type": doc_type, "recipient": args.to,
+                      "suite": sealed.header.suite}))
     return 0
 
 
