@@ -18,6 +18,7 @@ __all__ = [
     "CanonicalRecord",
     "Container",
     "Declaration",
+    "DeclarationStatus",
     "Driver",
     "GoodsItem",
     "Invoice",
@@ -191,11 +192,47 @@ class BusinessResponse(CanonicalRecord):
     responded_at: Timestamp
 
 
+class StatusReason(CanonicalRecord):
+    code: str
+    text: str
+
+
+class IntakePosition(CanonicalRecord):
+    topic: str
+    partition: int
+    offset: int
+
+
+class StatusVehicle(CanonicalRecord):
+    plate: str
+    containers: list[str] = []
+    linked_declarations: list[str] = []
+    perishable: bool = False
+
+
+class DeclarationStatus(CanonicalRecord):
+    """``int.xborder.v1.DeclarationStatus`` (version 1): one record of the status feed for senders."""
+
+    declaration_number: str
+    authority: str
+    document_type: str | None = None
+    state: Literal["TAKEN_IN", "REJECTED", "SENT", "RESENT", "DELIVERED", "BUSINESS_OUTCOME", "DEAD_LETTERED",
+                   "LATE_RECEIPT"]
+    at: Timestamp
+    message_id: str | None = None
+    attempt: int | None = None
+    business_status: Literal["ACCEPTED", "HELD", "REJECTED", "PENDING"] | None = None
+    reasons: list[StatusReason] = []
+    intake: IntakePosition | None = None
+    vehicle: StatusVehicle | None = None
+
+
 _MODELS: dict[str, type[CanonicalRecord]] = {
     "Declaration": Declaration,
     "VehicleManifest": VehicleManifest,
     "Receipt": Receipt,
     "BusinessResponse": BusinessResponse,
+    "DeclarationStatus": DeclarationStatus,
 }
 
 
