@@ -213,3 +213,38 @@ def test_the_generator_is_deterministic_by_seed() -> None:
     assert [c.export_frame() for c in generate_cn_exports(12, 6)] != [c.export_frame() for c in CONSIGNMENTS]
     with pytest.raises(ValueError, match="mismatch_ratio"):
         list(generate_cn_exports(1, 1, mismatch_ratio=1.5))
+
+
+# --- properties: nothing but the documented error leaves the CN intake (hypothesis) -------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402 - the property tests' own imports
+from hypothesis import strategies as st  # noqa: E402
+
+_VALID = _frame(_export())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(at=st.integers(min_value=0, max_value=len(_VALID) - 1), data=st.binary(min_size=1, max_size=16),
+       mode=st.sampled_from(["overwrite", "insert", "cut"]))
+def test_a_mutated_frame_is_taken_or_refused_never_crashes(at: int, data: bytes, mode: str) -> None:
+    if mode == "overwrite":
+        frame = _VALID[:at] + data + _VALID[at + len(data):]
+    elif mode == "insert":
+        frame = _VALID[:at] + data + _VALID[at:]
+    else:
+        frame = _VALID[:at]
+    refused: DocumentRejectedError | None = None
+    try:
+        take_cn_avro(frame, now=NOW)
+    except DocumentRejectedError as exc:  # the only exception allowed out
+        refused = exc
+    if refused is not None:
+        assert refused.code
+        assert refused.reasons
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=512))
+def test_arbitrary_bytes_after_the_header_are_refused_cleanly(raw: bytes) -> None:
+    with pytest.raises(DocumentRejectedError):
+        take_cn_avro(_VALID[:10] + raw, now=NOW)

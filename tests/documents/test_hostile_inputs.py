@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from xborder_gateway.documents import DocumentRejectedError, translate_xml
@@ -400,3 +402,26 @@ def test_the_intake_parser_keeps_collecting_ids() -> None:
     """The trap above: lxml's collect_ids=False is libxml2's loadsubset bit (< 2.15), which loads external DTDs."""
     root = etree.fromstring(b"<a><b xml:id='i'/></a>", _parser())
     assert root.getroottree().getroot().xpath("id('i')"), "ids are collected (collect_ids left at True)"
+
+
+_WS = st.text(alphabet=" \t\r\n", min_size=1, max_size=400)
+_ENCODINGS = st.sampled_from(["UTF-8", "utf-8", "Utf8", "UTF8", "UTF-7", "utf-7", "ISO-8859-1", "latin1", "UTF-16",
+                              "UTF-16LE", "UTF-32", "GB18030", "Shift_JIS", "EBCDIC-US", "ASCII", "US-ASCII",
+                              "windows-1252", "UTF-8-SIG", "x-UTF-8"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(ws=st.tuples(_WS, st.text(alphabet=" \t\r\n", max_size=50), st.text(alphabet=" \t\r\n", max_size=50),
+                    st.text(alphabet=" \t\r\n", max_size=400)),
+       quote=st.sampled_from(["'", '"']), encoding=_ENCODINGS, bom=st.booleans())
+def test_any_declaration_is_read_whole(ws: tuple[str, str, str, str], quote: str, encoding: str, bom: bool) -> None:
+    """Whatever the whitespace of the declaration, only a UTF-8 encoding name is accepted (XML-3)."""
+    ws1, ws2, ws3, ws4 = ws
+    decl = f"<?xml version='1.0'{ws1}encoding{ws2}={ws3}{quote}{encoding}{quote}{ws4}?>".encode()
+    raw = (b"\xef\xbb\xbf" if bom else b"") + decl + GOLDEN.split(b"?>", 1)[1]
+    if encoding.lower() in ("utf-8", "utf8"):
+        assert translate_xml(raw).business_key == "105000000017"
+    else:
+        with pytest.raises(DocumentRejectedError) as err:
+            translate_xml(raw)
+        assert err.value.code == "XML_ENCODING_UNSUPPORTED"
