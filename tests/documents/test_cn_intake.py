@@ -95,6 +95,14 @@ def _many(what: str, n: int) -> bytes:
     return _frame(rec)
 
 
+def _version_varint(varint: bytes) -> bytes:
+    """The agreed frame with the declaration_version's varint replaced by hand (a writer no library would be)."""
+    frame = _frame(_export())
+    at = 10 + 1 + 18  # header, the 18-digit declaration number's length byte and bytes
+    assert frame[at] == 2, "declaration_version 1 is the varint 02"
+    return frame[:at] + varint + frame[at + 1:]
+
+
 def _receipt() -> bytes:
     return avro.encode("Receipt", {"message_id": "0" * 36, "envelope_sha256": b"\x00" * 32, "outcome": "ACK",
                                    "receiver_authority": "VN", "sender_authority": "CN", "received_at": NOW})
@@ -123,6 +131,9 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     ("zero quantity", lambda: _line(0, quantity=Decimal("0.0000")), "AVRO_NUMBER_RANGE"),
     ("version 0", lambda: _with(declaration_version=0), "AVRO_NUMBER_RANGE"),
     ("version 2^31 - 1", lambda: _with(declaration_version=2**31 - 1), "AVRO_NUMBER_RANGE"),
+    ("version 2^63 as a 10-byte varint", lambda: _version_varint(b"\x80" * 9 + b"\x02"), "AVRO_NUMBER_RANGE"),
+    ("version -2^63", lambda: _version_varint(b"\xff" * 9 + b"\x7f"), "AVRO_NUMBER_RANGE"),
+    ("version as a 21-byte varint", lambda: _version_varint(b"\x80" * 20 + b"\x01"), "AVRO_NUMBER_RANGE"),
     ("declared in year 1", lambda: _with(declared_at=datetime(1, 1, 1, tzinfo=UTC)), "AVRO_DATE_RANGE"),
     ("declared in year 9999", lambda: _with(declared_at=datetime(9999, 12, 31, tzinfo=UTC)), "AVRO_DATE_RANGE"),
     ("timestamp past year 9999 (2^62 ms)", lambda: _timestamp(2**62), "AVRO_BODY_INVALID"),
