@@ -12,7 +12,8 @@ EXPECTED = {
                              "known_schemas", "schema_info"},
     "xborder_gateway.documents": {"Decoded", "DocumentRejectedError", "IntakeLimits", "Reason", "TranslatedDocument",
                                   "cn_crosswalk", "decode_payload", "peek_key", "translate_xml"},
-    "xborder_gateway.samples": {"INVALID_RULES", "KINDS", "Sample", "generate", "generate_mix"},
+    "xborder_gateway.samples": {"INVALID_RULES", "KINDS", "MISMATCH_KINDS", "CnConsignment", "Sample", "generate",
+                                "generate_cn_exports", "generate_mix"},
 }
 
 

@@ -64,6 +64,7 @@ from xborder_gateway.exchange._state import (
     purge_submissions,
     record_submission,
 )
+from xborder_gateway.intake import IntakeLimits
 from xborder_gateway.transport import (
     INTAKE_MAX_MESSAGE_BYTES,
     Incoming,
@@ -180,6 +181,7 @@ class OutboundProcessor:
         self.trust = trust
         self.db = connect(settings.state_db(AUTHORITY), VN_SCHEMA)
         self._window_ms = int(settings.exchange_duplicate_window_days * 86_400_000)
+        self.limits = IntakeLimits.from_settings(settings)  # XML-1/6/7: the configured bounds, not the defaults
         self._next_purge_ms = 0
 
     def close(self) -> None:
@@ -189,7 +191,7 @@ class OutboundProcessor:
         from xborder_gateway.documents import translate_xml
 
         try:
-            doc = translate_xml(raw, source=source)
+            doc = translate_xml(raw, source=source, limits=self.limits)
             sealed = seal(doc.payload, sender=self.me, recipient=COUNTERPART, trust=self.trust,
                           document_type=doc.doc_type, schema_fingerprint=doc.schema_fingerprint,
                           priority=1 if doc.perishable else 0)

@@ -98,13 +98,16 @@ def translate_xml(raw: bytes, *, source: str = "<bytes>", limits: IntakeLimits =
 def peek_key(raw: bytes, *, limits: IntakeLimits = DEFAULT_LIMITS) -> str | None:
     """The business key of a document, found cheaply for the publisher's Kafka key; None if not found.
 
-    Hardened like the intake (size cap, NUL, DOCTYPE/entity, XInclude refused -> None) and never raises.
-    It is a byte pattern over the business-key elements of the mappings, not a parse: the authoritative
-    key is :attr:`TranslatedDocument.business_key`.
+    Hardened like the intake's byte checks (size cap, NUL, encoding -> None) and never raises; a document
+    that mentions a DOCTYPE or an entity declaration anywhere gets no key either (the intake decides on it,
+    from the parse). It is a byte pattern over the business-key elements of the mappings, not a parse: the
+    authoritative key is :attr:`TranslatedDocument.business_key`.
     """
     try:
         data = bytes(raw)
         prescreen(data, limits=limits)
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            return None
         match = key_pattern().search(data)
     except (DocumentRejectedError, TypeError, ValueError, MappingError):
         return None

@@ -16,6 +16,11 @@ from xborder_gateway.model._types import Money, Quantity, Rate, Sha256, Timestam
 __all__ = [
     "BusinessResponse",
     "CanonicalRecord",
+    "CnDriver",
+    "CnExportDeclaration",
+    "CnGoodsLine",
+    "CnParty",
+    "CnRoadManifest",
     "Container",
     "Declaration",
     "DeclarationStatus",
@@ -225,6 +230,57 @@ class DeclarationStatus(CanonicalRecord):
     reasons: list[StatusReason] = []
     intake: IntakePosition | None = None
     vehicle: StatusVehicle | None = None
+class CnParty(CanonicalRecord):
+    identifier: str | None = None
+    name: str
+    address: str | None = None
+    country: str
+class CnGoodsLine(CanonicalRecord):
+    line_number: int
+    hs_cn: str
+    hs6: str
+    description: str
+    quantity: Quantity
+    unit: str
+    net_weight_kg: WeightKg | None = None
+    gross_weight_kg: WeightKg | None = None
+    value: Money
+    origin_country: str
+class CnExportDeclaration(CanonicalRecord):
+    """``int.xborder.v1.CnExportDeclaration`` (version 1): China's export declaration, sent CN -> VN."""
+    declaration_version: int
+    declared_at: Timestamp
+    customs_office: str
+    port_of_exit: str
+    trade_mode: str | None = None
+    consignor: CnParty
+    consignee: CnParty
+    vehicle_plate: str
+    trailer_plate: str | None = None
+    incoterm: str
+    currency: str
+    total_value: Money
+    gross_weight_kg: WeightKg
+    goods: list[CnGoodsLine]
+    remarks: str | None = None
+class CnDriver(CanonicalRecord):
+    name: str
+    document_number: str
+class CnRoadManifest(CanonicalRecord):
+    """``int.xborder.v1.CnRoadManifest`` (version 1): China's road manifest of a truck, sent CN -> VN."""
+    manifest_number: str
+    manifest_version: int
+    departure_at: Timestamp
+    customs_office: str
+    port_of_exit: str
+    vehicle_plate: str
+    trailer_plate: str | None = None
+    vehicle_country: str
+    drivers: list[CnDriver] = []
+    seals: list[str] = []
+    declarations: list[str] = []
+    gross_weight_kg: WeightKg
+    perishable: bool
 
 
 _MODELS: dict[str, type[CanonicalRecord]] = {
@@ -233,6 +289,8 @@ _MODELS: dict[str, type[CanonicalRecord]] = {
     "Receipt": Receipt,
     "BusinessResponse": BusinessResponse,
     "DeclarationStatus": DeclarationStatus,
+    "CnExportDeclaration": CnExportDeclaration,
+    "CnRoadManifest": CnRoadManifest,
 }
 
 

@@ -54,16 +54,17 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def _files(paths: list[Path]) -> Iterator[tuple[str | None, bytes]]:
-    from xborder_gateway.documents import peek_key
+def _files(paths: list[Path], settings: Settings) -> Iterator[tuple[str | None, bytes]]:
+    from xborder_gateway.documents import IntakeLimits, peek_key
 
+    limits = IntakeLimits.from_settings(settings)  # the configured bounds, as the outbound connector applies them
     for path in paths:
         try:
             raw = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc}", code="PUBLISH_FILE",
                               hint="pass readable XML files") from exc
-        yield peek_key(raw), raw
+        yield peek_key(raw, limits=limits), raw
 
 
 def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -111,7 +112,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
         docs = generated(args.generate, args.seed, args.kind, args.invalid_ratio)
     else:
         total = len(args.files)
-        docs = _files(args.files)
+        docs = _files(args.files, settings)
     bar = ProgressBar(total, "publish")
     sent = asyncio.run(publish_documents(settings, docs, run=args.run, progress=bar, rate_per_s=args.rate))
     bar.finish(sent)
