@@ -472,12 +472,15 @@ async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: O
 
 async def resend_forever(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: Ops, stop: asyncio.Event,
                          *, owned: Callable[[], set[tuple[str, int]]], tick_s: float,
-                         on_pending: Callable[[int], None] = lambda n: None) -> None:
+                         on_pending: Callable[[int], None] = lambda n: None,
+                         caught_up: Callable[[], bool] = lambda: True) -> None:
     """The tracker's resend / dead-letter task: one :func:`_tick` every ``tick_s`` until ``stop``.
 
-    A Kafka failure is retried at the next tick. Any other failure (state database, audit log) stops the
-    whole tracker (``stop`` is set, the error propagates): a tracker that keeps consuming receipts while its
-    resend task is dead would silently never resend nor dead-letter again.
+    No tick runs before ``caught_up()`` (the connector: the consumer has joined and read its backlog once),
+    so a restarted tracker reads the receipts that arrived while it was down before it decides that any
+    message timed out. A Kafka failure is retried at the next tick. Any other failure (state database, audit
+    log) stops the whole tracker (``stop`` is set, the error propagates): a tracker that keeps consuming
+    receipts while its resend task is dead would silently never resend nor dead-letter again.
     """
     started = False
     try:
@@ -487,7 +490,8 @@ async def resend_forever(tracker: ReceiptTracker, producer: Any, auditor: Audito
                     with kafka_boundary("start producer"):
                         await producer.start()
                     started = True
-                await _tick(tracker, producer, auditor, ops, owned())
+                if caught_up():
+                    await _tick(tracker, producer, auditor, ops, owned())
                 on_pending(tracker.pending_count())
             except TransportError as exc:
                 log_line(logging.WARNING, "resend tick failed; retrying", code=exc.code)
@@ -544,7 +548,9 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
 
     log_line(logging.INFO, "receipt tracker started", instance=options.instance, bootstrap=settings.bootstrap)
     task = asyncio.create_task(resend_forever(tracker, producer, auditor, ops, stop, owned=owned,
-                                              tick_s=options.tick_s, on_pending=set_pending))
+                                              tick_s=options.tick_s, on_pending=set_pending,
+                                              caught_up=lambda: loop.stats.assigned is not None
+                                              and loop.stats.empty_polls > 0))
     try:
         await loop.run()
     finally:
