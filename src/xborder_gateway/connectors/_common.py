@@ -145,7 +145,8 @@ class Auditor:
     right before it commits (ADR 0400): a crash can repeat a batch's events, never lose them. Lock order
     is therefore state database -> audit database, and it must stay one-way: no code may wait for a state
     database's write lock while it holds an audit log's write transaction (``AuditLog.append`` touches
-    only the audit database, and the resend task appends before, not inside, its state transactions).
+    only the audit database; the resend task's claims append inside their state transaction too, in the
+    same order).
     """
 
     def __init__(self, settings: Settings, authority: str) -> None:

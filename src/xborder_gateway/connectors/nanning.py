@@ -64,6 +64,7 @@ from xborder_gateway.envelope import (
     SqliteReplayStore,
     TrustStore,
     make_receipt,
+    peek_header,
     seal,
     seal_receipt,
 )
@@ -86,13 +87,14 @@ from xborder_gateway.transport import (
     install_shutdown,
 )
 
-__all__ = ["CRASH_EXIT_CODE", "Faults", "NanningOptions", "NanningProcessor", "run_nanning"]
+__all__ = ["CRASH_EXIT_CODE", "INTERNAL_ERROR", "Faults", "NanningOptions", "NanningProcessor", "run_nanning"]
 
 AUTHORITY = "CN"
 OFFICE = "CN-7220"  # Youyiguan customs, the receiving office named in receipts
 PROCESS = "nanning"
 BUSINESS_DOCUMENT_TYPE = "BUSINESS_RESPONSE"
 TRANSIENT_NACK = "CN_TEMPORARILY_UNAVAILABLE"
+INTERNAL_ERROR = "INTERNAL_ERROR"  # retriable NACK: the endpoint failed unexpectedly (issue 9 item 3)
 CRASH_EXIT_CODE = 17
 
 
@@ -195,23 +197,48 @@ class NanningProcessor:
 
     def _guarded(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent],
                  counts: dict[str, int]) -> list[Outgoing]:
-        """One envelope inside a savepoint: an unexpected error undoes only this envelope's writes, is
-        logged, and the envelope is skipped (no answer: the sender resends, then dead-letters) -- a poison
-        envelope never blocks the partition."""
+        """One envelope inside a savepoint: an unexpected error (anything but the documented
+        ``EnvelopeOpenError`` / ``GatewayError`` paths) undoes only this envelope's writes, is logged, audited
+        and answered with a NACK carrying the retriable code ``INTERNAL_ERROR`` (the tracker resends it) --
+        never a silent skip, and a poison envelope never blocks the partition."""
         conn.execute("SAVEPOINT one")
         mark = len(events)
         try:
             out = self._one(conn, r, events, counts)
-        except Exception:
+        except Exception as exc:
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
             del events[mark:]
             counts["failed"] = counts.get("failed", 0) + 1
             logging.getLogger(__name__).exception("unexpected error on %s/%d@%d message_id=%s", r.topic,
                                                   r.partition, r.offset, r.header_str(H_MESSAGE_ID))
-            return []
+            return self._internal_error(r, exc, events)
         conn.execute("RELEASE one")
         return out
+
+    def _internal_error(self, r: Incoming, exc: Exception, events: list[AuditEvent]) -> list[Outgoing]:
+        """Issue 9 item 3: audit the failure and NACK it with ``INTERNAL_ERROR`` (retriable). Nothing is
+        recorded for the message id, so the resend is processed. The receipt names the message id of the
+        (unverified) header and the digest of the bytes received: the sender's tracker acts on it only if
+        that digest is the one of the bytes it sent (ENV-11), so a forged envelope cannot steer it."""
+        sha = _sha(r.value)
+        header = peek_header(r.value)
+        mid = str(header.message_id) if header is not None else r.header_str(H_MESSAGE_ID)
+        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid, envelope_sha256=sha,
+                            kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
+                            attempt=_attempt(r), outcome="nack", reason_code=INTERNAL_ERROR))
+        refusal = EnvelopeOpenError(f"unexpected {type(exc).__name__} at the endpoint", code=INTERNAL_ERROR,
+                                    header=header, envelope_sha256=sha)
+        sender = header.sender if header is not None and header.sender in self.trust.authorities else "VN"
+        try:
+            record = make_receipt(refusal, receiver=OFFICE, outcome="NACK", sender=sender,
+                                  reason_text="the endpoint failed on this envelope; resend it later")
+            sealed = seal_receipt(record, me=self.me, trust=self.trust, recipient=sender)
+        except Exception:  # nobody to answer to, or answering fails too: the audit event and the log remain
+            logging.getLogger(__name__).exception("cannot answer INTERNAL_ERROR message_id=%s", mid)
+            return []
+        return [self._answer(str(record["message_id"]), "receipt", sealed.data, mid=str(record["message_id"]),
+                             run=r.header_str(H_RUN), business_key=None)]
 
     def _answer(self, topic_key: str, kind: str, data: bytes, *, mid: str, run: str | None,
                 business_key: str | None) -> Outgoing:

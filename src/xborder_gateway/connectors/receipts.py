@@ -6,15 +6,22 @@ never tracked or resent). A table written by the outbound connector could not be
 with its Kafka transaction. Each envelope's exact bytes are kept in ``settings.state_db("VN")`` with its
 attempts and next due time, so the state survives restarts.
 
-- Receipt ACK (opened, signed by CN, digest of the very bytes we sent: ENV-11) -> ``delivered``; a second
-  ACK for the same id is a duplicate receipt, counted and otherwise ignored;
-- Receipt NACK ``CN_TEMPORARILY_UNAVAILABLE`` -> resend after the backoff; any other NACK is permanent ->
-  dead letter at once;
+- Receipt ACK (opened, signed by the authority the message was sealed to, digest of the very bytes we sent:
+  ENV-11) -> ``delivered``; a second ACK for the same id is a duplicate receipt, counted and otherwise
+  ignored; an ACK after the dead letter is recorded (``receipt_received`` with reason
+  ``RECEIPT_AFTER_DEAD_LETTER``), never a second outcome;
+- Receipt NACK with a retriable code (``CN_TEMPORARILY_UNAVAILABLE``, ``INTERNAL_ERROR``) -> resend after the
+  backoff; any other NACK is permanent -> dead letter at the next tick;
 - BusinessResponse -> the business status (ACCEPTED / HELD / REJECTED) is stored with the message;
 - no receipt by the due time -> the SAME envelope bytes are produced again under the SAME message id (and
   key) on the same topic; the next due time is ``now + receipt timeout + backoff`` where the backoff is
   tenacity's ``wait_exponential_jitter``; after ``exchange_resend_max_attempts`` sends -> the envelope goes
   to ``xb.vn-cn.dead-letter`` with JSON reasons, an ERROR log line and a ``dead_lettered`` audit event.
+
+Every state change is decided by :func:`xborder_gateway.exchange.decide_message` (pure) and applied by the
+one compare-and-set :func:`xborder_gateway.exchange.apply_transition`. The resend task CLAIMS a resend or a
+dead letter (CAS on state and attempts, with its audit event, one transaction) before it produces anything,
+so a receipt committed meanwhile wins and nothing is produced for a message that is no longer pending.
 
 The consumer side is at-least-once with idempotent state updates (upserts keyed by message id), so a
 replayed batch changes nothing but the duplicate-receipt counter.
@@ -35,8 +42,8 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import tenacity
@@ -62,10 +69,24 @@ from xborder_gateway.connectors._common import (
     log_line,
     now_ms,
 )
-from xborder_gateway.connectors.nanning import BUSINESS_DOCUMENT_TYPE, TRANSIENT_NACK
-from xborder_gateway.envelope import LocalAuthority, TrustStore, open_envelope, open_receipt
+from xborder_gateway.connectors.nanning import BUSINESS_DOCUMENT_TYPE, INTERNAL_ERROR
+from xborder_gateway.envelope import LocalAuthority, TrustStore, open_envelope, open_receipt, peek_header
 from xborder_gateway.errors import GatewayError, TransportError
-from xborder_gateway.exchange import VN_SCHEMA, PendingMessage, connect, decode_headers, encode_headers
+from xborder_gateway.exchange import (
+    VN_SCHEMA,
+    Action,
+    MessageState,
+    PendingMessage,
+    Stimulus,
+    TrackerPolicy,
+    apply_transition,
+    connect,
+    decide_message,
+    decode_headers,
+    encode_headers,
+    is_retriable_nack,
+    mark_dead_letter_produced,
+)
 from xborder_gateway.transport import (
     AtLeastOnceLoop,
     Incoming,
@@ -77,7 +98,7 @@ from xborder_gateway.transport import (
     make_producer,
 )
 
-__all__ = ["Backoff", "ReceiptTracker", "ReceiptsOptions", "resend_forever", "run_receipts"]
+__all__ = ["Backoff", "Claims", "ReceiptTracker", "ReceiptsOptions", "resend_forever", "run_receipts"]
 
 AUTHORITY = "VN"
 PROCESS = "receipts"
@@ -113,6 +134,9 @@ class ReceiptTracker:
         self.backoff = Backoff(settings)
         self.timeout_ms = int(settings.exchange_receipt_timeout_s * 1000)
         self.exchange_topics = {settings.topic_exchange, settings.topic_exchange_priority}
+        self.policy = TrackerPolicy(max_attempts=settings.exchange_resend_max_attempts,
+                                    receipt_timeout_ms=self.timeout_ms,
+                                    backoff_ms=lambda sends: int(self.backoff.seconds(sends) * 1000))
 
     def close(self) -> None:
         self.conn.close()
@@ -140,7 +164,7 @@ class ReceiptTracker:
         """
         events: list[AuditEvent] = []
         counts = {"sent": 0, "rejected": 0, "delivered": 0, "duplicate_receipt": 0, "nack": 0, "business": 0,
-                  "bad_receipt": 0}
+                  "bad_receipt": 0, "late_receipt": 0, "failed": 0}
         latencies: list[float] = []
         order = {self.settings.topic_rejected: 1, self.settings.topic_receipts: 2}
         with self._txn() as conn:
@@ -195,10 +219,16 @@ class ReceiptTracker:
 
     def _receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
                  latencies: list[float]) -> None:
+        """One record of the receipts topic inside a savepoint: a receipt we cannot trust, a malformed one, or
+        one that makes the tracker fail unexpectedly changes nothing but a counter (and, for an unexpected
+        failure, an audit event) -- it never blocks the partition."""
+        conn.execute("SAVEPOINT receipt")
+        mark = len(events)
         try:
             if (r.header_str("xbg-kind") or "receipt") == "receipt":
-                _opened, record = open_receipt(r.value, me=self.me, trust=self.trust, replay=None)
-                self._technical(conn, record, r, events=events, counts=counts, latencies=latencies)
+                opened, record = open_receipt(r.value, me=self.me, trust=self.trust, replay=None)
+                self._technical(conn, opened.header.sender, record, r, events=events, counts=counts,
+                                latencies=latencies)
             else:
                 opened = open_envelope(r.value, me=self.me, trust=self.trust, replay=None)
                 if opened.header.document_type != BUSINESS_DOCUMENT_TYPE:
@@ -212,126 +242,213 @@ class ReceiptTracker:
                               response["message_id"]))
                 counts["business"] += 1
         except GatewayError as exc:  # a receipt we cannot trust changes nothing
+            self._undo(conn, events, mark)
             counts["bad_receipt"] += 1
             log_line(logging.WARNING, "receipt refused", message_id=r.header_str(H_MESSAGE_ID), code=exc.code)
+            return
         except (KeyError, TypeError, ValueError):  # a signed but malformed record: never block the partition
+            self._undo(conn, events, mark)
             counts["bad_receipt"] += 1
             logging.getLogger(__name__).exception("malformed receipt message_id=%s", r.header_str(H_MESSAGE_ID))
+            return
+        except Exception:  # issue 9 item 3: an unexpected failure is audited and counted, never silent
+            self._undo(conn, events, mark)
+            counts["failed"] = counts.get("failed", 0) + 1
+            logging.getLogger(__name__).exception("unexpected error on receipt %s/%d@%d message_id=%s", r.topic,
+                                                  r.partition, r.offset, r.header_str(H_MESSAGE_ID))
+            events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, message_id=r.header_str(H_MESSAGE_ID),
+                                envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
+                                kafka_partition=r.partition, kafka_offset=r.offset, outcome="failed",
+                                reason_code=INTERNAL_ERROR))
+            return
+        conn.execute("RELEASE receipt")
 
-    def _technical(self, conn: sqlite3.Connection, record: dict[str, Any], r: Incoming, *,
+    @staticmethod
+    def _undo(conn: sqlite3.Connection, events: list[AuditEvent], mark: int) -> None:
+        conn.execute("ROLLBACK TO receipt")
+        conn.execute("RELEASE receipt")
+        del events[mark:]
+
+    def _technical(self, conn: sqlite3.Connection, issuer: str, record: dict[str, Any], r: Incoming, *,
                    events: list[AuditEvent], counts: dict[str, int], latencies: list[float]) -> None:
         mid = str(record["message_id"])
         now = now_ms()
-        row = conn.execute("SELECT state, data, published_ms, attempts FROM xbg_messages WHERE message_id = ?",
-                           (mid,)).fetchone()
+        row = conn.execute("SELECT state, data, published_ms, attempts, next_due_ms FROM xbg_messages "
+                           "WHERE message_id = ?", (mid,)).fetchone()
         if row is None:  # the receipt overtook our view of the exchange topic: remember it
             conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0)", (mid,))
-            row = ("pending", None, None, 0)
-        state, data, published, attempts = row
-        # ENV-11: the receipt acknowledges exactly the bytes we sent
-        if data is not None and hashlib.sha256(data).digest() != record["envelope_sha256"]:
-            counts["bad_receipt"] += 1
-            log_line(logging.ERROR, "receipt acknowledges other bytes than sent", message_id=mid,
-                     code="ENV-11 RECEIPT_DIGEST_MISMATCH")
-            return
+            row = ("pending", None, None, 0, None)
+        state, data, published, attempts, due_ms = MessageState(row[0]), row[1], row[2], int(row[3]), row[4]
+        if data is not None:
+            # ENV-11: the receipt acknowledges exactly the bytes we sent
+            if hashlib.sha256(data).digest() != record["envelope_sha256"]:
+                counts["bad_receipt"] += 1
+                log_line(logging.ERROR, "receipt acknowledges other bytes than sent", message_id=mid,
+                         code="ENV-11 RECEIPT_DIGEST_MISMATCH")
+                return
+            # ENV-11: ... and is issued (signed) by the authority those bytes were sealed to, not by any
+            # other authority this home happens to trust
+            sent_to = peek_header(data)
+            if sent_to is None or sent_to.recipient != issuer:
+                counts["bad_receipt"] += 1
+                log_line(logging.ERROR, "receipt signed by another authority than the recipient", message_id=mid,
+                         code="ENV-11 RECEIPT_WRONG_ISSUER", issuer=issuer)
+                return
+        ack = record["outcome"] == "ACK"
+        code = None if ack else str(record.get("reason_code") or "NACK")
+        step = decide_message(state, attempts, Stimulus.ACK if ack else Stimulus.NACK, now_ms=now,
+                              policy=self.policy, code=code, due_ms=due_ms)
+        applied = apply_transition(conn, mid, expected_state=state, expected_attempts=attempts, transition=step,
+                                   now_ms=now, receipt=ack)
+        if not applied:  # cannot happen inside this write transaction; refuse to act rather than guess
+            raise GatewayError(f"state of {mid} changed under the receipt handler", code="TRACKER_CAS_FAILED")
         events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_RECEIVED, message_id=mid,
                             business_key=record.get("business_key"), document_type=record.get("document_type"),
                             envelope_sha256=record["envelope_sha256"], kafka_topic=r.topic,
                             kafka_partition=r.partition, kafka_offset=r.offset,
-                            outcome="ack" if record["outcome"] == "ACK" else "nack",
-                            reason_code=record.get("reason_code")))
-        if record["outcome"] == "ACK":
-            if state == "pending":
-                conn.execute("UPDATE xbg_messages SET state = 'delivered', delivered_ms = ?, receipts = receipts + 1 "
-                             "WHERE message_id = ?", (now, mid))
-                counts["delivered"] += 1
-                if published:
-                    latencies.append((now - int(published)) / 1000)
-                events.append(event(AUTHORITY, PROCESS, EventType.DELIVERED, message_id=mid,
-                                    business_key=record.get("business_key"),
-                                    document_type=record.get("document_type"), kafka_topic=r.topic,
-                                    kafka_partition=r.partition, kafka_offset=r.offset, attempt=int(attempts)))
-                log_line(logging.DEBUG, "delivered", message_id=mid)
-            else:
-                conn.execute("UPDATE xbg_messages SET receipts = receipts + 1 WHERE message_id = ?", (mid,))
-                counts["duplicate_receipt"] += 1
-                if state == "dead":
-                    log_line(logging.WARNING, "receipt after dead letter", message_id=mid)
+                            outcome="ack" if ack else "nack",
+                            reason_code=code if not ack else
+                            (step.reason if step.action is Action.LATE_RECEIPT else None)))
+        if not ack:
+            counts["nack"] += 1
+            if step.action is Action.LATE_RECEIPT:
+                counts["late_receipt"] = counts.get("late_receipt", 0) + 1
+            log_line(logging.WARNING, "NACK received", message_id=mid, code=code)
             return
-        counts["nack"] += 1
-        code = str(record.get("reason_code") or "NACK")
-        if state != "pending":
-            return
-        if code == TRANSIENT_NACK:  # resend after the backoff rather than the full timeout
-            due = now + int(self.backoff.seconds(int(attempts)) * 1000)
-            conn.execute("UPDATE xbg_messages SET next_due_ms = min(coalesce(next_due_ms, ?), ?), last_nack = ? "
-                         "WHERE message_id = ?", (due, due, code, mid))
-        else:  # permanent: dead-letter at the next tick
-            conn.execute("UPDATE xbg_messages SET next_due_ms = ?, last_nack = ? WHERE message_id = ?",
-                         (now, code, mid))
-        log_line(logging.WARNING, "NACK received", message_id=mid, code=code)
+        if step.action is Action.DELIVER:
+            counts["delivered"] += 1
+            if published:
+                latencies.append((now - int(published)) / 1000)
+            events.append(event(AUTHORITY, PROCESS, EventType.DELIVERED, message_id=mid,
+                                business_key=record.get("business_key"),
+                                document_type=record.get("document_type"), kafka_topic=r.topic,
+                                kafka_partition=r.partition, kafka_offset=r.offset, attempt=attempts))
+            log_line(logging.DEBUG, "delivered", message_id=mid)
+        elif step.action is Action.LATE_RECEIPT:  # recorded (the event above), no second outcome
+            counts["late_receipt"] = counts.get("late_receipt", 0) + 1
+            log_line(logging.WARNING, "receipt after dead letter", message_id=mid)
+        else:
+            counts["duplicate_receipt"] += 1
 
     # --- resend / dead letter ------------------------------------------------------------------------
-    def due(self, limit: int = 500, owned: set[tuple[str, int]] | None = None
+    def due(self, limit: int = 500, owned: set[tuple[str, int]] | None = None, *, now: int | None = None
             ) -> list[tuple[PendingMessage, str | None]]:
-        """Pending messages past their due time; with ``owned``, only those whose exchange partition this
-        instance consumes (N tracker instances share the state file and split the resend work)."""
+        """A SNAPSHOT of the pending messages past their due time (with ``owned``, only those whose exchange
+        partition this instance consumes: N tracker instances share the state file and split the work).
+        Nothing may be produced from it before :meth:`claim` re-checks each message."""
         rows = self.conn.execute(
             "SELECT message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack "
             "FROM xbg_messages WHERE state = 'pending' AND data IS NOT NULL AND next_due_ms <= ? "
-            "ORDER BY next_due_ms LIMIT ?", (now_ms(), limit * (4 if owned is not None else 1))).fetchall()
+            "ORDER BY next_due_ms LIMIT ?",
+            (now_ms() if now is None else now, limit * (4 if owned is not None else 1))).fetchall()
+        return [(m, nack) for m, nack in (_pending(row) for row in rows)
+                if owned is None or (m.topic, m.partition) in owned][:limit]
+
+    def unproduced_dead_letters(self, owned: set[tuple[str, int]] | None = None) -> list[tuple[PendingMessage, str]]:
+        """Messages decided ``dead`` whose dead-letter record is not yet known to be produced (a crash or a
+        Kafka failure between the claim and the send): produced again by the next tick."""
+        rows = self.conn.execute(
+            "SELECT message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack "
+            "FROM xbg_messages WHERE state = 'dead' AND dead_letter_ms IS NULL AND data IS NOT NULL "
+            "LIMIT 500").fetchall()
         out = []
-        for m, t, p, k, d, h, a, b, dt, nack in rows:
-            if owned is not None and (str(t), p) not in owned:
-                continue
-            out.append((PendingMessage(str(m), str(t), p, bytes(k) if k is not None else None, bytes(d),
-                                       decode_headers(h), int(a), b, dt), nack))
-        return out[:limit]
+        for m, nack in (_pending(row) for row in rows):
+            if owned is None or (m.topic, m.partition) in owned:
+                out.append((m, f"NACK {nack}" if nack and not is_retriable_nack(nack, self.policy)
+                            else f"no receipt after {m.attempts} sends"))
+        return out
 
     def is_permanent(self, last_nack: str | None) -> bool:
-        return last_nack is not None and last_nack != TRANSIENT_NACK
+        return last_nack is not None and not is_retriable_nack(last_nack, self.policy)
 
-    def mark_resent(self, sent: Sequence[PendingMessage]) -> None:
-        now = now_ms()
+    def claim(self, snapshot: Sequence[tuple[PendingMessage, str | None]], *, audit: AuditSink | None = None,
+              now: int | None = None) -> Claims:
+        """Decide each snapshot message (:func:`decide_message`, ``Stimulus.DUE``) and CLAIM the decision
+        with the compare-and-set (:func:`apply_transition`) in ONE state transaction, whose audit events
+        (``resent`` / ``dead_lettered``) are appended inside it before it commits (ADR 0400; a failed append
+        claims nothing). A message whose state or attempts changed since the snapshot (a receipt was
+        committed meanwhile, another instance claimed it) is left alone: only claimed messages may be
+        produced (issue 9 item 11)."""
+        at = now_ms() if now is None else now
+        claims = Claims()
         with self._txn() as conn:
-            for m in sent:
-                due = now + self.timeout_ms + int(self.backoff.seconds(m.attempts) * 1000)
-                conn.execute("UPDATE xbg_messages SET attempts = attempts + 1, next_due_ms = ? "
-                             "WHERE message_id = ? AND state = 'pending'", (due, m.message_id))
+            for m, nack in snapshot:
+                step = decide_message(MessageState.PENDING, m.attempts, Stimulus.DUE, now_ms=at, policy=self.policy,
+                                      last_nack=nack)
+                if not step.changes_state:
+                    continue
+                if not apply_transition(conn, m.message_id, expected_state=MessageState.PENDING,
+                                        expected_attempts=m.attempts, transition=step, now_ms=at):
+                    claims.lost.append(m)
+                    continue
+                if step.action is Action.RESEND:
+                    claims.resend.append(m)
+                    claims.events.append(event(AUTHORITY, PROCESS, EventType.RESENT, message_id=m.message_id,
+                                               business_key=m.business_key, document_type=m.doc_type,
+                                               kafka_topic=m.topic, attempt=m.attempts + 1))
+                else:
+                    why = step.reason or "dead letter"
+                    claims.dead.append((m, why))
+                    claims.events.append(event(AUTHORITY, PROCESS, EventType.DEAD_LETTERED,
+                                               message_id=m.message_id, business_key=m.business_key,
+                                               document_type=m.doc_type,
+                                               kafka_topic=self.settings.topic_dead_letter, attempt=m.attempts,
+                                               outcome="dead", reason_code=why))
+            if audit is not None and claims.events:
+                audit(claims.events)
+        return claims
 
-    def mark_dead(self, dead: Sequence[PendingMessage]) -> None:
+    def dead_letters_produced(self, dead: Sequence[PendingMessage]) -> None:
+        at = now_ms()
         with self._txn() as conn:
             for m in dead:
-                conn.execute("UPDATE xbg_messages SET state = 'dead' WHERE message_id = ? AND state = 'pending'",
-                             (m.message_id,))
+                mark_dead_letter_produced(conn, m.message_id, at)
 
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM xbg_messages WHERE state = 'pending' "
                                      "AND data IS NOT NULL").fetchone()[0])
 
 
+@dataclass
+class Claims:
+    """What one tick claimed: resends and dead letters to produce, their audit events, and the snapshot's
+    messages whose compare-and-set failed (no longer pending, or claimed by another instance)."""
+
+    resend: list[PendingMessage] = field(default_factory=list)
+    dead: list[tuple[PendingMessage, str]] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
+    lost: list[PendingMessage] = field(default_factory=list)
+
+
+def _pending(row: tuple[Any, ...]) -> tuple[PendingMessage, str | None]:
+    m, t, p, k, d, h, a, b, dt, nack = row
+    return (PendingMessage(str(m), str(t), p, bytes(k) if k is not None else None, bytes(d), decode_headers(h),
+                           int(a), b, dt), nack)
+
+
 def _with_attempt(headers: tuple[tuple[str, bytes], ...], attempt: int) -> tuple[tuple[str, bytes], ...]:
     return (*((k, v) for k, v in headers if k != H_ATTEMPT), (H_ATTEMPT, str(attempt).encode()))
 
 
+TickHook = Callable[[Claims], Awaitable[None]]
+
+
 async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: Ops,
-                owned: set[tuple[str, int]] | None = None) -> None:
+                owned: set[tuple[str, int]] | None = None, *, after_claim: TickHook | None = None) -> Claims:
+    """One resend / dead-letter round: snapshot -> claim (CAS + audit, one transaction) -> produce only what
+    was claimed -> record the dead letters as produced. ``after_claim`` (tests) runs between claim and send."""
     settings = tracker.settings
-    due = tracker.due(owned=owned)
-    if not due:
-        return
-    resend: list[PendingMessage] = []
-    dead: list[tuple[PendingMessage, str]] = []
-    for m, nack in due:
-        if tracker.is_permanent(nack):
-            dead.append((m, f"NACK {nack}"))
-        elif m.attempts >= settings.exchange_resend_max_attempts:
-            dead.append((m, f"no receipt after {m.attempts} sends"))
-        else:
-            resend.append(m)
+    claims = tracker.claim(tracker.due(owned=owned), audit=auditor.append)
+    leftover = [(m, why) for m, why in tracker.unproduced_dead_letters(owned)
+                if all(m.message_id != d.message_id for d, _ in claims.dead)]
+    if after_claim is not None:
+        await after_claim(claims)
+    dead = claims.dead + leftover
+    if not claims.resend and not dead:
+        return claims
     futures = []
     with kafka_boundary("resend"):
-        for m in resend:  # the SAME bytes, the SAME message id and key, the same topic
+        for m in claims.resend:  # the SAME bytes, the SAME message id and key, the same topic
             futures.append(await producer.send(m.topic, value=m.data, key=m.key,
                                                headers=list(_with_attempt(m.headers, m.attempts + 1))))
         for m, why in dead:
@@ -341,34 +458,29 @@ async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: O
             futures.append(await producer.send(out.topic, value=out.value, key=out.key, headers=list(out.headers)))
         if futures:
             await asyncio.gather(*futures)
-    events = [event(AUTHORITY, PROCESS, EventType.RESENT, message_id=m.message_id, business_key=m.business_key,
-                    document_type=m.doc_type, kafka_topic=m.topic, attempt=m.attempts + 1) for m in resend]
-    for m, why in dead:
+    # a crash or a Kafka failure before this line produces the dead letters again at the next tick (the
+    # dead-letter topic is at-least-once, keyed by message id); a lost resend is repeated at its next due time
+    tracker.dead_letters_produced([m for m, _ in dead])
+    ops.count("resent", len(claims.resend))
+    ops.count("dead_lettered", len(claims.dead))
+    for m in claims.resend:
+        log_line(logging.INFO, "resent", message_id=m.message_id, attempt=m.attempts + 1)
+    for m, why in claims.dead:
         log_line(logging.ERROR, "dead-lettered", message_id=m.message_id, business_key=m.business_key,
                  attempts=m.attempts, why=why.replace(" ", "_"))
-        events.append(event(AUTHORITY, PROCESS, EventType.DEAD_LETTERED, message_id=m.message_id,
-                            business_key=m.business_key, document_type=m.doc_type,
-                            kafka_topic=settings.topic_dead_letter, attempt=m.attempts, outcome="dead",
-                            reason_code=why))
-    # AUD-5: the resend / dead letter is in the audit log before the state moves on; a crash in between
-    # repeats the send (safe: the endpoint de-duplicates) and at worst repeats an event, never loses one.
-    auditor.append(events)
-    tracker.mark_resent(resend)
-    tracker.mark_dead([m for m, _ in dead])
-    ops.count("resent", len(resend))
-    ops.count("dead_lettered", len(dead))
-    for m in resend:
-        log_line(logging.INFO, "resent", message_id=m.message_id, attempt=m.attempts + 1)
-
+    return claims
 
 async def resend_forever(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: Ops, stop: asyncio.Event,
                          *, owned: Callable[[], set[tuple[str, int]]], tick_s: float,
-                         on_pending: Callable[[int], None] = lambda n: None) -> None:
+                         on_pending: Callable[[int], None] = lambda n: None,
+                         caught_up: Callable[[], bool] = lambda: True) -> None:
     """The tracker's resend / dead-letter task: one :func:`_tick` every ``tick_s`` until ``stop``.
 
-    A Kafka failure is retried at the next tick. Any other failure (state database, audit log) stops the
-    whole tracker (``stop`` is set, the error propagates): a tracker that keeps consuming receipts while its
-    resend task is dead would silently never resend nor dead-letter again.
+    No tick runs before ``caught_up()`` (the connector: the consumer has joined and read its backlog once),
+    so a restarted tracker reads the receipts that arrived while it was down before it decides that any
+    message timed out. A Kafka failure is retried at the next tick. Any other failure (state database, audit
+    log) stops the whole tracker (``stop`` is set, the error propagates): a tracker that keeps consuming
+    receipts while its resend task is dead would silently never resend nor dead-letter again.
     """
     started = False
     try:
@@ -378,7 +490,8 @@ async def resend_forever(tracker: ReceiptTracker, producer: Any, auditor: Audito
                     with kafka_boundary("start producer"):
                         await producer.start()
                     started = True
-                await _tick(tracker, producer, auditor, ops, owned())
+                if caught_up():
+                    await _tick(tracker, producer, auditor, ops, owned())
                 on_pending(tracker.pending_count())
             except TransportError as exc:
                 log_line(logging.WARNING, "resend tick failed; retrying", code=exc.code)
@@ -435,7 +548,9 @@ async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
 
     log_line(logging.INFO, "receipt tracker started", instance=options.instance, bootstrap=settings.bootstrap)
     task = asyncio.create_task(resend_forever(tracker, producer, auditor, ops, stop, owned=owned,
-                                              tick_s=options.tick_s, on_pending=set_pending))
+                                              tick_s=options.tick_s, on_pending=set_pending,
+                                              caught_up=lambda: loop.stats.assigned is not None
+                                              and loop.stats.empty_polls > 0))
     try:
         await loop.run()
     finally:

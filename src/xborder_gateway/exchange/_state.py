@@ -5,7 +5,9 @@ VN ``settings.state_db("VN")``::
 
     xbg_messages   one row per message id the outbound connector COMMITTED to an exchange topic
                    (learnt by consuming those topics read_committed), with the exact envelope bytes for
-                   resends, attempts, next due time, state pending|delivered|dead, receipt/business info
+                   resends, attempts, next due time, state pending|delivered|dead (``MessageState``,
+                   changed only by ``apply_transition``), receipt/business info, ``dead_letter_ms`` (when
+                   the dead-letter record was produced; NULL while still to produce)
     xbg_rejected   one row per record on the rejected topic (key: its topic/partition/offset)
     xbg_submissions  written by the OUTBOUND connector: one row per (business key, SHA-256 of the raw XML)
                    it sealed, with the intake coordinates that first took it in (duplicate-submission
@@ -69,7 +71,8 @@ CREATE TABLE IF NOT EXISTS xbg_messages (
     receipts       INTEGER NOT NULL DEFAULT 0,
     business_status TEXT,
     business_reasons TEXT,
-    last_nack      TEXT
+    last_nack      TEXT,
+    dead_letter_ms INTEGER
 ) STRICT;
 CREATE INDEX IF NOT EXISTS xbg_messages_due ON xbg_messages (state, next_due_ms);
 CREATE INDEX IF NOT EXISTS xbg_messages_run ON xbg_messages (run);
@@ -144,6 +147,9 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(xbg_messages)")}
         if "part" not in columns:
             conn.execute("ALTER TABLE xbg_messages ADD COLUMN part INTEGER")
+        if "dead_letter_ms" not in columns:  # dead rows of older files had their dead letter produced
+            conn.execute("ALTER TABLE xbg_messages ADD COLUMN dead_letter_ms INTEGER")
+            conn.execute("UPDATE xbg_messages SET dead_letter_ms = 0 WHERE state = 'dead'")
     return conn
 
 

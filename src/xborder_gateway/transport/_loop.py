@@ -71,6 +71,8 @@ class LoopStats:
     last_batch_at: float | None = None
     #: partitions currently assigned; None until the consumer first joined its group
     assigned: int | None = None
+    #: polls that returned nothing (the consumer had caught up with its partitions at that moment)
+    empty_polls: int = 0
 
 
 def to_incoming(record: Any) -> Incoming:
@@ -297,6 +299,7 @@ class AtLeastOnceLoop(_BaseLoop):
                         await self._start_consumer()
                     records = await self._poll()
                     if not records:
+                        self.stats.empty_polls += 1
                         continue
                     async with self._lock:
                         await self._handler(records)
