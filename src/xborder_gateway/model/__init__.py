@@ -230,11 +230,15 @@ class DeclarationStatus(CanonicalRecord):
     reasons: list[StatusReason] = []
     intake: IntakePosition | None = None
     vehicle: StatusVehicle | None = None
+
+
 class CnParty(CanonicalRecord):
     identifier: str | None = None
     name: str
     address: str | None = None
     country: str
+
+
 class CnGoodsLine(CanonicalRecord):
     line_number: int
     hs_cn: str
@@ -246,8 +250,12 @@ class CnGoodsLine(CanonicalRecord):
     gross_weight_kg: WeightKg | None = None
     value: Money
     origin_country: str
+
+
 class CnExportDeclaration(CanonicalRecord):
     """``int.xborder.v1.CnExportDeclaration`` (version 1): China's export declaration, sent CN -> VN."""
+
+    declaration_number: str
     declaration_version: int
     declared_at: Timestamp
     customs_office: str
@@ -257,17 +265,23 @@ class CnExportDeclaration(CanonicalRecord):
     consignee: CnParty
     vehicle_plate: str
     trailer_plate: str | None = None
+    containers: list[str] = []
     incoterm: str
     currency: str
     total_value: Money
     gross_weight_kg: WeightKg
     goods: list[CnGoodsLine]
     remarks: str | None = None
+
+
 class CnDriver(CanonicalRecord):
     name: str
     document_number: str
+
+
 class CnRoadManifest(CanonicalRecord):
     """``int.xborder.v1.CnRoadManifest`` (version 1): China's road manifest of a truck, sent CN -> VN."""
+
     manifest_number: str
     manifest_version: int
     departure_at: Timestamp
@@ -277,6 +291,7 @@ class CnRoadManifest(CanonicalRecord):
     trailer_plate: str | None = None
     vehicle_country: str
     drivers: list[CnDriver] = []
+    containers: list[str] = []
     seals: list[str] = []
     declarations: list[str] = []
     gross_weight_kg: WeightKg
