@@ -161,9 +161,12 @@ def simulate_day(vehicles: Sequence[VehicleDeclarationSeen], day: dt.date, seed:
     plan = plan or DayPlan()
     rng = random.Random(f"day:{seed}:{day.isoformat()}")  # noqa: S311 - reproducible test data
     trucks: list[VehicleDeclarationSeen | None] = list(vehicles)
+    if plan.start_hour is not None:  # one hour: its share of the day's trucks
+        share = _HOURLY[plan.start_hour] / sum(_HOURLY)
+        trucks = list(rng.sample(list(vehicles), max(1, round(len(vehicles) * share))))
     undeclared = round(len(trucks) * plan.undeclared_rate)
     trucks.extend([None] * undeclared)
-    repeats = [v for v in vehicles if rng.random() < plan.second_arrival_rate]
+    repeats = [v for v in trucks if v is not None and rng.random() < plan.second_arrival_rate]
     trucks.extend(repeats)
     times = _times(rng, day, len(trucks), plan)
     arrivals: list[Arrival] = []

@@ -39,10 +39,10 @@ __all__ = ["GateStore", "StaleDecisionError", "accepts_status"]
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS offsets(topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY(topic, part));
-CREATE TABLE IF NOT EXISTS vehicles(number TEXT PRIMARY KEY, seq INTEGER NOT NULL, direction TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS vehicles(number TEXT PRIMARY KEY, direction TEXT NOT NULL,
     plate TEXT NOT NULL, containers TEXT NOT NULL, linked TEXT NOT NULL, perishable INTEGER NOT NULL,
     version INTEGER NOT NULL, cancelled INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS vehicles_plate ON vehicles(plate, seq);
+CREATE INDEX IF NOT EXISTS vehicles_plate ON vehicles(plate);
 CREATE TABLE IF NOT EXISTS links(declaration TEXT NOT NULL, vehicle TEXT NOT NULL, PRIMARY KEY(declaration, vehicle));
 CREATE TABLE IF NOT EXISTS declarations(number TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,
     sent_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, reasons TEXT NOT NULL);
@@ -175,13 +175,12 @@ class GateStore:
         row = self._db.execute("SELECT version, plate FROM vehicles WHERE number=?", (ev.number,)).fetchone()
         if row is not None and ev.version <= row[0]:
             return set()
-        seq = self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM vehicles").fetchone()[0]
         self._db.execute(
-            "INSERT INTO vehicles VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(number) DO UPDATE SET "
+            "INSERT INTO vehicles VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(number) DO UPDATE SET "
             "direction=excluded.direction, plate=excluded.plate, containers=excluded.containers, "
             "linked=excluded.linked, perishable=excluded.perishable, version=excluded.version, "
             "cancelled=excluded.cancelled",
-            (ev.number, seq, ev.direction.value, ev.plate, json.dumps(list(ev.containers)),
+            (ev.number, ev.direction.value, ev.plate, json.dumps(list(ev.containers)),
              json.dumps(list(ev.linked)), int(ev.perishable), ev.version, int(ev.cancelled)))
         self._db.execute("DELETE FROM links WHERE vehicle=?", (ev.number,))
         self._db.executemany("INSERT OR IGNORE INTO links VALUES (?,?)",
@@ -217,7 +216,7 @@ class GateStore:
 
     def vehicles(self, plate: str) -> Sequence[VehicleDeclarationSeen]:
         rows = self._db.execute("SELECT number, direction, plate, containers, linked, perishable, version, "
-                                "cancelled FROM vehicles WHERE plate=? ORDER BY seq", (plate,))
+                                "cancelled FROM vehicles WHERE plate=? ORDER BY rowid", (plate,))
         return [VehicleDeclarationSeen(number=r[0], direction=Direction(r[1]), plate=r[2],
                                        containers=tuple(json.loads(r[3])), linked=tuple(json.loads(r[4])),
                                        perishable=bool(r[5]), version=r[6], cancelled=bool(r[7])) for r in rows]
