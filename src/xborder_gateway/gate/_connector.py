@@ -74,7 +74,10 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
                             topics=(settings.topic_gate_feed, settings.topic_gate_arrivals),
                             group_id=ident.group_id, client_id=ident.client_id,
                             transactional_id=ident.transactional_id, batch_max=settings.exchange_batch_max,
-                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s)
+                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s,
+                            # the feed first: its records lead every batch, and while it has a backlog (catch-up
+                            # after a restart) the arrivals wait a few polls, so trucks are decided on a fresh view
+                            priority_topics=frozenset({settings.topic_gate_feed}))
         loop: TransactionalBatchLoop | None = None
         ops = Ops("gate", options.metrics_port, lambda: {
             "ok": loop is not None and not stop.is_set(), "connector": "gate", "instance": options.instance,
