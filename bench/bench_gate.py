@@ -213,9 +213,8 @@ def main() -> int:
         asyncio.run(relay(*args.relay))
         return 0
     pure = pure_costs(args.vehicles)
-    bootstrap = os.environ.get("XBG_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        raise SystemExit("set XBG_KAFKA_BOOTSTRAP (e.g. start one with `xborder kafka start`)")
+    # $XBG_KAFKA_BOOTSTRAP, else the home's local broker (`make bench` starts it with `xborder kafka start`)
+    bootstrap = os.environ.get("XBG_KAFKA_BOOTSTRAP") or load_settings().bootstrap
     from xborder_gateway.gate import DeclarationStatus, DeclState, Direction, VehicleDeclarationSeen
     from xborder_gateway.gate._feed import encode_view_event
     from xborder_gateway.transport import ensure_topics, make_producer
