@@ -240,3 +240,30 @@ def test_feed_adapter_reads_issue_10_style_records() -> None:
     assert events[0] == VehicleDeclarationSeen("910000000001", Direction.EXIT_TO_CN, "12C34560", ("CSQU3054383",),
                                                ("300000000001",), True)
     assert events[1] == DeclarationStatus("910000000001", DeclState.HELD, NOW, ("SPS_PHC_NOT_REGISTERED",))
+
+
+def test_compare_and_set_refuses_a_stale_sequence_and_a_taken_clearance() -> None:
+    from dataclasses import replace
+
+    from xborder_gateway.gate import Decision, StaleDecisionError
+
+    store = GateStore.memory()
+    a1 = Arrival("a1", "HUU_NGHI", "L1", Direction.EXIT_TO_CN, "12C-345.60", 0.97, NOW)
+    a2 = replace(a1, arrival_id="a2")
+    green = Decision("a1", 1, Colour.GREEN, (Reason.PRE_DECLARED_ACCEPTED,), "HUU_NGHI", "L1", Direction.EXIT_TO_CN,
+                     NOW, NOW, vehicle_declaration=TRUCK.number)
+    src = (ARR, 0, 0)
+    with store.transaction():
+        store.record_decision(green, a1, "12C34560", b"r1", src)
+    with pytest.raises(StaleDecisionError), store.transaction():  # the same first decision again
+        store.record_decision(green, a1, "12C34560", b"r1", src)
+    with pytest.raises(StaleDecisionError), store.transaction():  # a sequence that skips one
+        store.record_decision(replace(green, sequence=3), a1, "12C34560", b"r3", src)
+    with pytest.raises(StaleDecisionError), store.transaction():  # decided on a snapshot where it was free
+        store.record_decision(replace(green, arrival_id="a2"), a2, "12C34560", b"r2", src)
+    assert store.clearance_holder(TRUCK.number) == "a1"
+    assert store.query("SELECT count(*) FROM decisions") == [(1,)]
+    red = replace(green, sequence=2, colour=Colour.RED, reasons=(Reason.DECLARATION_REJECTED,), supersedes="a1/1")
+    with store.transaction():
+        store.record_decision(red, a1, "12C34560", b"r2", src)
+    assert store.clearance_holder(TRUCK.number) is None  # a RED truck gives its clearance back
