@@ -22,10 +22,19 @@ from xborder_gateway.gate._decide import GatePolicy
 from xborder_gateway.gate._privacy import PlateHasher
 from xborder_gateway.gate._service import GateProcessor
 from xborder_gateway.gate._store import GateStore
-from xborder_gateway.transport import Incoming, LoopConfig, Outgoing, TransactionalBatchLoop, ensure_topics
+from xborder_gateway.transport import (
+    Incoming,
+    LoopConfig,
+    Outgoing,
+    TransactionalBatchLoop,
+    ensure_topics,
+    kafka_boundary,
+    make_consumer,
+    to_incoming,
+)
 from xborder_gateway.transport import install_shutdown as _install_shutdown
 
-__all__ = ["GateOptions", "gate_db", "gate_hmac_key", "gate_policy", "gate_topics", "run_gate"]
+__all__ = ["GateOptions", "catch_up_feed", "gate_db", "gate_hmac_key", "gate_policy", "gate_topics", "run_gate"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,45 @@ def gate_topics(settings: Settings) -> tuple[str, str, str]:
     return settings.topic_gate_feed, settings.topic_gate_arrivals, settings.topic_gate_decisions
 
 
+async def catch_up_feed(settings: Settings, processor: GateProcessor, *, batch: int = 500,
+                        timeout_s: float = 300.0) -> int:
+    """Apply the feed up to its current end before any arrival is decided (a restarted gate must not decide
+    trucks on a stale view). Reads from the offsets stored with the state; the records applied here are
+    seen again by the loop (its group offsets are behind) and skipped there as already applied -- any
+    superseding decision they produced is re-emitted then, inside the loop's transaction. Returns the
+    number of records applied."""
+    topic = settings.topic_gate_feed
+    consumer = make_consumer(settings.bootstrap, group_id=None, batch_max=batch, client_id="xbg-gate-catch-up",
+                             topics=(topic,))
+    applied = 0
+    with kafka_boundary("feed catch-up"):
+        await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        with kafka_boundary("feed catch-up"):
+            while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
+                await asyncio.sleep(0.1)
+            parts = list(consumer.assignment())
+            for tp in parts:
+                consumer.seek(tp, processor.store.next_offset(topic, tp.partition))
+            end = await consumer.end_offsets(parts)
+            idle = 0
+            while time.monotonic() < deadline and idle < 3:  # idle: an open transaction holds the rest back
+                behind = [tp for tp in parts if await consumer.position(tp) < end[tp]]
+                if not behind:
+                    break
+                got = await consumer.getmany(*behind, timeout_ms=500, max_records=batch)
+                records = [to_incoming(r) for recs in got.values() for r in recs]
+                idle = 0 if records else idle + 1
+                if records:
+                    processor.handle(records)
+                    applied += len(records)
+    finally:
+        await consumer.stop()
+    log_line(logging.INFO, "feed caught up", records=applied)
+    return applied
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -67,6 +115,7 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
                                   clock, arrivals_topic=settings.topic_gate_arrivals,
                                   decisions_topic=settings.topic_gate_decisions, authority=options.authority,
                                   audit=auditor.append)
+        await catch_up_feed(settings, processor)
         stop = stop or asyncio.Event()
         if install_shutdown:
             _install_shutdown(stop)

@@ -149,6 +149,11 @@ class GateStore:
         row = self._db.execute("SELECT next_offset FROM offsets WHERE topic=? AND part=?", (topic, part)).fetchone()
         return row is not None and offset < row[0]
 
+    def next_offset(self, topic: str, part: int) -> int:
+        """The first offset of ``topic``/``part`` not applied yet (0 when none was)."""
+        row = self._db.execute("SELECT next_offset FROM offsets WHERE topic=? AND part=?", (topic, part)).fetchone()
+        return 0 if row is None else int(row[0])
+
     def mark(self, topic: str, part: int, offset: int) -> None:
         self._db.execute("INSERT INTO offsets VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
                          "next_offset=max(next_offset, excluded.next_offset)", (topic, part, offset + 1))
