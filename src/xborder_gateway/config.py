@@ -147,6 +147,18 @@ class Settings(BaseSettings):
         default="cn_sps_registry_2026-11-30",
         description="code list (mappings/codelists/NAME.csv) of the registered planting areas (PUC) and "
         "pack-houses (PHC) the CN rules accept (simulated)")
+    # --- smart gate (xborder run gate, docs/gate.md) ------------------------------------------------
+    topic_gate_arrivals: str = Field(default="vn.gate.arrivals", description="gate cameras publish arrivals here")
+    topic_gate_decisions: str = Field(default="vn.gate.decisions",
+                                      description="GREEN/YELLOW/RED decisions, superseding ones included")
+    topic_gate_feed: str = Field(default="vn.declarations.status",
+                                 description="the status feed the gate builds its view from")
+    gate_min_confidence: float = Field(default=0.85, ge=0, le=1,
+                                       description="plate reads below this confidence are YELLOW")
+    gate_grace_s: float = Field(default=600.0, gt=0,
+                                description="seconds an outstanding counterpart answer is AWAITING (then OVERDUE)")
+    gate_supersede_window_s: float = Field(default=43_200.0, gt=0,
+                                           description="arrivals younger than this are re-decided on a view change")
 
     @field_validator("home", "kafka_cache", mode="after")
     @classmethod

@@ -65,7 +65,7 @@ def _describe_model_field(annotation: Any, metadata: list[Any]) -> dict[str, Any
     elif annotation is AwareDatetime or (isinstance(annotation, type) and issubclass(annotation, dt.datetime)):
         desc.update(kind="timestamp")
     else:
-        desc.update(kind={str: "string", int: "int", bool: "boolean"}[annotation])
+        desc.update(kind={str: "string", int: "int", bool: "boolean", float: "double"}[annotation])
     return desc
 
 

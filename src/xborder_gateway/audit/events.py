@@ -53,6 +53,7 @@ class EventType(StrEnum):
     VERIFIED = "verified"
     DUPLICATE = "duplicate"
     BUSINESS_RESPONSE = "business_response"
+    GATE_DECISION = "gate_decision"
 
 
 def format_time(value: datetime) -> str:

@@ -25,6 +25,8 @@ __all__ = [
     "Declaration",
     "DeclarationStatus",
     "Driver",
+    "GateArrival",
+    "GateDecision",
     "GoodsItem",
     "Invoice",
     "Party",
@@ -296,6 +298,39 @@ class CnRoadManifest(CanonicalRecord):
     declarations: list[str] = []
     gross_weight_kg: WeightKg
     perishable: bool
+class GateArrival(CanonicalRecord):
+    """``int.xborder.v1.GateArrival`` (version 1): a truck seen by a gate camera (site-local, docs/gate.md)."""
+
+    arrival_id: str
+    gate_id: str
+    lane: str
+    direction: Literal["EXIT_TO_CN", "ENTRY_FROM_CN"]
+    plate_read: str
+    plate_confidence: float
+    containers_read: list[str] = []
+    camera_time: Timestamp
+
+
+class GateDecision(CanonicalRecord):
+    """``int.xborder.v1.GateDecision`` (version 1): the gate's answer for one arrival (site-local)."""
+
+    decision_id: str
+    arrival_id: str
+    sequence: int
+    supersedes: str | None = None
+    gate_id: str
+    lane: str
+    direction: Literal["EXIT_TO_CN", "ENTRY_FROM_CN"]
+    colour: Literal["GREEN", "YELLOW", "RED"]
+    reasons: list[str]
+    notes: list[str] = []
+    priority_lane: bool
+    vehicle_declaration: str | None = None
+    linked_declarations: list[str] = []
+    match_score: float
+    plate_hmac: str
+    camera_time: Timestamp
+    decided_at: Timestamp
 
 
 _MODELS: dict[str, type[CanonicalRecord]] = {
@@ -306,6 +341,8 @@ _MODELS: dict[str, type[CanonicalRecord]] = {
     "DeclarationStatus": DeclarationStatus,
     "CnExportDeclaration": CnExportDeclaration,
     "CnRoadManifest": CnRoadManifest,
+    "GateArrival": GateArrival,
+    "GateDecision": GateDecision,
 }
 
 

@@ -16,6 +16,7 @@ examples:
   xborder run nanning --passphrase-file F --drop-rate 0.3 --duplicate-rate 0.3 --seed 7
   xborder run receipts --passphrase-file F                               VN: receipts, resend, dead letter
   xborder run outbound --instance 2 --passphrase-file F                  a second instance in the same group
+  xborder run gate                                                       gate arrivals -> GREEN/YELLOW/RED decisions
 exit codes: 0 stopped by SIGTERM/SIGINT, 1 failed (the message says why), 17 --crash-after fired
 """
 
@@ -63,6 +64,13 @@ def _receipts(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_receipts(settings, opts))
 
 
+def _gate(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.gate._connector import GateOptions, run_gate
+
+    opts = GateOptions(instance=args.instance, passphrase_file=args.passphrase_file, metrics_port=args.metrics_port)
+    return asyncio.run(run_gate(settings, opts))
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(
         sub, "run", help="run one connector of the exchange (outbound, nanning, receipts)",
@@ -97,3 +105,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     epilog=EXAMPLES)
     _common(p)
     p.set_defaults(func=_receipts)
+
+    p = add_command(verbs, "gate", help="VN: gate arrivals + status feed -> GREEN/YELLOW/RED decisions (docs/gate.md)",
+                    epilog=EXAMPLES)
+    _common(p)
+    p.set_defaults(func=_gate)

@@ -1,0 +1,153 @@
+"""``xborder run gate``: the thin Kafka shell around :class:`GateProcessor` (exactly once).
+
+Consumes the status feed and the arrivals (read_committed), hands each batch to the processor (state,
+decisions and audit events in one SQLite transaction, audit appended before it commits), then produces
+the decisions and commits the input offsets in one Kafka transaction (:class:`TransactionalBatchLoop`).
+A crash between the SQLite commit and the Kafka commit replays the batch; the processor recognises the
+applied offsets and re-emits the stored decisions, so each arrival has exactly one visible first decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from xborder_gateway.config import Settings
+from xborder_gateway.connectors._common import Auditor, ConnectorOptions, Identity, Ops, log_line
+from xborder_gateway.gate._decide import GatePolicy
+from xborder_gateway.gate._privacy import PlateHasher
+from xborder_gateway.gate._service import GateProcessor
+from xborder_gateway.gate._store import GateStore
+from xborder_gateway.transport import (
+    Incoming,
+    LoopConfig,
+    Outgoing,
+    TransactionalBatchLoop,
+    ensure_topics,
+    kafka_boundary,
+    make_consumer,
+    to_incoming,
+)
+from xborder_gateway.transport import install_shutdown as _install_shutdown
+
+__all__ = ["GateOptions", "catch_up_feed", "gate_db", "gate_hmac_key", "gate_policy", "gate_topics", "run_gate"]
+
+
+@dataclass(frozen=True)
+class GateOptions(ConnectorOptions):
+    authority: str = "VN"
+
+
+def gate_db(settings: Settings, authority: str = "VN") -> Path:
+    return settings.home / "gate" / f"{authority.lower()}.sqlite"
+
+
+def gate_hmac_key(settings: Settings) -> Path:
+    return settings.home / "gate" / "plate-hmac.key"
+
+
+def gate_policy(settings: Settings) -> GatePolicy:
+    return GatePolicy(min_confidence=settings.gate_min_confidence, grace_ms=int(settings.gate_grace_s * 1000),
+                      supersede_window_ms=int(settings.gate_supersede_window_s * 1000))
+
+
+def gate_topics(settings: Settings) -> tuple[str, str, str]:
+    return settings.topic_gate_feed, settings.topic_gate_arrivals, settings.topic_gate_decisions
+
+
+async def catch_up_feed(settings: Settings, processor: GateProcessor, *, batch: int = 500,
+                        timeout_s: float = 300.0) -> int:
+    """Apply the feed up to its current end before any arrival is decided (a restarted gate must not decide
+    trucks on a stale view). Reads from the offsets stored with the state; the records applied here are
+    seen again by the loop (its group offsets are behind) and skipped there as already applied -- any
+    superseding decision they produced is re-emitted then, inside the loop's transaction. Returns the
+    number of records applied."""
+    topic = settings.topic_gate_feed
+    consumer = make_consumer(settings.bootstrap, group_id=None, batch_max=batch, client_id="xbg-gate-catch-up",
+                             topics=(topic,))
+    applied = 0
+    with kafka_boundary("feed catch-up"):
+        await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        with kafka_boundary("feed catch-up"):
+            while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
+                await asyncio.sleep(0.1)
+            parts = list(consumer.assignment())
+            for tp in parts:
+                consumer.seek(tp, processor.store.next_offset(topic, tp.partition))
+            end = await consumer.end_offsets(parts)
+            idle = 0
+            while time.monotonic() < deadline and idle < 3:  # idle: an open transaction holds the rest back
+                behind = [tp for tp in parts if await consumer.position(tp) < end[tp]]
+                if not behind:
+                    break
+                got = await consumer.getmany(*behind, timeout_ms=500, max_records=batch)
+                records = [to_incoming(r) for recs in got.values() for r in recs]
+                idle = 0 if records else idle + 1
+                if records:
+                    processor.handle(records)
+                    applied += len(records)
+    finally:
+        await consumer.stop()
+    log_line(logging.INFO, "feed caught up", records=applied)
+    return applied
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Event | None = None,
+                   clock: Callable[[], int] = _now_ms, install_shutdown: bool = True) -> int:
+    """Run the gate until ``stop`` (SIGTERM/SIGINT); returns the exit code."""
+    await ensure_topics(settings.bootstrap, gate_topics(settings), settings.topic_partitions)
+    ident = Identity("gate", options.instance, settings.exchange_group_prefix)
+    store = GateStore.open(gate_db(settings, options.authority))
+    auditor: Auditor | None = None
+    try:
+        auditor = Auditor(settings, options.authority)
+        processor = GateProcessor(store, PlateHasher.load_or_create(gate_hmac_key(settings)), gate_policy(settings),
+                                  clock, arrivals_topic=settings.topic_gate_arrivals,
+                                  decisions_topic=settings.topic_gate_decisions, authority=options.authority,
+                                  audit=auditor.append)
+        await catch_up_feed(settings, processor)
+        stop = stop or asyncio.Event()
+        if install_shutdown:
+            _install_shutdown(stop)
+        config = LoopConfig(bootstrap=settings.bootstrap,
+                            topics=(settings.topic_gate_feed, settings.topic_gate_arrivals),
+                            group_id=ident.group_id, client_id=ident.client_id,
+                            transactional_id=ident.transactional_id, batch_max=settings.exchange_batch_max,
+                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s,
+                            # the feed first: its records lead every batch, and while it has a backlog (catch-up
+                            # after a restart) the arrivals wait a few polls, so trucks are decided on a fresh view
+                            priority_topics=frozenset({settings.topic_gate_feed}))
+        loop: TransactionalBatchLoop | None = None
+        ops = Ops("gate", options.metrics_port, lambda: {
+            "ok": loop is not None and not stop.is_set(), "connector": "gate", "instance": options.instance,
+            "ready": loop is not None and loop.stats.assigned is not None,
+            "restarts": loop.stats.restarts if loop else 0})
+
+        async def handler(records: list[Incoming]) -> list[Outgoing]:
+            result = processor.handle(records)  # synchronous: one SQLite transaction per batch
+            for d in result.decisions:
+                ops.count(d.colour.name.lower())
+            ops.count("invalid", result.invalid)
+            return result.outputs
+
+        loop = TransactionalBatchLoop(config, handler, stop)
+        log_line(logging.INFO, "gate started", instance=options.instance, bootstrap=settings.bootstrap)
+        try:
+            await loop.run()
+        finally:
+            ops.close()
+    finally:
+        if auditor is not None:
+            auditor.close()
+        store.close()
+    return 0
