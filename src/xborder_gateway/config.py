@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     key_passphrase: str | None = Field(
         default=None, description="passphrase of the private keys at rest ($XBG_KEY_PASSPHRASE)", repr=False
     )
+    key_passphrase_file: Path | None = Field(
+        default=None, description="file whose first line is the key passphrase; wins over key_passphrase "
+        "(--passphrase-file wins over both)",
+    )
+    key_insecure_no_passphrase: bool = Field(
+        default=False, description="allow private keys at rest without encryption (never by default; tests, demos)",
+    )
 
     # --- audit ---------------------------------------------------------------------------------
     audit_url: str | None = Field(

@@ -18,6 +18,7 @@ from __future__ import annotations
 from xborder_gateway.envelope._errors import EnvelopeOpenError, EnvelopeReplayError
 from xborder_gateway.envelope._format import DEFAULT_LIMITS, EnvelopeHeader, EnvelopeLimits
 from xborder_gateway.envelope._keys import (
+    COUNTERPARTS,
     X25519_EXTENSION_OID,
     AuthorityCertificate,
     KeyGeneration,
@@ -30,6 +31,7 @@ from xborder_gateway.envelope._keys import (
     key_id,
     list_keys,
     make_generation,
+    parse_bundle,
     resolve_passphrase,
     rotate,
 )
@@ -53,6 +55,7 @@ from xborder_gateway.envelope._seal import (
 )
 
 __all__ = [
+    "COUNTERPARTS",
     "DEFAULT_LIMITS",
     "NIL_MESSAGE_ID",
     "RECEIPT_DOCUMENT_TYPE",
@@ -83,6 +86,7 @@ __all__ = [
     "new_message_id",
     "open_envelope",
     "open_receipt",
+    "parse_bundle",
     "peek_header",
     "resolve_passphrase",
     "rotate",
