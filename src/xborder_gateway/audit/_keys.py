@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -10,6 +12,7 @@ from xborder_gateway import _private
 from xborder_gateway.audit.note import NoteSigner, NoteVerifier
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import AuditIntegrityError, ConfigError
+from xborder_gateway.signing import Signer
 
 __all__ = ["key_paths", "load_or_create_signer", "load_verifier", "origin_for"]
 
@@ -32,6 +35,8 @@ def load_or_create_signer(settings: Settings, authority: str, passphrase: bytes 
     """
     key_file, vkey_file = key_paths(settings, authority)
     name = origin_for(settings, authority)
+    if settings.hsm_token is not None:  # the home keeps its signing keys in a PKCS#11 token (issue 13 item 3)
+        return _checked(NoteSigner(name, _hsm_signer(settings, authority)), vkey_file, key_file)
     insecure = settings.key_insecure_no_passphrase
     if passphrase is None:
         passphrase = _private.resolve_passphrase(settings, required=not insecure)
@@ -43,7 +48,28 @@ def load_or_create_signer(settings: Settings, authority: str, passphrase: bytes 
                                        insecure_no_passphrase=insecure)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ConfigError(f"{key_file} is not an Ed25519 key", code="AUDIT_KEY_UNREADABLE")
-    signer = NoteSigner(name, loaded)
+    return _checked(NoteSigner(name, loaded), vkey_file, key_file)
+
+
+def _hsm_signer(settings: Settings, authority: str) -> Signer:
+    """The checkpoint key in the token, labelled ``xbg-audit-<authority>``; generated there on first use."""
+    from xborder_gateway.signing import HsmConfig, HsmError, generate_hsm_key, load_hsm_signer
+
+    cfg = HsmConfig.from_settings(settings)
+    label = f"xbg-audit-{authority.lower()}"
+    lock = _private.private_dir(settings.home / "audit") / f".{authority.lower()}.hsm-key.lock"
+    # connectors start together: one process at a time may find-or-create the key, so the label stays unique
+    with os.fdopen(os.open(lock, os.O_RDWR | os.O_CREAT, 0o600), "r+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            return load_hsm_signer(cfg, label)
+        except HsmError as exc:
+            if exc.code != "HSM_KEY_MISSING":
+                raise
+        return generate_hsm_key(cfg, label)
+
+
+def _checked(signer: NoteSigner, vkey_file: Path, key_file: Path) -> NoteSigner:
     vkey = str(signer.verifier) + "\n"
     if not vkey_file.exists():
         _private.write_private(vkey_file, vkey.encode("ascii"), exclusive=True)

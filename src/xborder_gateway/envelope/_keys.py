@@ -16,6 +16,7 @@ On disk, under ``settings.keys_dir(authority)``::
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import shutil
@@ -34,6 +35,7 @@ from cryptography.x509.oid import NameOID
 from xborder_gateway import _private
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import ConfigError, EnvelopeError
+from xborder_gateway.signing import HsmConfig, Signer, generate_hsm_key, load_hsm_signer
 
 __all__ = [
     "COUNTERPARTS",
@@ -156,18 +158,52 @@ class AuthorityCertificate:
 
 @dataclass(frozen=True, slots=True)
 class KeyGeneration:
-    """One of this authority's own key generations, private keys decrypted."""
+    """One of this authority's own key generations, private keys decrypted (or, for signing, in an HSM).
+
+    ``signing_private`` is ``None`` when the signing key lives in a PKCS#11 token (``hsm_signer``); everything
+    signs through :attr:`signer` either way.
+    """
 
     certificate: AuthorityCertificate
-    signing_private: Ed25519PrivateKey
+    signing_private: Ed25519PrivateKey | None
     encryption_private: X25519PrivateKey
+    hsm_signer: Signer | None = None
+
+    def __post_init__(self) -> None:
+        if (self.signing_private is None) == (self.hsm_signer is None):
+            raise ValueError("a key generation has exactly one signing key: in software or in an HSM")
+
+    @property
+    def signer(self) -> Signer:
+        """The generation's Ed25519 signing key, wherever it lives (issue 13 item 3)."""
+        signer: Signer | None = self.hsm_signer or self.signing_private
+        if signer is None:  # pragma: no cover - __post_init__ forbids it
+            raise ValueError("key generation without a signing key")
+        return signer
+
+
+def _self_sign(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:
+    """``builder`` signed by ``signer``; a key outside ``cryptography`` (an HSM) signs the TBS bytes itself."""
+    if isinstance(signer, Ed25519PrivateKey):
+        return builder.sign(signer, algorithm=None)
+    # Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING } (RFC 5280
+    # §4.1). A draft signed by a throwaway Ed25519 key has the same TBS and algorithm identifier; an Ed25519
+    # signature is always 64 bytes, the draft's last 64 bytes: put the token's signature over the TBS there.
+    draft = builder.sign(Ed25519PrivateKey.generate(), algorithm=None)
+    der = draft.public_bytes(serialization.Encoding.DER)
+    if not der.endswith(draft.signature) or len(draft.signature) != 64:
+        raise ConfigError("unexpected certificate encoding", code="KEYS_CERT_INVALID")
+    return x509.load_der_x509_certificate(der[:-64] + signer.sign(draft.tbs_certificate_bytes))
 
 
 def make_generation(
     authority: str, *, not_before: datetime | None = None, validity: timedelta = DEFAULT_VALIDITY,
     signing_private: Ed25519PrivateKey | None = None, encryption_private: X25519PrivateKey | None = None,
+    hsm_signer: Signer | None = None,
 ) -> KeyGeneration:
-    """Create a key generation in memory (fresh keys unless given) with its self-signed certificate."""
+    """Create a key generation in memory (fresh keys unless given) with its self-signed certificate.
+
+    With ``hsm_signer`` the signing key is that token key (``signing_private`` must be ``None``)."""
     _check_authority(authority)
     start = (not_before or _utcnow()).replace(microsecond=0)
     try:
@@ -175,7 +211,11 @@ def make_generation(
     except OverflowError as exc:  # a not-after past 9999-12-31 cannot be written
         raise ConfigError(f"validity {validity} from {start.isoformat()} ends after year 9999",
                           code="KEYS_VALIDITY", hint="choose a shorter validity") from exc
-    sign = signing_private or Ed25519PrivateKey.generate()
+    if hsm_signer is not None and signing_private is not None:
+        raise ValueError("pass signing_private or hsm_signer, not both")
+    sign: Ed25519PrivateKey | None = None if hsm_signer is not None else (
+        signing_private or Ed25519PrivateKey.generate())
+    signer: Signer = hsm_signer if hsm_signer is not None else sign  # type: ignore[assignment]
     enc = encryption_private or X25519PrivateKey.generate()
     name = _subject(authority)
     spki = enc.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -183,7 +223,7 @@ def make_generation(
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
-        .public_key(sign.public_key())
+        .public_key(signer.public_key())
         .serial_number(secrets.randbits(127) | 1)
         .not_valid_before(start)
         .not_valid_after(end)
@@ -194,11 +234,10 @@ def make_generation(
                           encipher_only=False, decipher_only=False),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier(key_id(sign.public_key())), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier(key_id(signer.public_key())), critical=False)
         .add_extension(x509.UnrecognizedExtension(X25519_EXTENSION_OID, spki), critical=False)
-        .sign(sign, algorithm=None)
     )
-    return KeyGeneration(AuthorityCertificate.from_x509(cert), sign, enc)
+    return KeyGeneration(AuthorityCertificate.from_x509(_self_sign(cert, signer)), sign, enc, hsm_signer)
 
 
 def _newest_first(certs: Iterable[AuthorityCertificate]) -> list[AuthorityCertificate]:
@@ -228,8 +267,7 @@ class LocalAuthority:
         if not dirs:
             raise ConfigError(f"no keys for authority {authority} under {own}", code="KEYS_MISSING",
                               hint=f"run `xborder keys init --authority {authority}` first")
-        gens = [_load_generation(d, passphrase, insecure_no_passphrase=settings.key_insecure_no_passphrase)
-                for d in dirs]
+        gens = [_load_generation(d, passphrase, settings=settings) for d in dirs]
         return cls(authority, gens)
 
     def current(self, now: datetime | None = None) -> KeyGeneration:
@@ -270,20 +308,44 @@ def _certificate_file(path: Path) -> AuthorityCertificate:
                           ) from exc
 
 
-def _load_generation(directory: Path, passphrase: bytes | None, *, insecure_no_passphrase: bool = False
-                     ) -> KeyGeneration:
+HSM_REFERENCE = "signing.key.pkcs11"  # {"token": …, "label": …}: the signing key is in that token
+
+
+def _load_hsm_reference(settings: Settings, path: Path) -> Signer:
+    try:
+        ref = json.loads(path.read_text(encoding="utf-8"))
+        token, label = str(ref["token"]), str(ref["label"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a PKCS#11 key reference: {exc}", code="KEYS_CORRUPT",
+                          hint="restore the file from backup") from exc
+    return load_hsm_signer(HsmConfig.from_settings(settings, token=token), label)
+
+
+def _load_generation(directory: Path, passphrase: bytes | None, *, settings: Settings) -> KeyGeneration:
+    insecure = settings.key_insecure_no_passphrase
     cert = _certificate_file(directory / "authority.crt.pem")
-    sign = _private.load_private_key(directory / "signing.key.pem", passphrase, what="signing key",
-                                     insecure_no_passphrase=insecure_no_passphrase)
+    hsm_signer: Signer | None = None
+    sign: object = None
+    if (directory / HSM_REFERENCE).exists():
+        hsm_signer = _load_hsm_reference(settings, directory / HSM_REFERENCE)
+        signing_public = hsm_signer.public_key()
+    else:
+        sign = _private.load_private_key(directory / "signing.key.pem", passphrase, what="signing key",
+                                         insecure_no_passphrase=insecure)
+        if not isinstance(sign, Ed25519PrivateKey):
+            raise ConfigError(f"unexpected key type in {directory / 'signing.key.pem'}", code="KEYS_UNREADABLE",
+                              hint="signing.key.pem must be Ed25519")
+        signing_public = sign.public_key()
     enc = _private.load_private_key(directory / "encryption.key.pem", passphrase, what="encryption key",
-                                    insecure_no_passphrase=insecure_no_passphrase)
-    if not isinstance(sign, Ed25519PrivateKey) or not isinstance(enc, X25519PrivateKey):
-        raise ConfigError(f"unexpected key types in {directory}", code="KEYS_UNREADABLE",
-                          hint="signing.key.pem must be Ed25519 and encryption.key.pem X25519")
-    if key_id(sign.public_key()) != cert.signing_key_id or key_id(enc.public_key()) != cert.encryption_key_id:
+                                    insecure_no_passphrase=insecure)
+    if not isinstance(enc, X25519PrivateKey):
+        raise ConfigError(f"unexpected key type in {directory / 'encryption.key.pem'}", code="KEYS_UNREADABLE",
+                          hint="encryption.key.pem must be X25519")
+    if key_id(signing_public) != cert.signing_key_id or key_id(enc.public_key()) != cert.encryption_key_id:
         raise ConfigError(f"private keys in {directory} do not match its certificate", code="KEYS_MISMATCH",
-                          hint="the generation directory was altered; restore it from backup")
-    return KeyGeneration(cert, sign, enc)
+                          hint="the generation directory was altered (or the HSM key label points at another "
+                          "key); restore it from backup")
+    return KeyGeneration(cert, sign if isinstance(sign, Ed25519PrivateKey) else None, enc, hsm_signer)
 
 
 class TrustStore:
@@ -359,8 +421,13 @@ def _store_generation(settings: Settings, gen: KeyGeneration, passphrase: bytes)
     tmp = _private.private_dir(own / f".{name}.tmp")
     insecure = settings.key_insecure_no_passphrase
     try:
-        _write_private(tmp / "signing.key.pem",
-                       _private.private_key_pem(gen.signing_private, passphrase, insecure_no_passphrase=insecure))
+        if gen.signing_private is None:  # in a token: store where to find it, never the key
+            hsm = gen.hsm_signer
+            ref = {"token": getattr(hsm, "token", None), "label": getattr(hsm, "label", None)}
+            _write_private(tmp / HSM_REFERENCE, (json.dumps(ref) + "\n").encode("utf-8"))
+        else:
+            _write_private(tmp / "signing.key.pem",
+                           _private.private_key_pem(gen.signing_private, passphrase, insecure_no_passphrase=insecure))
         _write_private(tmp / "encryption.key.pem",
                        _private.private_key_pem(gen.encryption_private, passphrase, insecure_no_passphrase=insecure))
         _write_private(tmp / "authority.crt.pem", cert.pem)
@@ -377,11 +444,21 @@ def _has_generations(settings: Settings, authority: str) -> bool:
     return own.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in own.iterdir())
 
 
+def _hsm_key(authority: str, hsm: HsmConfig | None, label: str | None, when: datetime) -> Signer | None:
+    if hsm is None:
+        return None
+    return generate_hsm_key(hsm, label or f"xbg-{authority.lower()}-{when:%Y%m%dT%H%M%SZ}")
+
+
 def init_authority(
     settings: Settings, authority: str, passphrase: bytes, *, validity: timedelta = DEFAULT_VALIDITY,
-    now: datetime | None = None,
+    now: datetime | None = None, hsm: HsmConfig | None = None, hsm_label: str | None = None,
 ) -> AuthorityCertificate:
-    """Create the authority's first key generation (``xborder keys init``)."""
+    """Create the authority's first key generation (``xborder keys init``).
+
+    With ``hsm`` the Ed25519 signing key is generated in that PKCS#11 token (label ``hsm_label``, default
+    ``xbg-<authority>-<UTC stamp>``) and never leaves it; the X25519 key stays in software (docs/envelope.md §5).
+    """
     _check_authority(authority)
     if _has_generations(settings, authority):
         raise ConfigError(f"authority {authority} already has keys in {settings.keys_dir(authority)}",
@@ -389,14 +466,15 @@ def init_authority(
     if not passphrase and not settings.key_insecure_no_passphrase:
         raise ConfigError("empty passphrase", code="KEYS_NO_PASSPHRASE",
                           hint="pass --passphrase-file FILE or set XBG_KEY_PASSPHRASE(_FILE)")
-    gen = make_generation(authority, not_before=now, validity=validity)
+    gen = make_generation(authority, not_before=now, validity=validity,
+                          hsm_signer=_hsm_key(authority, hsm, hsm_label, now or _utcnow()))
     _store_generation(settings, gen, passphrase)
     return gen.certificate
 
 
 def rotate(
     settings: Settings, authority: str, passphrase: bytes, *, validity: timedelta = DEFAULT_VALIDITY,
-    now: datetime | None = None,
+    now: datetime | None = None, hsm: HsmConfig | None = None, hsm_label: str | None = None,
 ) -> AuthorityCertificate:
     """Add a new generation (valid from ``now``); older ones stay valid until their not-after."""
     existing = LocalAuthority.load(settings, authority, passphrase)  # proves the passphrase is the same
@@ -409,7 +487,8 @@ def rotate(
         raise ConfigError(f"the newest generation of {authority} starts at the end of year 9999",
                           code="KEYS_VALIDITY", hint="the keys directory holds a generation with absurd dates"
                           ) from exc
-    gen = make_generation(authority, not_before=start, validity=validity)
+    gen = make_generation(authority, not_before=start, validity=validity,
+                          hsm_signer=_hsm_key(authority, hsm, hsm_label, start))
     _store_generation(settings, gen, passphrase)
     return gen.certificate
 

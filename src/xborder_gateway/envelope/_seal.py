@@ -209,7 +209,7 @@ def seal(
         raise EnvelopeError(f"cannot build the header: {exc}", code="ENV-2 INVALID_HEADER_FIELD",
                             hint="fix the field named in the message") from exc
     # ENV-7: signature over label || H || SHA-256(payload)
-    signature = gen.signing_private.sign(SIG_LABEL + h + _sha256(payload).digest())
+    signature = gen.signer.sign(SIG_LABEL + h + _sha256(payload).digest())  # software or PKCS#11 key
     # ENV-6: HPKE base mode to the recipient's X25519 key, info = label || SHA-256(H); output enc || ct
     sealed = _HPKE.encrypt(signature + payload, rcpt.encryption_key, info=INFO_LABEL + _sha256(h).digest())
     data = h + sealed

@@ -15,6 +15,7 @@ from xborder_gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from xborder_gateway.envelope import AuthorityCertificate
+    from xborder_gateway.signing import HsmConfig
 
 AUTHORITIES = ("VN", "CN")
 
@@ -27,6 +28,7 @@ examples:
   xborder keys import vn.bundle.pem --authority CN --expect-fingerprint 3f2a…   CN trusts VN (scripts)
   xborder keys import vn.bundle.pem         at a terminal: shows the fingerprints and asks
   xborder keys rotate --authority VN        a new generation; older ones still open until they expire
+  xborder keys init --authority VN --hsm --hsm-token vn-customs --hsm-pin-file pin.txt   signing key in a PKCS#11 token
   xborder keys list --authority VN          own and trusted keys, current one marked, expiry warnings
   xborder keys list                         --authority may be left out when the home holds one authority's keys
 """
@@ -89,13 +91,29 @@ def _passphrase(args: argparse.Namespace, settings: Settings) -> bytes:
     return resolve_passphrase(settings, args.passphrase_file)  # --insecure-no-passphrase is in settings
 
 
+def _hsm(args: argparse.Namespace, settings: Settings) -> tuple[Settings, HsmConfig | None]:
+    """``--hsm``: the token the signing key goes to (module, token, PIN from flags, else XBG_HSM_*)."""
+    from xborder_gateway.signing import HsmConfig
+
+    if not args.hsm:
+        return settings, None
+    cfg = HsmConfig.from_settings(settings, module=args.hsm_module, token=args.hsm_token, pin_file=args.hsm_pin_file)
+    # the audit checkpoint key of this process follows the envelope signing key into the token
+    return settings.model_copy(update={"hsm_module": cfg.module, "hsm_token": cfg.token,
+                                       "hsm_pin": cfg.pin}), cfg
+
+
 def _init(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import init_authority
 
+    settings, hsm = _hsm(args, settings)
     cert = init_authority(settings, args.authority, _passphrase(args, settings),
-                          validity=timedelta(days=args.validity_days))
+                          validity=timedelta(days=args.validity_days), hsm=hsm, hsm_label=args.hsm_key_label)
     print(_describe(cert))
     print(f"keys written under {settings.keys_dir(args.authority)}", file=sys.stderr)
+    if hsm is not None:
+        print(f"the Ed25519 signing key is in token {hsm.token!r} ({hsm.module}), non-extractable; run the "
+              f"connectors with XBG_HSM_TOKEN={hsm.token} and XBG_HSM_PIN_FILE (or XBG_HSM_PIN)", file=sys.stderr)
     return 0
 
 
@@ -103,7 +121,9 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import rotate
 
     args.authority = _authority(args, settings)
-    cert = rotate(settings, args.authority, _passphrase(args, settings), validity=timedelta(days=args.validity_days))
+    settings, hsm = _hsm(args, settings)
+    cert = rotate(settings, args.authority, _passphrase(args, settings), validity=timedelta(days=args.validity_days),
+                  hsm=hsm, hsm_label=args.hsm_key_label)
     print(_describe(cert))
     print("new generation created; export the bundle again and have the counterpart import it",
           file=sys.stderr)
@@ -258,14 +278,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser.add_argument("--insecure-no-passphrase", action="store_true",
                             help="allow private keys without encryption at rest (never do this in production)")
 
+    def hsm(parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("signing key in a hardware security module (PKCS#11)")
+        g.add_argument("--hsm", action="store_true",
+                       help="generate the Ed25519 signing key in a PKCS#11 token (non-extractable)")
+        g.add_argument("--hsm-module", type=Path, default=None, metavar="SO",
+                       help="PKCS#11 module (default: $XBG_HSM_MODULE, else SoftHSM2's)")
+        g.add_argument("--hsm-token", default=None, metavar="LABEL", help="token label (default: $XBG_HSM_TOKEN)")
+        g.add_argument("--hsm-pin-file", type=Path, default=None, metavar="FILE",
+                       help="file whose first line is the user PIN (default: $XBG_HSM_PIN_FILE, else $XBG_HSM_PIN)")
+        g.add_argument("--hsm-key-label", default=None, metavar="LABEL",
+                       help="label of the new key in the token (default: xbg-<authority>-<UTC stamp>)")
+
     p = verb("init", "create the authority's first key generation and certificate")
     passphrase(p)
+    hsm(p)
     p.add_argument("--validity-days", type=_days, default=365, help="validity of the generation (default 365)")
     p.set_defaults(func=_init)
 
     p = verb("rotate", "add a new key generation; new messages use it, older ones still open while valid",
              default_help=this_home)
     passphrase(p)
+    hsm(p)
     p.add_argument("--validity-days", type=_days, default=365, help="validity of the new generation (default 365)")
     p.set_defaults(func=_rotate)
 
