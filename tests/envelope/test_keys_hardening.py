@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from xborder_gateway._cli import _with_key_flags, main
+from xborder_gateway._cli import main
 from xborder_gateway.audit import AuditEvent, AuditLog, EventType
 from xborder_gateway.audit._keys import key_paths
 from xborder_gateway.config import Settings, load_settings
@@ -210,6 +210,8 @@ def test_audit_key_uses_the_passphrase_file_alone(tmp_path: Path) -> None:
 
 def test_cli_passphrase_file_is_the_source_of_every_key(tmp_path: Path) -> None:
     """`--passphrase-file` is folded into the settings every key loader reads (envelope keys, audit key)."""
+    from xborder_gateway._cli import _with_key_flags
+
     pf = _pw_file(tmp_path)
     base = load_settings(home=tmp_path / "home", key_passphrase="another one")
     folded = _with_key_flags(base, argparse.Namespace(passphrase_file=pf))
