@@ -194,7 +194,9 @@ def main() -> int:
 
         def settings(name: str) -> Settings:
             schema = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-            return Settings(home=work / name, audit_url=url, audit_pg_schema=schema)
+            # the checkpoint key is never written in the clear (issue 9 item 5): a throwaway passphrase
+            return Settings(home=work / name, audit_url=url, audit_pg_schema=schema,
+                            key_passphrase=os.environ.get("XBG_KEY_PASSPHRASE") or "bench-audit")
 
         bench_appends(settings("appends"), events, args.batch)
         bench_growth(settings("growth"), args.max_size, args.batch, args.samples)

@@ -1,6 +1,6 @@
 """Envelope throughput per core: seal / open beside raw Ed25519 and raw HPKE on the same payloads.
 
-    python bench/bench_envelope.py [--seconds 2] [--sizes 1024,8192,65536] [--json]
+    python bench/bench_envelope.py [--seconds 2] [--sizes 1024,8192,65536] [--json] [--hsm | --hsm-only]
 
 Single process, single thread (= one core). For each payload size it measures, in the same run:
   raw Ed25519 sign, raw Ed25519 verify, raw HPKE seal, raw HPKE open (cryptography, same suite),
@@ -14,6 +14,9 @@ Suite v2 (batch, docs/envelope.md §8), in the same run and per envelope, at eac
 (default 1,16,64,256): BatchSealer seal, open of the whole batch with one shared BatchCache (one HPKE open
 and one verify per batch), and open of one envelope alone (fresh cache: the lost-batch-mates worst case),
 beside the raw per-envelope symmetric work (HKDF + AES-256-GCM) and v1 seal/open.
+With ``--hsm`` (needs SoftHSM2 + python-pkcs11; a throwaway token in a temporary SOFTHSM2_CONF) it also
+measures, in the same run, Ed25519 signing in the PKCS#11 token beside software signing of the same message,
+and envelope seal with the signing key in the token beside seal in software (1 KiB payload).
 """
 
 from __future__ import annotations
@@ -256,6 +259,57 @@ def measure_size(size: int, k: Keys, seconds: float, tmp: Path) -> list[dict[str
     return results
 
 
+def measure_hsm(seconds: float, now: datetime) -> list[dict[str, object]]:
+    """HSM (PKCS#11, SoftHSM2) signing beside software signing, and seal with each, same message and payload."""
+    import shutil
+    import subprocess
+
+    from xborder_gateway.signing import SOFTHSM_MODULES, HsmConfig, generate_hsm_key
+
+    module = next((m for m in SOFTHSM_MODULES if Path(m).exists()), None)
+    if module is None or shutil.which("softhsm2-util") is None:
+        print("\nHSM: softhsm2 is not installed (scripts/softhsm.sh); skipped", file=sys.stderr)
+        return []
+    tmp = Path(tempfile.mkdtemp(prefix="xbg-bench-hsm-"))
+    (tmp / "tokens").mkdir()
+    conf = tmp / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tmp / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # before the module is loaded: it reads it in C_Initialize
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "bench", "--so-pin", "12345678",
+                    "--pin", "87654321"], check=True, capture_output=True)
+    cfg = HsmConfig(Path(module), "bench", "87654321")
+    hsm_signer = generate_hsm_key(cfg, "bench-sign")
+    software = Ed25519PrivateKey.generate()
+    vn_hsm = make_generation("VN", not_before=now - timedelta(days=1), hsm_signer=hsm_signer)
+    vn_sw = make_generation("VN", not_before=now - timedelta(days=1))
+    cn_gen = make_generation("CN", not_before=now - timedelta(days=1))
+    vn_trust = TrustStore([cn_gen.certificate])
+    me_hsm, me_sw = LocalAuthority("VN", [vn_hsm]), LocalAuthority("VN", [vn_sw])
+    payload = b"\xc3\x01" + FP + os.urandom(1014)
+    msg = b"x" * 38 + b"h" * 124 + hashlib.sha256(payload).digest()
+    figures = {
+        "Ed25519 sign in software (cryptography)": lambda: software.sign(msg),
+        "Ed25519 sign in the PKCS#11 token (SoftHSM2, CKM_EDDSA)": lambda: hsm_signer.sign(msg),
+        "envelope seal, signing key in software": lambda: seal(
+            payload, sender=me_sw, recipient="CN", trust=vn_trust, document_type="IDA", schema_fingerprint=FP),
+        "envelope seal, signing key in the token": lambda: seal(
+            payload, sender=me_hsm, recipient="CN", trust=vn_trust, document_type="IDA", schema_fingerprint=FP),
+    }
+    print(f"\nHSM vs software signing ({module}), payload 1024 bytes")
+    results: list[dict[str, object]] = []
+    rates: dict[str, float] = {}
+    for name, fn in figures.items():
+        per_s, n = rate(fn, seconds)
+        rates[name] = per_s
+        print(f"  {name:55s} {per_s:10,.0f} /s  {1e6 / per_s:8.1f} µs  (n={n})")
+        results.append({"payload_bytes": 1024, "figure": name, "per_second": round(per_s), "n": n})
+    names = list(figures)
+    print(f"  token sign / software sign: {rates[names[1]] / rates[names[0]]:.3f} of the rate; "
+          f"seal with the token / seal in software: {rates[names[3]] / rates[names[2]]:.3f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per figure")
@@ -263,6 +317,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument("--batch-sizes", default="1,16,64,256", help="suite v2 batch sizes (comma-separated)")
     parser.add_argument("--v2-only", action="store_true", help="only the suite v2 comparison (with v1 beside it)")
+    parser.add_argument("--hsm", action="store_true", help="also measure signing in a SoftHSM2 token")
+    parser.add_argument("--hsm-only", action="store_true", help="only the HSM vs software figures")
     args = parser.parse_args()
 
     now = datetime.now(UTC)
@@ -273,10 +329,13 @@ def main() -> int:
     results: list[dict[str, object]] = []
     tmp = Path(tempfile.mkdtemp(prefix="xbg-bench-env-"))
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    for size in (int(s) for s in args.sizes.split(",")):
-        if not args.v2_only:
-            results += measure_size(size, keys, args.seconds, tmp)
-        results += measure_v2(size, keys, args.seconds, batch_sizes)
+    if not args.hsm_only:
+        for size in (int(s) for s in args.sizes.split(",")):
+            if not args.v2_only:
+                results += measure_size(size, keys, args.seconds, tmp)
+            results += measure_v2(size, keys, args.seconds, batch_sizes)
+    if args.hsm or args.hsm_only:
+        results += measure_hsm(args.seconds, now)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

@@ -3,6 +3,10 @@
 # launcher) and, where scripts/postgres.sh can provide one, a PostgreSQL server. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# SoftHSM2 for the HSM signing tests: installed (if missing) in the background while the rest starts
+softhsm_log=$(mktemp /tmp/xbg-softhsm.XXXXXX)
+scripts/softhsm.sh >"$softhsm_log" 2>&1 &
+softhsm_pid=$!
 scripts/bootstrap.sh
 XB=.venv/bin/xborder
 TEST_HOME=${XBG_TEST_HOME:-$PWD/.xborder-test}
@@ -40,5 +44,8 @@ if [ -z "${XBG_POSTGRES_URL:-}" ] && [ -x scripts/postgres.sh ]; then
   fi
 fi
 echo "kafka: $XBG_KAFKA_BOOTSTRAP   postgres: ${XBG_POSTGRES_URL:-none}" >&2
+wait "$softhsm_pid" || echo "warning: scripts/softhsm.sh failed: $(tail -n 3 "$softhsm_log")" >&2
+cat "$softhsm_log" >&2
+rm -f "$softhsm_log"
 # pytest exits 5 when it collected no test: with `set -e` that fails this script, as it should.
 .venv/bin/pytest "$@"

@@ -112,6 +112,20 @@ class Settings(BaseSettings):
     key_passphrase: str | None = Field(
         default=None, description="passphrase of the private keys at rest ($XBG_KEY_PASSPHRASE)", repr=False
     )
+    key_passphrase_file: Path | None = Field(
+        default=None, description="file whose first line is the key passphrase; wins over key_passphrase "
+        "(--passphrase-file wins over both)",
+    )
+    key_insecure_no_passphrase: bool = Field(
+        default=False, description="allow private keys at rest without encryption (never by default; tests, demos)",
+    )
+    hsm_module: Path | None = Field(
+        default=None, description="PKCS#11 module (.so) holding the signing keys of `keys init --hsm` "
+        "(default: SoftHSM2's where installed)",
+    )
+    hsm_token: str | None = Field(default=None, description="label of the PKCS#11 token holding the signing keys")
+    hsm_pin_file: Path | None = Field(default=None, description="file whose first line is the token's user PIN")
+    hsm_pin: str | None = Field(default=None, description="the token's user PIN (prefer hsm_pin_file)", repr=False)
 
     # --- envelope -------------------------------------------------------------------------------
     envelope_suite: int = Field(

@@ -34,6 +34,12 @@ def make_settings(backend: str, home: Path, **extra: Any) -> Settings:
     return Settings(home=home, audit_url=None, **extra)
 
 
+@pytest.fixture(autouse=True)
+def _key_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every home of these tests has a key passphrase: the checkpoint key is never written in the clear."""
+    monkeypatch.setenv("XBG_KEY_PASSPHRASE", "audit tests passphrase")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -356,7 +356,7 @@ def test_signing_key_encrypted_with_the_passphrase(settings_factory: Any, make_e
     wrong = settings.model_copy(update={"key_passphrase": "wrong"})
     with pytest.raises(ConfigError) as info:
         AuditLog.open(wrong, "VN")
-    assert info.value.code == "AUDIT_KEY_UNREADABLE"
+    assert info.value.code == "KEYS_PASSPHRASE"
 
 
 WRITER = textwrap.dedent("""

@@ -23,13 +23,20 @@ def _run(home: Path, *argv: str) -> int:
     return main(["--home", str(home), *argv])
 
 
+def _fp(bundle: Path) -> list[str]:
+    """``--expect-fingerprint`` for every certificate of ``bundle``: what a script passes (issue 9 item 4)."""
+    from xborder_gateway.envelope import parse_bundle
+
+    return [a for c in parse_bundle(bundle.read_bytes()) for a in ("--expect-fingerprint", c.fingerprint.hex())]
+
+
 def _paired(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for auth in ("VN", "CN"):
         assert _run(home, "keys", "init", "--authority", auth) == 0
     assert _run(home, "keys", "export", "--authority", "VN", "--out", str(tmp_path / "vn.pem")) == 0
     assert _run(home, "keys", "export", "--authority", "CN", "--out", str(tmp_path / "cn.pem")) == 0
-    assert _run(home, "keys", "import", str(tmp_path / "vn.pem"), "--authority", "CN") == 0
-    assert _run(home, "keys", "import", str(tmp_path / "cn.pem"), "--authority", "VN") == 0
+    assert _run(home, "keys", "import", str(tmp_path / "vn.pem"), *_fp(tmp_path / "vn.pem"), "--authority", "CN") == 0
+    assert _run(home, "keys", "import", str(tmp_path / "cn.pem"), *_fp(tmp_path / "cn.pem"), "--authority", "VN") == 0
     capsys.readouterr()
 
 
@@ -172,7 +179,7 @@ def test_keys_verbs_as_the_issue_writes_them(home: Path, tmp_path: Path, capsys:
     assert _run(vn_home, "keys", "init", "--authority", "VN") == 0
     assert _run(cn_home, "keys", "init", "--authority", "CN") == 0
     assert _run(vn_home, "keys", "export", "--out", str(tmp_path / "vn.pem")) == 0
-    assert _run(cn_home, "keys", "import", str(tmp_path / "vn.pem")) == 0
+    assert _run(cn_home, "keys", "import", str(tmp_path / "vn.pem"), *_fp(tmp_path / "vn.pem")) == 0
     assert "trusted by CN" in capsys.readouterr().err
     assert _run(vn_home, "keys", "rotate") == 0
     capsys.readouterr()
@@ -183,7 +190,7 @@ def test_keys_verbs_as_the_issue_writes_them(home: Path, tmp_path: Path, capsys:
     rows = json.loads(capsys.readouterr().out)
     assert {(r["kind"], r["authority"]) for r in rows} == {("own", "CN"), ("trusted", "VN")}
     # a home's own bundle is still refused, not imported as the other authority's
-    assert _run(vn_home, "keys", "import", str(tmp_path / "vn.pem")) == 1
+    assert _run(vn_home, "keys", "import", str(tmp_path / "vn.pem"), *_fp(tmp_path / "vn.pem")) == 1
     assert "KEYS_BUNDLE_SELF" in capsys.readouterr().err
 
 
@@ -197,7 +204,7 @@ def test_keys_authority_default_needs_one_authority(home: Path, tmp_path: Path,
     assert err.startswith("error: KEYS_AUTHORITY_AMBIGUOUS")
     assert "--authority" in err
     # ...but an import can only be for the authority that is not the bundle's
-    assert _run(home, "keys", "import", str(tmp_path / "vn.pem")) == 0
+    assert _run(home, "keys", "import", str(tmp_path / "vn.pem"), *_fp(tmp_path / "vn.pem")) == 0
     assert "trusted by CN" in capsys.readouterr().err
 
 
@@ -289,8 +296,8 @@ def test_seal_and_open_default_to_the_homes_authority(home: Path, tmp_path: Path
     assert _run(cn_home, "keys", "init", "--authority", "CN") == 0
     assert _run(vn_home, "keys", "export", "--out", str(tmp_path / "vn.pem")) == 0
     assert _run(cn_home, "keys", "export", "--out", str(tmp_path / "cn.pem")) == 0
-    assert _run(cn_home, "keys", "import", str(tmp_path / "vn.pem")) == 0
-    assert _run(vn_home, "keys", "import", str(tmp_path / "cn.pem")) == 0
+    assert _run(cn_home, "keys", "import", str(tmp_path / "vn.pem"), *_fp(tmp_path / "vn.pem")) == 0
+    assert _run(vn_home, "keys", "import", str(tmp_path / "cn.pem"), *_fp(tmp_path / "cn.pem")) == 0
     capsys.readouterr()
     src = _avro_file(tmp_path)
     for sender_home, receiver_home, sender, recipient in ((vn_home, cn_home, "VN", "CN"),

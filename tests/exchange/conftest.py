@@ -25,14 +25,16 @@ class Home:
 
 
 def make_home(path: Path, **overrides: object) -> Home:
-    settings = load_settings(home=path, **overrides)
+    pf = path / "passphrase"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pf.write_bytes(PASSPHRASE + b"\n")
+    pf.chmod(0o600)
+    # the one passphrase source of the home: envelope keys and the audit checkpoint key (issue 9 item 5)
+    settings = load_settings(home=path, key_passphrase_file=pf, **overrides)
     for authority in ("VN", "CN"):
         init_authority(settings, authority, PASSPHRASE)
     import_bundle(settings, "VN", export_bundle(settings, "CN"))
     import_bundle(settings, "CN", export_bundle(settings, "VN"))
-    pf = path / "passphrase"
-    pf.write_bytes(PASSPHRASE + b"\n")
-    pf.chmod(0o600)
     return Home(path, settings, pf, LocalAuthority.load(settings, "VN", PASSPHRASE), TrustStore.load(settings, "VN"),
                 LocalAuthority.load(settings, "CN", PASSPHRASE), TrustStore.load(settings, "CN"))
 

@@ -52,7 +52,7 @@ from xborder_gateway.envelope import LocalAuthority, TrustStore
 from xborder_gateway.transport import Incoming
 
 home, side, batch, passphrase = sys.argv[1:5]
-settings = load_settings(home=Path(home))
+settings = load_settings(home=Path(home), key_passphrase=passphrase)
 me = LocalAuthority.load(settings, side, passphrase.encode())
 trust = TrustStore.load(settings, side)
 def b(s):

@@ -99,6 +99,17 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
 
 
+def _with_key_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Fold ``--passphrase-file`` / ``--insecure-no-passphrase`` into the settings, so every private key of the
+    process (envelope keys and the audit checkpoint key alike) reads the one passphrase source (issue 9 item 5)."""
+    update: dict[str, object] = {}
+    if getattr(args, "passphrase_file", None) is not None:
+        update["key_passphrase_file"] = args.passphrase_file
+    if getattr(args, "insecure_no_passphrase", False):
+        update["key_insecure_no_passphrase"] = True
+    return settings.model_copy(update=update) if update else settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -108,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(int(getattr(args, "verbose", 0) or 0))
     try:
-        settings = load_settings(home=getattr(args, "home", None), config_file=getattr(args, "config", None))
+        settings = _with_key_flags(
+            load_settings(home=getattr(args, "home", None), config_file=getattr(args, "config", None)), args)
         return handler(args, settings)
     except GatewayError as exc:
         if os.environ.get("XBG_DEBUG"):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import os
-import tempfile
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from xborder_gateway import _private
 from xborder_gateway.audit.note import NoteSigner, NoteVerifier
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import AuditIntegrityError, ConfigError
+from xborder_gateway.signing import Signer
 
 __all__ = ["key_paths", "load_or_create_signer", "load_verifier", "origin_for"]
 
@@ -26,56 +26,53 @@ def key_paths(settings: Settings, authority: str) -> tuple[Path, Path]:
     return base / f"{authority.lower()}.note-key.pem", base / f"{authority.lower()}.vkey"
 
 
-def _private_pem(key: Ed25519PrivateKey, settings: Settings) -> bytes:
-    """PKCS#8 PEM; with a passphrase, PBES2/scrypt as the envelope keystore writes it (ADR 0201, ADR 0301)."""
-    if settings.key_passphrase:
-        from xborder_gateway.envelope._pkcs8 import encrypt_private_key_pem
+def load_or_create_signer(settings: Settings, authority: str, passphrase: bytes | None = None) -> NoteSigner:
+    """Load the authority's note signing key, creating it (0600) on first use.
 
-        return encrypt_private_key_pem(key, settings.key_passphrase.encode("utf-8"))
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> bool:
-    """Create ``path`` atomically with ``data``; False if another process created it first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # fails if it exists: the first writer wins
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def load_or_create_signer(settings: Settings, authority: str) -> NoteSigner:
-    """Load the authority's note signing key, creating it (0600) on first use."""
+    The key is encrypted with the home's one passphrase source (``--passphrase-file`` folded into
+    ``settings.key_passphrase_file``, else ``XBG_KEY_PASSPHRASE``; issue 9 item 5), or ``passphrase`` if given;
+    it is written in the clear only with ``XBG_KEY_INSECURE_NO_PASSPHRASE``.
+    """
     key_file, vkey_file = key_paths(settings, authority)
     name = origin_for(settings, authority)
+    if settings.hsm_token is not None:  # the home keeps its signing keys in a PKCS#11 token (issue 13 item 3)
+        return _checked(NoteSigner(name, _hsm_signer(settings, authority)), vkey_file, key_file)
+    insecure = settings.key_insecure_no_passphrase
+    if passphrase is None:
+        passphrase = _private.resolve_passphrase(settings, required=not insecure)
     if not key_file.exists():
-        key = Ed25519PrivateKey.generate()
-        _write_new(key_file, _private_pem(key, settings), 0o600)
-    try:
-        data = key_file.read_bytes()
-        password = settings.key_passphrase.encode("utf-8") if settings.key_passphrase else None
-        loaded = serialization.load_pem_private_key(data, password=password)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot load the audit signing key {key_file}: {exc}", code="AUDIT_KEY_UNREADABLE",
-                          hint="set XBG_KEY_PASSPHRASE to the passphrase the key was created with") from exc
+        pem = _private.private_key_pem(Ed25519PrivateKey.generate(), passphrase, insecure_no_passphrase=insecure)
+        _private.write_private(key_file, pem, exclusive=True)  # the first writer wins
+    # KEYS_PASSPHRASE / KEYS_CORRUPT / KEYS_UNENCRYPTED, the same codes as the envelope keys
+    loaded = _private.load_private_key(key_file, passphrase, what="audit checkpoint key",
+                                       insecure_no_passphrase=insecure)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ConfigError(f"{key_file} is not an Ed25519 key", code="AUDIT_KEY_UNREADABLE")
-    signer = NoteSigner(name, loaded)
+    return _checked(NoteSigner(name, loaded), vkey_file, key_file)
+
+
+def _hsm_signer(settings: Settings, authority: str) -> Signer:
+    """The checkpoint key in the token, labelled ``xbg-audit-<authority>``; generated there on first use."""
+    from xborder_gateway.signing import HsmConfig, HsmError, generate_hsm_key, load_hsm_signer
+
+    cfg = HsmConfig.from_settings(settings)
+    label = f"xbg-audit-{authority.lower()}"
+    lock = _private.private_dir(settings.home / "audit") / f".{authority.lower()}.hsm-key.lock"
+    # connectors start together: one process at a time may find-or-create the key, so the label stays unique
+    with os.fdopen(os.open(lock, os.O_RDWR | os.O_CREAT, 0o600), "r+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            return load_hsm_signer(cfg, label)
+        except HsmError as exc:
+            if exc.code != "HSM_KEY_MISSING":
+                raise
+        return generate_hsm_key(cfg, label)
+
+
+def _checked(signer: NoteSigner, vkey_file: Path, key_file: Path) -> NoteSigner:
     vkey = str(signer.verifier) + "\n"
     if not vkey_file.exists():
-        _write_new(vkey_file, vkey.encode("ascii"), 0o644)
+        _private.write_private(vkey_file, vkey.encode("ascii"), exclusive=True)
     elif vkey_file.read_text(encoding="ascii") != vkey:
         raise AuditIntegrityError(f"{vkey_file} does not match the signing key {key_file}",
                                   code="AUDIT_KEY_MISMATCH", hint="restore the original key files")

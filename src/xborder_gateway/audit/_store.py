@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xborder_gateway._private import prepare_sqlite
 from xborder_gateway.audit.merkle import NodeKey
 from xborder_gateway.errors import ConfigError, TransportError
 
@@ -231,7 +232,7 @@ class SqliteStore(Store):
     def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self.description = f"sqlite:{path}"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite(path)  # 0600 in a 0700 directory, -wal/-shm alike (issue 9 item 7)
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")

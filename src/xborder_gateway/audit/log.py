@@ -188,13 +188,15 @@ class AuditLog:
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
     def open(cls, settings: Settings, authority: str, *, config: AuditConfig | None = None,
-             read_only: bool = False, background_checkpoints: bool = True) -> AuditLog:
+             read_only: bool = False, background_checkpoints: bool = True,
+             passphrase: bytes | None = None) -> AuditLog:
         """Open (creating on first use) the log of ``authority`` ("VN" or "CN").
 
         SQLite under ``settings.audit_db(authority)``, or PostgreSQL when ``settings.audit_url`` is
         set. ``read_only`` opens without the signing key (auditor commands, the HTTP API). A writable
         log signs due checkpoints from a background thread every ``checkpoint_every_seconds`` unless
-        ``background_checkpoints`` is false; :meth:`close` stops it.
+        ``background_checkpoints`` is false; :meth:`close` stops it. The checkpoint key's passphrase is the
+        home's (``resolve_passphrase``) unless ``passphrase`` is given.
         """
         authority = authority.upper()
         if authority not in ("VN", "CN"):
@@ -205,7 +207,7 @@ class AuditLog:
                            schema=f"{settings.audit_pg_schema}_{authority.lower()}",
                            busy_timeout_s=config.busy_timeout_s)
         try:
-            signer = None if read_only else load_or_create_signer(settings, authority)
+            signer = None if read_only else load_or_create_signer(settings, authority, passphrase)
             verifier = signer.verifier if signer else load_verifier(settings, authority)
             if signer is not None:
                 meta = store.init_meta({"schema": "1", "authority": authority, "origin": origin,

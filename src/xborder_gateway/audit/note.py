@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from xborder_gateway.audit.merkle import HASH_SIZE
 from xborder_gateway.errors import AuditIntegrityError
+
+if TYPE_CHECKING:
+    from xborder_gateway.signing import Signer
 
 __all__ = [
     "ALG_ED25519",
@@ -118,10 +121,10 @@ class NoteVerifier:
 
 @dataclass(frozen=True)
 class NoteSigner:
-    """A named Ed25519 private key that signs notes."""
+    """A named Ed25519 private key that signs notes (in software, or any ``Signer`` such as a PKCS#11 key)."""
 
     name: str
-    private_key: Ed25519PrivateKey = field(repr=False)
+    private_key: Ed25519PrivateKey | Signer = field(repr=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name)

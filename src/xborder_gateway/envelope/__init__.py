@@ -20,6 +20,7 @@ from xborder_gateway.envelope._batch_seal import BatchSealer
 from xborder_gateway.envelope._errors import EnvelopeOpenError, EnvelopeReplayError
 from xborder_gateway.envelope._format import DEFAULT_LIMITS, SUITE_V1, SUITE_V2, EnvelopeHeader, EnvelopeLimits
 from xborder_gateway.envelope._keys import (
+    COUNTERPARTS,
     X25519_EXTENSION_OID,
     AuthorityCertificate,
     KeyGeneration,
@@ -32,6 +33,7 @@ from xborder_gateway.envelope._keys import (
     key_id,
     list_keys,
     make_generation,
+    parse_bundle,
     resolve_passphrase,
     rotate,
 )
@@ -59,6 +61,7 @@ from xborder_gateway.envelope._seal import (
 )
 
 __all__ = [
+    "COUNTERPARTS",
     "DEFAULT_BATCH_CACHE",
     "DEFAULT_LIMITS",
     "MAX_BATCH",
@@ -99,6 +102,7 @@ __all__ = [
     "new_message_id",
     "open_envelope",
     "open_receipt",
+    "parse_bundle",
     "peek_header",
     "receipt_decision",
     "resolve_passphrase",

@@ -195,8 +195,8 @@ class BatchSealer:
         enc_sealed = _HPKE.encrypt(secret, self._rcpt.encryption_key, info=secret_info(batch_id))
         # ENV-7: one signature over the statement binding suite, sender, recipient, batch id, size and root
         root, paths = root_and_paths([leaf_hash(i.encoded, i.payload) for i in items])
-        signature = self._gen.signing_private.sign(statement(SUITE_V2, self._sender.authority, self._recipient,
-                                                             batch_id=batch_id, batch_size=n, root=root))
+        signature = self._gen.signer.sign(statement(SUITE_V2, self._sender.authority, self._recipient,
+                                                      batch_id=batch_id, batch_size=n, root=root))
         out: list[SealedEnvelope] = []
         for index, (item, path) in enumerate(zip(items, paths, strict=True)):
             h = item.encoded

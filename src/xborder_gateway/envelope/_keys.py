@@ -16,7 +16,7 @@ On disk, under ``settings.keys_dir(authority)``::
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import re
 import secrets
 import shutil
@@ -32,11 +32,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.x509.oid import NameOID
 
+from xborder_gateway import _private
 from xborder_gateway.config import Settings
-from xborder_gateway.envelope._pkcs8 import encrypt_private_key_pem
 from xborder_gateway.errors import ConfigError, EnvelopeError
+from xborder_gateway.signing import HsmConfig, Signer, generate_hsm_key, load_hsm_signer
 
 __all__ = [
+    "COUNTERPARTS",
     "X25519_EXTENSION_OID",
     "AuthorityCertificate",
     "KeyGeneration",
@@ -49,6 +51,7 @@ __all__ = [
     "key_id",
     "list_keys",
     "make_generation",
+    "parse_bundle",
     "resolve_passphrase",
     "rotate",
 ]
@@ -59,6 +62,16 @@ X25519_EXTENSION_OID = x509.ObjectIdentifier("2.25.29550977780331025726417939596
 DEFAULT_VALIDITY = timedelta(days=365)
 EXPIRY_WARNING = timedelta(days=30)
 _AUTHORITY = re.compile(r"[A-Z]{2,16}")
+# issue 9 item 4: the only authority each home has business trusting (its own authority's counterpart)
+COUNTERPARTS = {"VN": "CN", "CN": "VN"}
+_ORGANIZATION = "xborder-gateway"
+
+
+def _subject(authority: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORGANIZATION),
+        x509.NameAttribute(NameOID.COMMON_NAME, authority),
+    ])
 
 
 def key_id(public_key: Ed25519PublicKey | X25519PublicKey) -> bytes:
@@ -145,35 +158,75 @@ class AuthorityCertificate:
 
 @dataclass(frozen=True, slots=True)
 class KeyGeneration:
-    """One of this authority's own key generations, private keys decrypted."""
+    """One of this authority's own key generations, private keys decrypted (or, for signing, in an HSM).
+
+    ``signing_private`` is ``None`` when the signing key lives in a PKCS#11 token (``hsm_signer``); everything
+    signs through :attr:`signer` either way.
+    """
 
     certificate: AuthorityCertificate
-    signing_private: Ed25519PrivateKey
+    signing_private: Ed25519PrivateKey | None
     encryption_private: X25519PrivateKey
+    hsm_signer: Signer | None = None
+
+    def __post_init__(self) -> None:
+        if (self.signing_private is None) == (self.hsm_signer is None):
+            raise ValueError("a key generation has exactly one signing key: in software or in an HSM")
+
+    @property
+    def signer(self) -> Signer:
+        """The generation's Ed25519 signing key, wherever it lives (issue 13 item 3)."""
+        signer: Signer | None = self.hsm_signer or self.signing_private
+        if signer is None:  # pragma: no cover - __post_init__ forbids it
+            raise ValueError("key generation without a signing key")
+        return signer
+
+
+def _self_sign(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:
+    """``builder`` signed by ``signer``; a key outside ``cryptography`` (an HSM) signs the TBS bytes itself."""
+    if isinstance(signer, Ed25519PrivateKey):
+        return builder.sign(signer, algorithm=None)
+    # Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING } (RFC 5280
+    # §4.1). A draft signed by a throwaway Ed25519 key has the same TBS and algorithm identifier; an Ed25519
+    # signature is always 64 bytes, the draft's last 64 bytes: put the token's signature over the TBS there.
+    draft = builder.sign(Ed25519PrivateKey.generate(), algorithm=None)
+    der = draft.public_bytes(serialization.Encoding.DER)
+    if not der.endswith(draft.signature) or len(draft.signature) != 64:
+        raise ConfigError("unexpected certificate encoding", code="KEYS_CERT_INVALID")
+    return x509.load_der_x509_certificate(der[:-64] + signer.sign(draft.tbs_certificate_bytes))
 
 
 def make_generation(
     authority: str, *, not_before: datetime | None = None, validity: timedelta = DEFAULT_VALIDITY,
     signing_private: Ed25519PrivateKey | None = None, encryption_private: X25519PrivateKey | None = None,
+    hsm_signer: Signer | None = None,
 ) -> KeyGeneration:
-    """Create a key generation in memory (fresh keys unless given) with its self-signed certificate."""
+    """Create a key generation in memory (fresh keys unless given) with its self-signed certificate.
+
+    With ``hsm_signer`` the signing key is that token key (``signing_private`` must be ``None``)."""
     _check_authority(authority)
     start = (not_before or _utcnow()).replace(microsecond=0)
-    sign = signing_private or Ed25519PrivateKey.generate()
+    try:
+        end = start + validity
+    except OverflowError as exc:  # a not-after past 9999-12-31 cannot be written
+        raise ConfigError(f"validity {validity} from {start.isoformat()} ends after year 9999",
+                          code="KEYS_VALIDITY", hint="choose a shorter validity") from exc
+    if hsm_signer is not None and signing_private is not None:
+        raise ValueError("pass signing_private or hsm_signer, not both")
+    sign: Ed25519PrivateKey | None = None if hsm_signer is not None else (
+        signing_private or Ed25519PrivateKey.generate())
+    signer: Signer = hsm_signer if hsm_signer is not None else sign  # type: ignore[assignment]
     enc = encryption_private or X25519PrivateKey.generate()
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "xborder-gateway"),
-        x509.NameAttribute(NameOID.COMMON_NAME, authority),
-    ])
+    name = _subject(authority)
     spki = enc.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
-        .public_key(sign.public_key())
+        .public_key(signer.public_key())
         .serial_number(secrets.randbits(127) | 1)
         .not_valid_before(start)
-        .not_valid_after(start + validity)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -181,11 +234,10 @@ def make_generation(
                           encipher_only=False, decipher_only=False),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier(key_id(sign.public_key())), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier(key_id(signer.public_key())), critical=False)
         .add_extension(x509.UnrecognizedExtension(X25519_EXTENSION_OID, spki), critical=False)
-        .sign(sign, algorithm=None)
     )
-    return KeyGeneration(AuthorityCertificate.from_x509(cert), sign, enc)
+    return KeyGeneration(AuthorityCertificate.from_x509(_self_sign(cert, signer)), sign, enc, hsm_signer)
 
 
 def _newest_first(certs: Iterable[AuthorityCertificate]) -> list[AuthorityCertificate]:
@@ -209,13 +261,13 @@ class LocalAuthority:
         self._by_enc_kid = {g.certificate.encryption_key_id: g for g in gens}
 
     @classmethod
-    def load(cls, settings: Settings, authority: str, passphrase: bytes) -> LocalAuthority:
+    def load(cls, settings: Settings, authority: str, passphrase: bytes | None) -> LocalAuthority:
         own = settings.keys_dir(_check_authority(authority)) / "own"
-        dirs = sorted(p for p in own.iterdir() if p.is_dir()) if own.is_dir() else []
+        dirs = sorted(p for p in own.iterdir() if p.is_dir() and not p.name.startswith(".")) if own.is_dir() else []
         if not dirs:
             raise ConfigError(f"no keys for authority {authority} under {own}", code="KEYS_MISSING",
                               hint=f"run `xborder keys init --authority {authority}` first")
-        gens = [_load_generation(d, passphrase) for d in dirs]
+        gens = [_load_generation(d, passphrase, settings=settings) for d in dirs]
         return cls(authority, gens)
 
     def current(self, now: datetime | None = None) -> KeyGeneration:
@@ -238,24 +290,62 @@ class LocalAuthority:
         return [g.certificate for g in self.generations]
 
 
-def _load_generation(directory: Path, passphrase: bytes) -> KeyGeneration:
+def _certificate_file(path: Path) -> AuthorityCertificate:
+    """Parse one certificate file; any problem names the file (issue 9 item 6)."""
     try:
-        cert = AuthorityCertificate.from_pem((directory / "authority.crt.pem").read_bytes())
-        sign = serialization.load_pem_private_key((directory / "signing.key.pem").read_bytes(), passphrase)
-        enc = serialization.load_pem_private_key((directory / "encryption.key.pem").read_bytes(), passphrase)
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read key generation {directory}: {exc}", code="KEYS_UNREADABLE",
-                          hint="check the files and their permissions") from exc
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot decrypt the private keys in {directory}", code="KEYS_PASSPHRASE",
-                          hint="check XBG_KEY_PASSPHRASE / --passphrase-file") from exc
-    if not isinstance(sign, Ed25519PrivateKey) or not isinstance(enc, X25519PrivateKey):
-        raise ConfigError(f"unexpected key types in {directory}", code="KEYS_UNREADABLE",
-                          hint="signing.key.pem must be Ed25519 and encryption.key.pem X25519")
-    if key_id(sign.public_key()) != cert.signing_key_id or key_id(enc.public_key()) != cert.encryption_key_id:
+        raise ConfigError(f"cannot read certificate {path}: {exc.strerror or exc}", code="KEYS_UNREADABLE",
+                          hint="check the file and its permissions") from exc
+    try:
+        return AuthorityCertificate.from_pem(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}", code=exc.code,
+                          hint=f"remove or restore {path}; {exc.hint or ''}".rstrip("; ")) from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a readable PEM certificate (altered or truncated): {exc}",
+                          code="KEYS_CERT_INVALID", hint=f"remove {path} and import the counterpart's bundle again"
+                          ) from exc
+
+
+HSM_REFERENCE = "signing.key.pkcs11"  # {"token": …, "label": …}: the signing key is in that token
+
+
+def _load_hsm_reference(settings: Settings, path: Path) -> Signer:
+    try:
+        ref = json.loads(path.read_text(encoding="utf-8"))
+        token, label = str(ref["token"]), str(ref["label"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a PKCS#11 key reference: {exc}", code="KEYS_CORRUPT",
+                          hint="restore the file from backup") from exc
+    return load_hsm_signer(HsmConfig.from_settings(settings, token=token), label)
+
+
+def _load_generation(directory: Path, passphrase: bytes | None, *, settings: Settings) -> KeyGeneration:
+    insecure = settings.key_insecure_no_passphrase
+    cert = _certificate_file(directory / "authority.crt.pem")
+    hsm_signer: Signer | None = None
+    sign: object = None
+    if (directory / HSM_REFERENCE).exists():
+        hsm_signer = _load_hsm_reference(settings, directory / HSM_REFERENCE)
+        signing_public = hsm_signer.public_key()
+    else:
+        sign = _private.load_private_key(directory / "signing.key.pem", passphrase, what="signing key",
+                                         insecure_no_passphrase=insecure)
+        if not isinstance(sign, Ed25519PrivateKey):
+            raise ConfigError(f"unexpected key type in {directory / 'signing.key.pem'}", code="KEYS_UNREADABLE",
+                              hint="signing.key.pem must be Ed25519")
+        signing_public = sign.public_key()
+    enc = _private.load_private_key(directory / "encryption.key.pem", passphrase, what="encryption key",
+                                    insecure_no_passphrase=insecure)
+    if not isinstance(enc, X25519PrivateKey):
+        raise ConfigError(f"unexpected key type in {directory / 'encryption.key.pem'}", code="KEYS_UNREADABLE",
+                          hint="encryption.key.pem must be X25519")
+    if key_id(signing_public) != cert.signing_key_id or key_id(enc.public_key()) != cert.encryption_key_id:
         raise ConfigError(f"private keys in {directory} do not match its certificate", code="KEYS_MISMATCH",
-                          hint="the generation directory was altered; restore it from backup")
-    return KeyGeneration(cert, sign, enc)
+                          hint="the generation directory was altered (or the HSM key label points at another "
+                          "key); restore it from backup")
+    return KeyGeneration(cert, sign if isinstance(sign, Ed25519PrivateKey) else None, enc, hsm_signer)
 
 
 class TrustStore:
@@ -276,7 +366,7 @@ class TrustStore:
     def load(cls, settings: Settings, authority: str) -> TrustStore:
         trust = settings.keys_dir(_check_authority(authority)) / "trust"
         files = sorted(trust.glob("*.crt.pem")) if trust.is_dir() else []
-        return cls(AuthorityCertificate.from_pem(f.read_bytes()) for f in files)
+        return cls(_certificate_file(f) for f in files)
 
     @property
     def authorities(self) -> list[str]:
@@ -308,43 +398,39 @@ class TrustStore:
 # --- operations behind `xborder keys …` -------------------------------------------------------------
 
 
-def resolve_passphrase(settings: Settings, passphrase_file: Path | None) -> bytes:
-    """The key passphrase: ``--passphrase-file`` (first line) if given, else ``XBG_KEY_PASSPHRASE``."""
-    if passphrase_file is not None:
-        try:
-            text = passphrase_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read passphrase file {passphrase_file}: {exc}", code="KEYS_NO_PASSPHRASE",
-                              hint="pass a readable file to --passphrase-file") from exc
-        lines = text.splitlines()
-        value = lines[0] if lines else b""
-    else:
-        value = (settings.key_passphrase or "").encode("utf-8")
-    if not value:
-        raise ConfigError("no key passphrase", code="KEYS_NO_PASSPHRASE",
-                          hint="set XBG_KEY_PASSPHRASE or pass --passphrase-file FILE (first line is used)")
-    return value
+def resolve_passphrase(settings: Settings, passphrase_file: Path | None = None) -> bytes:
+    """The key passphrase (one source for every private key: see ``xborder_gateway._private``).
+
+    ``--passphrase-file`` (first line) if given, else ``XBG_KEY_PASSPHRASE_FILE``, else ``XBG_KEY_PASSPHRASE``;
+    empty (``b""``) only when ``XBG_KEY_INSECURE_NO_PASSPHRASE`` allows keys in the clear.
+    """
+    value = _private.resolve_passphrase(settings, passphrase_file,
+                                        required=not settings.key_insecure_no_passphrase)
+    return value or b""
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    if not _private.write_private(path, data, exclusive=True):
+        raise FileExistsError(path)
 
 
 def _store_generation(settings: Settings, gen: KeyGeneration, passphrase: bytes) -> Path:
-    own = settings.keys_dir(gen.certificate.authority) / "own"
-    own.mkdir(parents=True, exist_ok=True, mode=0o700)
+    own = _private.private_dir(settings.keys_dir(gen.certificate.authority) / "own")
     cert = gen.certificate
     name = f"{cert.not_before:%Y%m%dT%H%M%SZ}-{cert.signing_key_id[:4].hex()}"
-    tmp = own / f".{name}.tmp"
-    tmp.mkdir(mode=0o700)
+    tmp = _private.private_dir(own / f".{name}.tmp")
+    insecure = settings.key_insecure_no_passphrase
     try:
-        _write_private(tmp / "signing.key.pem", encrypt_private_key_pem(gen.signing_private, passphrase))
-        _write_private(tmp / "encryption.key.pem", encrypt_private_key_pem(gen.encryption_private, passphrase))
-        (tmp / "authority.crt.pem").write_bytes(cert.pem)
+        if gen.signing_private is None:  # in a token: store where to find it, never the key
+            hsm = gen.hsm_signer
+            ref = {"token": getattr(hsm, "token", None), "label": getattr(hsm, "label", None)}
+            _write_private(tmp / HSM_REFERENCE, (json.dumps(ref) + "\n").encode("utf-8"))
+        else:
+            _write_private(tmp / "signing.key.pem",
+                           _private.private_key_pem(gen.signing_private, passphrase, insecure_no_passphrase=insecure))
+        _write_private(tmp / "encryption.key.pem",
+                       _private.private_key_pem(gen.encryption_private, passphrase, insecure_no_passphrase=insecure))
+        _write_private(tmp / "authority.crt.pem", cert.pem)
         final = own / name
         tmp.rename(final)
     except BaseException:
@@ -358,32 +444,51 @@ def _has_generations(settings: Settings, authority: str) -> bool:
     return own.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in own.iterdir())
 
 
+def _hsm_key(authority: str, hsm: HsmConfig | None, label: str | None, when: datetime) -> Signer | None:
+    if hsm is None:
+        return None
+    return generate_hsm_key(hsm, label or f"xbg-{authority.lower()}-{when:%Y%m%dT%H%M%SZ}")
+
+
 def init_authority(
     settings: Settings, authority: str, passphrase: bytes, *, validity: timedelta = DEFAULT_VALIDITY,
-    now: datetime | None = None,
+    now: datetime | None = None, hsm: HsmConfig | None = None, hsm_label: str | None = None,
 ) -> AuthorityCertificate:
-    """Create the authority's first key generation (``xborder keys init``)."""
+    """Create the authority's first key generation (``xborder keys init``).
+
+    With ``hsm`` the Ed25519 signing key is generated in that PKCS#11 token (label ``hsm_label``, default
+    ``xbg-<authority>-<UTC stamp>``) and never leaves it; the X25519 key stays in software (docs/envelope.md §5).
+    """
     _check_authority(authority)
     if _has_generations(settings, authority):
         raise ConfigError(f"authority {authority} already has keys in {settings.keys_dir(authority)}",
                           code="KEYS_EXIST", hint="use `xborder keys rotate` to add a new generation")
-    if not passphrase:
-        raise ConfigError("empty passphrase", code="KEYS_NO_PASSPHRASE", hint="set XBG_KEY_PASSPHRASE")
-    gen = make_generation(authority, not_before=now, validity=validity)
+    if not passphrase and not settings.key_insecure_no_passphrase:
+        raise ConfigError("empty passphrase", code="KEYS_NO_PASSPHRASE",
+                          hint="pass --passphrase-file FILE or set XBG_KEY_PASSPHRASE(_FILE)")
+    gen = make_generation(authority, not_before=now, validity=validity,
+                          hsm_signer=_hsm_key(authority, hsm, hsm_label, now or _utcnow()))
     _store_generation(settings, gen, passphrase)
     return gen.certificate
 
 
 def rotate(
     settings: Settings, authority: str, passphrase: bytes, *, validity: timedelta = DEFAULT_VALIDITY,
-    now: datetime | None = None,
+    now: datetime | None = None, hsm: HsmConfig | None = None, hsm_label: str | None = None,
 ) -> AuthorityCertificate:
     """Add a new generation (valid from ``now``); older ones stay valid until their not-after."""
     existing = LocalAuthority.load(settings, authority, passphrase)  # proves the passphrase is the same
     start = (now or _utcnow()).replace(microsecond=0)
     latest = max(g.certificate.not_before for g in existing.generations)
     # certificate times have one-second resolution: keep "newest" unambiguous
-    gen = make_generation(authority, not_before=max(start, latest + timedelta(seconds=1)), validity=validity)
+    try:
+        start = max(start, latest + timedelta(seconds=1))
+    except OverflowError as exc:
+        raise ConfigError(f"the newest generation of {authority} starts at the end of year 9999",
+                          code="KEYS_VALIDITY", hint="the keys directory holds a generation with absurd dates"
+                          ) from exc
+    gen = make_generation(authority, not_before=start, validity=validity,
+                          hsm_signer=_hsm_key(authority, hsm, hsm_label, start))
     _store_generation(settings, gen, passphrase)
     return gen.certificate
 
@@ -393,7 +498,7 @@ def _own_certificates(settings: Settings, authority: str) -> list[AuthorityCerti
     if not own.is_dir():
         return []
     return _newest_first(
-        AuthorityCertificate.from_pem((d / "authority.crt.pem").read_bytes())
+        _certificate_file(d / "authority.crt.pem")
         for d in sorted(own.iterdir()) if d.is_dir() and not d.name.startswith(".")
     )
 
@@ -408,27 +513,73 @@ def export_bundle(settings: Settings, authority: str, *, now: datetime | None = 
     return b"".join(c.pem for c in certs)
 
 
-def import_bundle(settings: Settings, authority: str, bundle: bytes) -> list[AuthorityCertificate]:
-    """Trust the certificates in ``bundle`` for the local ``authority``; returns them (idempotent)."""
-    _check_authority(authority)
+def parse_bundle(bundle: bytes) -> list[AuthorityCertificate]:
+    """The authority certificates of a PEM trust bundle (each self-signature checked), in bundle order."""
     try:
         parsed = x509.load_pem_x509_certificates(bundle)
     except ValueError as exc:
         raise ConfigError(f"not a PEM certificate bundle: {exc}", code="KEYS_BUNDLE_INVALID",
                           hint="pass the file written by `xborder keys export`") from exc
-    certs = [AuthorityCertificate.from_x509(c) for c in parsed]
+    out: list[AuthorityCertificate] = []
+    for cert in parsed:
+        parsed_cert = AuthorityCertificate.from_x509(cert)
+        _check_not_lookalike(cert, parsed_cert)
+        out.append(parsed_cert)
+    return out
+
+
+def _check_not_lookalike(cert: x509.Certificate, parsed: AuthorityCertificate) -> None:
+    """Issue 9 item 4: a certificate must say exactly what ``keys init`` writes for its authority: subject (and
+    issuer) O=xborder-gateway, CN=<authority> and nothing else, and a subject key identifier that is the key id."""
+    expected = _subject(parsed.authority)
+    if cert.subject != expected or cert.issuer != expected:
+        raise ConfigError(f"certificate {parsed.fingerprint.hex()} claims authority {parsed.authority} but its subject "
+                          f"is {cert.subject.rfc4514_string()!r}, not {expected.rfc4514_string()!r}",
+                          code="KEYS_CERT_LOOKALIKE",
+                          hint="do not import: this is not a certificate written by `xborder keys init`")
+    try:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        ski = b""
+    if ski != parsed.signing_key_id:
+        raise ConfigError(f"certificate {parsed.fingerprint.hex()} of {parsed.authority}: its subject key identifier "
+                          "is not the signing key id", code="KEYS_CERT_LOOKALIKE",
+                          hint="do not import: this is not a certificate written by `xborder keys init`")
+
+
+def import_bundle(settings: Settings, authority: str, bundle: bytes, *,
+                  allow_other_authority: bool = False) -> list[AuthorityCertificate]:
+    """Trust the certificates in ``bundle`` for the local ``authority``; returns them (idempotent).
+
+    The bundle must name one authority, and (unless ``allow_other_authority``) the counterpart of ``authority``
+    (``COUNTERPARTS``); every certificate must carry exactly the subject and key identifier ``keys init`` writes.
+    Checking who the certificates belong to (fingerprints) is the caller's ceremony (``xborder keys import``).
+    """
+    _check_authority(authority)
+    certs = parse_bundle(bundle)
+    if not certs:
+        raise ConfigError("the bundle holds no certificate", code="KEYS_BUNDLE_INVALID",
+                          hint="pass the file written by `xborder keys export`")
     for cert in certs:
         if cert.authority == authority:
             raise ConfigError(f"the bundle holds {authority}'s own certificate", code="KEYS_BUNDLE_SELF",
                               hint="import the counterpart's bundle, not this authority's own")
-    trust = settings.keys_dir(authority) / "trust"
-    trust.mkdir(parents=True, exist_ok=True, mode=0o700)
+    named = sorted({c.authority for c in certs})
+    if len(named) != 1:  # a bundle is one authority's generations; a mixed one smuggles a second authority in
+        raise ConfigError(f"the bundle mixes certificates of {', '.join(named)}", code="KEYS_BUNDLE_MIXED",
+                          hint="import one authority's bundle at a time, as `xborder keys export` writes it")
+    claimed = named[0]
+    counterpart = COUNTERPARTS.get(authority)
+    if claimed != counterpart and not allow_other_authority:  # issue 9 item 4: no business with that authority
+        raise ConfigError(f"the bundle is {claimed}'s; {authority} exchanges only with {counterpart or 'no one'}",
+                          code="KEYS_AUTHORITY_UNEXPECTED",
+                          hint="import the counterpart's bundle; pass --allow-other-authority if trusting "
+                          f"{claimed} is intended")
+    trust = _private.private_dir(settings.keys_dir(authority) / "trust")
     for cert in certs:
         path = trust / f"{cert.authority}-{cert.fingerprint[:8].hex()}.crt.pem"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(cert.pem)
-            tmp.rename(path)
+            _private.write_private(path, cert.pem, exclusive=True)
     return certs
 
 

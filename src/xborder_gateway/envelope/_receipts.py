@@ -17,7 +17,7 @@ from xborder_gateway.envelope._errors import EnvelopeOpenError
 from xborder_gateway.envelope._format import DEFAULT_LIMITS, EnvelopeHeader, EnvelopeLimits
 from xborder_gateway.envelope._keys import LocalAuthority, TrustStore
 from xborder_gateway.envelope._seal import OpenedEnvelope, ReplayGuard, SealedEnvelope, open_envelope, seal
-from xborder_gateway.errors import EnvelopeError
+from xborder_gateway.errors import EnvelopeError, GatewayError
 
 if TYPE_CHECKING:
     from xborder_gateway.envelope._batch_seal import BatchSealer
@@ -172,24 +172,35 @@ def open_receipt(
     """Open a receipt envelope (suite v1 or v2; ENV-1..ENV-10), then check it is a ``Receipt`` (ENV-11).
 
     The record has the v2 fields whichever version wrote it (decoded with reader version 2; a v1 receipt reads
-    with ``business_status`` None): :func:`receipt_decision` gives the decision.
+    with ``business_status`` None): :func:`receipt_decision` gives the decision. Raises only
+    :class:`EnvelopeOpenError` (and its subclass ``EnvelopeReplayError``), as ``open_envelope``.
     """
     opened = open_envelope(data, me=me, trust=trust, replay=replay, now=now, limits=limits, batch_cache=batch_cache)
+
+    def reject(message: str, code: str, hint: str) -> EnvelopeOpenError:
+        return EnvelopeOpenError(message, code=code, hint=hint, header=opened.header, header_verified=True,
+                                 envelope_sha256=opened.sha256)
+
     if opened.header.document_type != RECEIPT_DOCUMENT_TYPE:
-        raise EnvelopeError(f"expected a RECEIPT envelope, got {opened.header.document_type}",
-                            code="ENV-11 NOT_A_RECEIPT", hint="route receipts and documents to different topics")
-    # a Receipt of either version reads as v2 (v1 fields plus the decision, null when absent)
-    decoded = avro.decode(opened.payload, reader_version=_RECEIPT_READER if _is_receipt(opened.payload) else None)
+        raise reject(f"expected a RECEIPT envelope, got {opened.header.document_type}", "ENV-11 NOT_A_RECEIPT",
+                     "route receipts and documents to different topics")
+    try:
+        # a Receipt of either version reads as v2 (v1 fields plus the decision, null when absent)
+        decoded = avro.decode(opened.payload,
+                              reader_version=_RECEIPT_READER if _is_receipt(opened.payload) else None)
+    except GatewayError as exc:  # a signed payload that is not a decodable Avro record
+        raise reject(f"RECEIPT payload does not decode: {exc.message}", "ENV-11 NOT_A_RECEIPT",
+                     "the counterpart's receipt encoder is wrong") from exc
     if decoded.schema_name != "Receipt":
-        raise EnvelopeError(f"RECEIPT envelope carries a {decoded.schema_name}", code="ENV-11 NOT_A_RECEIPT",
-                            hint="the counterpart's receipt encoder is wrong")
+        raise reject(f"RECEIPT envelope carries a {decoded.schema_name}", "ENV-11 NOT_A_RECEIPT",
+                     "the counterpart's receipt encoder is wrong")
     record = decoded.record
     if record.get("outcome") != "ACK" and record.get("business_status") is not None:
-        raise EnvelopeError("a NACK receipt carries a business decision", code="ENV-11 RECEIPT_MISMATCH",
-                            hint="the counterpart's receipt encoder is wrong: only an ACK carries a decision")
+        raise reject("a NACK receipt carries a business decision", "ENV-11 RECEIPT_MISMATCH",
+                     "the counterpart's receipt encoder is wrong: only an ACK carries a decision")
     if not _issued_by(record, opened.header.sender):
-        raise EnvelopeError("receipt's receiver_authority is not the authority that signed it",
-                            code="ENV-11 RECEIPT_MISMATCH", hint="a receipt must be signed by its issuer")
+        raise reject("receipt's receiver_authority is not the authority that signed it", "ENV-11 RECEIPT_MISMATCH",
+                     "a receipt must be signed by its issuer")
     return opened, record
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from xborder_gateway._private import prepare_sqlite
 from xborder_gateway.envelope._errors import EnvelopeReplayError
 from xborder_gateway.envelope._format import EnvelopeHeader, from_ms, to_ms
 
@@ -84,7 +85,7 @@ class SqliteReplayStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite(self.path)  # 0600 in a 0700 directory, -wal/-shm alike (issue 9 item 7)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")

@@ -84,6 +84,19 @@ class SealedEnvelope:
 
 
 _TOKEN = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _us(value: datetime | timedelta) -> int:
+    """Microseconds since the epoch (or of a duration) as an unbounded int.
+
+    Issue 9 item 3: every comparison of a time with a skew or ttl is done on these integers, never as
+    ``datetime + timedelta``, which overflows at year 9999 (RFC 5280's "no expiry" notAfter) and year 1.
+    """
+    if isinstance(value, timedelta):
+        return value // _US
+    return (value - _EPOCH) // _US
 
 
 def _aware(now: datetime | None) -> datetime:
@@ -175,6 +188,11 @@ def seal(
     gen = sender.current(when)
     rcpt = trust.recipient_certificate(recipient, when)
     created = when.replace(microsecond=when.microsecond // 1000 * 1000)
+    try:
+        expires = created + ttl
+    except OverflowError as exc:  # issue 9 item 3: never an OverflowError out of seal
+        raise EnvelopeError(f"created {created.isoformat()} + ttl {ttl} is past year 9999",
+                            code="ENV-8 BAD_LIFETIME", hint="check the clock passed as now") from exc
     header = EnvelopeHeader(
         message_id=message_id or new_message_id(created),
         sender=sender.authority,
@@ -182,7 +200,7 @@ def seal(
         document_type=document_type,
         schema_fingerprint=bytes(schema_fingerprint),
         created=created,
-        expires=created + ttl,
+        expires=expires,
         signing_key_id=gen.certificate.signing_key_id,
         encryption_key_id=rcpt.encryption_key_id,
         priority=priority,
@@ -193,7 +211,7 @@ def seal(
         raise EnvelopeError(f"cannot build the header: {exc}", code="ENV-2 INVALID_HEADER_FIELD",
                             hint="fix the field named in the message") from exc
     # ENV-7: signature over label || H || SHA-256(payload)
-    signature = gen.signing_private.sign(SIG_LABEL + h + _sha256(payload).digest())
+    signature = gen.signer.sign(SIG_LABEL + h + _sha256(payload).digest())  # software or PKCS#11 key
     # ENV-6: HPKE base mode to the recipient's X25519 key, info = label || SHA-256(H); output enc || ct
     sealed = _HPKE.encrypt(signature + payload, rcpt.encryption_key, info=INFO_LABEL + _sha256(h).digest())
     data = h + sealed
@@ -256,13 +274,15 @@ def open_envelope(
     else:
         payload = _open_body_v1(data, end, h, gen=gen, sender_cert=sender_cert, reject=reject)
     # ENV-8: time window (the header is authenticated from here on)
-    if header.expires <= header.created or header.expires - header.created > limits.max_ttl:
+    created_us, expires_us, now_us = _us(header.created), _us(header.expires), _us(when)
+    skew_us = _us(limits.max_clock_skew)
+    if expires_us <= created_us or expires_us - created_us > _us(limits.max_ttl):
         raise reject(f"lifetime {header.expires - header.created} outside (0, {limits.max_ttl}]",
                      "ENV-8 BAD_LIFETIME", "the sender must use a ttl within the agreed maximum", verified=True)
-    if header.created > when + limits.max_clock_skew:
+    if created_us > now_us + skew_us:
         raise reject(f"created {header.created.isoformat()} is in the future (now {when.isoformat()})",
                      "ENV-8 NOT_YET_VALID", "check both sides' clocks (NTP)", verified=True)
-    if when > header.expires + limits.max_clock_skew:
+    if now_us > expires_us + skew_us:
         raise reject(f"expired at {header.expires.isoformat()} (now {when.isoformat()})", "ENV-8 EXPIRED",
                      "the sender must re-send a fresh message", verified=True)
     # ENV-9: payload framing matches the header's schema fingerprint
@@ -310,7 +330,8 @@ def _keys_for(
         raise reject(f"encryption key {header.encryption_key_id.hex()[:16]}… is not one of {me.authority}'s",
                      "ENV-5 UNKNOWN_ENCRYPTION_KEY", "the sender uses an old or foreign bundle of ours; re-export it")
     for role, cert in (("signing", sender_cert), ("encryption", gen.certificate)):
-        if not cert.valid_at(header.created) or when > cert.not_after + limits.max_clock_skew:
+        # integers, not `cert.not_after + skew`: notAfter 9999-12-31T23:59:59Z must not overflow (issue 9 item 3)
+        if not cert.valid_at(header.created) or _us(when) > _us(cert.not_after) + _us(limits.max_clock_skew):
             raise reject(f"{role} key of {cert.authority} is valid {cert.not_before.isoformat()} .. "
                          f"{cert.not_after.isoformat()}, message created {header.created.isoformat()}",
                          "ENV-5 KEY_NOT_VALID", "rotate keys and exchange bundles")

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xborder_gateway._private import prepare_sqlite
+
 __all__ = [
     "CN_SCHEMA",
     "VN_SCHEMA",
@@ -138,7 +140,7 @@ CREATE INDEX IF NOT EXISTS cn_duplicates_run ON cn_duplicates (run);
 
 def connect(path: Path, schema: str) -> sqlite3.Connection:
     """Open (create) a state database in WAL mode, autocommit (callers group writes with BEGIN IMMEDIATE)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_sqlite(path)  # 0600 in a 0700 directory, -wal/-shm alike (issue 9 item 7)
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

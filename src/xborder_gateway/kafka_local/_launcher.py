@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from xborder_gateway._private import private_dir, write_private
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import ConfigError, TransportError
 
@@ -287,9 +288,9 @@ class LocalKafka:
                 )
         jars = self.fetch(progress)
         for d in (self.data_dir, self.log_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text(self._server_properties(), encoding="utf-8")
-        self.log4j.write_text(self._log4j_properties(), encoding="utf-8")
+            private_dir(d)  # under the home: 0700 (issue 9 item 7)
+        write_private(self.properties, self._server_properties().encode("utf-8"))  # 0600 (issue 9 item 7)
+        write_private(self.log4j, self._log4j_properties().encode("utf-8"))
         classpath = f"{jars}/*"
         self._format_storage(java, classpath, progress)
         progress(f"starting Apache Kafka {s.kafka_version} (KRaft, single node) at {s.bootstrap_local}")

@@ -19,7 +19,7 @@ examples:
   xborder config markdown                   the settings table of docs/configuration.md
 """
 
-SECRET_FIELDS = frozenset({"key_passphrase"})
+SECRET_FIELDS = frozenset({"key_passphrase", "hsm_pin"})
 
 
 def env_name(field: str) -> str:

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from xborder_gateway._cli import add_command
 from xborder_gateway._cli.commands.publish import positive
+from xborder_gateway._private import private_dir
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import GatewayError
 
@@ -48,7 +49,7 @@ def _say(message: str) -> None:
 def _passphrase_file(home: Path) -> Path:
     path = home / "demo-passphrase"
     if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(24) + "\n")
@@ -121,7 +122,7 @@ def _connectors(settings: Settings, args: argparse.Namespace, passphrase_file: P
         env.setdefault("XBG_EXCHANGE_RECEIPT_TIMEOUT_S", "3")
         env.setdefault("XBG_EXCHANGE_BACKOFF_INITIAL_S", "0.5")
     children: list[_Child] = []
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(log_dir)
     try:
         for name in CONNECTORS:
             cmd = [sys.executable, "-m", "xborder_gateway._cli", "-v", "--home", str(settings.home)]

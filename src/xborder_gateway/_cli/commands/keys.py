@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from xborder_gateway._cli import add_command
 from xborder_gateway.config import Settings
-from xborder_gateway.errors import ConfigError, GatewayError
+from xborder_gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from xborder_gateway.envelope import AuthorityCertificate
+    from xborder_gateway.signing import HsmConfig
 
 AUTHORITIES = ("VN", "CN")
 
@@ -24,8 +25,10 @@ examples:
   xborder keys init --authority VN          Ed25519 + X25519 keys and a self-signed certificate binding both
   xborder keys init --authority CN
   xborder keys export --authority VN --out vn.bundle.pem
-  xborder keys import vn.bundle.pem --authority CN --expect-fingerprint 3f2a…   CN trusts VN
+  xborder keys import vn.bundle.pem --authority CN --expect-fingerprint 3f2a…   CN trusts VN (scripts)
+  xborder keys import vn.bundle.pem         at a terminal: shows the fingerprints and asks
   xborder keys rotate --authority VN        a new generation; older ones still open until they expire
+  xborder keys init --authority VN --hsm --hsm-token vn-customs --hsm-pin-file pin.txt   signing key in a PKCS#11 token
   xborder keys list --authority VN          own and trusted keys, current one marked, expiry warnings
   xborder keys list                         --authority may be left out when the home holds one authority's keys
 """
@@ -85,16 +88,32 @@ def _write(path: Path, data: bytes) -> None:
 def _passphrase(args: argparse.Namespace, settings: Settings) -> bytes:
     from xborder_gateway.envelope import resolve_passphrase
 
-    return resolve_passphrase(settings, args.passphrase_file)
+    return resolve_passphrase(settings, args.passphrase_file)  # --insecure-no-passphrase is in settings
+
+
+def _hsm(args: argparse.Namespace, settings: Settings) -> tuple[Settings, HsmConfig | None]:
+    """``--hsm``: the token the signing key goes to (module, token, PIN from flags, else XBG_HSM_*)."""
+    from xborder_gateway.signing import HsmConfig
+
+    if not args.hsm:
+        return settings, None
+    cfg = HsmConfig.from_settings(settings, module=args.hsm_module, token=args.hsm_token, pin_file=args.hsm_pin_file)
+    # the audit checkpoint key of this process follows the envelope signing key into the token
+    return settings.model_copy(update={"hsm_module": cfg.module, "hsm_token": cfg.token,
+                                       "hsm_pin": cfg.pin}), cfg
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import init_authority
 
+    settings, hsm = _hsm(args, settings)
     cert = init_authority(settings, args.authority, _passphrase(args, settings),
-                          validity=timedelta(days=args.validity_days))
+                          validity=timedelta(days=args.validity_days), hsm=hsm, hsm_label=args.hsm_key_label)
     print(_describe(cert))
     print(f"keys written under {settings.keys_dir(args.authority)}", file=sys.stderr)
+    if hsm is not None:
+        print(f"the Ed25519 signing key is in token {hsm.token!r} ({hsm.module}), non-extractable; run the "
+              f"connectors with XBG_HSM_TOKEN={hsm.token} and XBG_HSM_PIN_FILE (or XBG_HSM_PIN)", file=sys.stderr)
     return 0
 
 
@@ -102,7 +121,9 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.envelope import rotate
 
     args.authority = _authority(args, settings)
-    cert = rotate(settings, args.authority, _passphrase(args, settings), validity=timedelta(days=args.validity_days))
+    settings, hsm = _hsm(args, settings)
+    cert = rotate(settings, args.authority, _passphrase(args, settings), validity=timedelta(days=args.validity_days),
+                  hsm=hsm, hsm_label=args.hsm_key_label)
     print(_describe(cert))
     print("new generation created; export the bundle again and have the counterpart import it",
           file=sys.stderr)
@@ -126,10 +147,22 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptography import x509
+def _confirm(certs: list[AuthorityCertificate], authority: str) -> bool:
+    """Interactive ceremony: show every fingerprint and ask; only an explicit yes imports."""
+    print(f"about to make {authority} trust {len(certs)} certificate(s):", file=sys.stderr)
+    for cert in certs:
+        print("  " + _describe(cert).replace("\n", "\n  "), file=sys.stderr)
+    print("compare each fingerprint with the one the counterpart gave you over a second channel "
+          "(phone, signed letter).", file=sys.stderr)
+    try:
+        answer = input("do the fingerprints match? type 'yes' to trust them: ")
+    except EOFError:
+        return False
+    return answer.strip().lower() == "yes"
 
-    from xborder_gateway.envelope import AuthorityCertificate, import_bundle
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.envelope import import_bundle, parse_bundle
 
     try:
         with args.bundle.open("rb") as f:
@@ -140,13 +173,13 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     if len(bundle) > _MAX_BUNDLE_BYTES:
         raise ConfigError(f"{args.bundle} is larger than {_MAX_BUNDLE_BYTES} bytes; a trust bundle is a few KiB",
                           code="KEYS_BUNDLE_INVALID", hint="pass the file written by `xborder keys export`")
+    certs = parse_bundle(bundle)  # names what is wrong with the bundle (KEYS_BUNDLE_INVALID, KEYS_CERT_*)
+    if not args.authority:
+        args.authority = _authority(args, settings, bundle_authorities={c.authority for c in certs})
+    # issue 9 item 4: importing a counterpart's key is a ceremony. Scripts state the fingerprints they expect;
+    # a person at a terminal is shown them and asked; anything else is refused before anything is trusted.
     if args.expect_fingerprint:
         expected = {f.lower().replace(":", "") for f in args.expect_fingerprint}
-        try:
-            certs = [AuthorityCertificate.from_x509(c) for c in x509.load_pem_x509_certificates(bundle)]
-        except ValueError as exc:
-            raise ConfigError(f"not a PEM bundle: {exc}", code="KEYS_BUNDLE_INVALID",
-                              hint="pass the file written by `xborder keys export`") from exc
         unexpected = [c for c in certs if c.fingerprint.hex() not in expected]
         if unexpected:
             raise ConfigError(
@@ -155,13 +188,17 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
                 code="KEYS_FINGERPRINT_MISMATCH",
                 hint="do not import: confirm the fingerprints with the counterpart over a second channel",
             )
-    if not args.authority:
-        try:
-            named = {AuthorityCertificate.from_x509(c).authority for c in x509.load_pem_x509_certificates(bundle)}
-        except (ValueError, GatewayError):
-            named = None  # import_bundle names what is wrong with the bundle
-        args.authority = _authority(args, settings, bundle_authorities=named)
-    for cert in import_bundle(settings, args.authority, bundle):
+    elif sys.stdin.isatty():
+        if not _confirm(certs, args.authority):
+            print("not imported", file=sys.stderr)
+            return 1
+    else:
+        raise _UsageError(
+            "refusing to import without checking fingerprints: stdin is not a terminal and no "
+            "--expect-fingerprint was given", code="KEYS_FINGERPRINT_REQUIRED",
+            hint="pass --expect-fingerprint SHA256HEX once per certificate (the fingerprints the counterpart "
+            "gave you over a second channel; `xborder keys export` prints them), or run it at a terminal to be asked")
+    for cert in import_bundle(settings, args.authority, bundle, allow_other_authority=args.allow_other_authority):
         print(_describe(cert))
     print(f"trusted by {args.authority} (under {settings.keys_dir(args.authority) / 'trust'})", file=sys.stderr)
     return 0
@@ -236,16 +273,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     def passphrase(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE",
-                            help="file whose first line is the key passphrase (default: $XBG_KEY_PASSPHRASE)")
+                            help="file whose first line is the key passphrase (default: $XBG_KEY_PASSPHRASE_FILE, "
+                            "else $XBG_KEY_PASSPHRASE)")
+        parser.add_argument("--insecure-no-passphrase", action="store_true",
+                            help="allow private keys without encryption at rest (never do this in production)")
+
+    def hsm(parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("signing key in a hardware security module (PKCS#11)")
+        g.add_argument("--hsm", action="store_true",
+                       help="generate the Ed25519 signing key in a PKCS#11 token (non-extractable)")
+        g.add_argument("--hsm-module", type=Path, default=None, metavar="SO",
+                       help="PKCS#11 module (default: $XBG_HSM_MODULE, else SoftHSM2's)")
+        g.add_argument("--hsm-token", default=None, metavar="LABEL", help="token label (default: $XBG_HSM_TOKEN)")
+        g.add_argument("--hsm-pin-file", type=Path, default=None, metavar="FILE",
+                       help="file whose first line is the user PIN (default: $XBG_HSM_PIN_FILE, else $XBG_HSM_PIN)")
+        g.add_argument("--hsm-key-label", default=None, metavar="LABEL",
+                       help="label of the new key in the token (default: xbg-<authority>-<UTC stamp>)")
 
     p = verb("init", "create the authority's first key generation and certificate")
     passphrase(p)
+    hsm(p)
     p.add_argument("--validity-days", type=_days, default=365, help="validity of the generation (default 365)")
     p.set_defaults(func=_init)
 
     p = verb("rotate", "add a new key generation; new messages use it, older ones still open while valid",
              default_help=this_home)
     passphrase(p)
+    hsm(p)
     p.add_argument("--validity-days", type=_days, default=365, help="validity of the new generation (default 365)")
     p.set_defaults(func=_rotate)
 
@@ -259,6 +313,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a file written by `xborder keys export`")
     p.add_argument("--expect-fingerprint", action="append", default=[], metavar="SHA256HEX",
                    help="refuse the bundle unless every certificate has one of these fingerprints (repeatable)")
+    p.add_argument("--allow-other-authority", action="store_true",
+                   help="also trust an authority other than this one's counterpart (VN<->CN); rarely right")
     p.set_defaults(func=_import)
 
     p = verb("list", "own and trusted keys with validity; warns about keys about to expire",
