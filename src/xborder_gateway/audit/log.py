@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_INDEX = 2**63 - 1
 _log = logging.getLogger(__name__)
 
 
@@ -376,6 +377,8 @@ class AuditLog:
         return LogEntry(row[0], row[1], event)
 
     def get(self, index: int) -> LogEntry:
+        if not 0 <= index <= _MAX_INDEX:  # past BIGINT the database would raise OverflowError, not "not found"
+            raise AuditNotFoundError(f"no entry {index} in the {self.authority} log", code="AUDIT_BAD_INDEX")
         with self._lock:
             row = self._store.entry(index)
         if row is None:
@@ -387,6 +390,8 @@ class AuditLog:
                after: int | None = None, limit: int = 100) -> list[LogEntry]:
         """Entries matching every given filter, in log order; page with ``after`` (last index seen)."""
         limit = max(1, min(limit, self.config.max_search_limit))
+        if after is not None and after >= _MAX_INDEX:
+            return []  # nothing lies after the last possible index (and SQL would overflow)
         flt = SearchFilter(message_id=message_id, business_key=business_key, event_type=event_type,
                            since_us=time_to_us(since) if since else None, until_us=time_to_us(until) if until else None,
                            after=after, limit=limit)
@@ -485,11 +490,14 @@ class AuditLog:
         if cps and verifier is None:
             raise AuditVerificationError("the log has checkpoints but no verifier key is known",
                                          code="AUDIT_NO_VERIFIER", hint="pass the log's verifier key (--key)")
-        for cp_row in cps:
-            if cp_row[0] > size:
-                raise AuditVerificationError(
-                    f"checkpoint at size {cp_row[0]} is beyond the log's {size} entries: entries were deleted",
-                    entry_index=size, code="AUDIT_ENTRIES_MISSING")
+        # Every stored checkpoint first stands on its own: signed by the trusted key, of this log's
+        # origin, and its searchable size/root columns equal to the signed note (VER-1). Only then is
+        # its size trusted to say how long the log was (a forged size must not pass for "entries deleted").
+        opened = {row[0]: self._open_checkpoint(row, verifier) for row in cps}
+        if cps and cps[-1][0] > size:
+            raise AuditVerificationError(  # VER-2: a signed checkpoint proves those entries existed
+                f"the latest checkpoint covers {cps[-1][0]} entries but the log holds {size}: "
+                f"entries {size}..{cps[-1][0] - 1} were deleted", entry_index=size, code="AUDIT_TAIL_DELETED")
         cp_by_size = {row[0]: row for row in cps}
         frontier = _Frontier([])
         previous: Checkpoint | None = None
@@ -521,7 +529,7 @@ class AuditLog:
                                              code="AUDIT_ENTRIES_MISSING")
             self._check_nodes(made)  # stored nodes first: a bad node is named more precisely than a bad proof
             for due, root in due_checkpoints:
-                previous = self._verify_checkpoint(due, root, previous, verifier)
+                previous = self._verify_checkpoint(due, opened[due[0]], root, previous)
             if progress is not None:
                 progress(hi, size)
         if store.count_nodes(0) != size:
@@ -558,19 +566,25 @@ class AuditLog:
                         f"stored tree node (level {level}, index {idx}) over entries {first}..{last} "
                         "does not match the recomputed hash", code="AUDIT_NODE_MISMATCH")
 
-    def _verify_checkpoint(self, row: tuple[int, bytes, str, int], root: bytes, previous: Checkpoint | None,
-                           verifier: NoteVerifier | None) -> Checkpoint:
+    def _open_checkpoint(self, row: tuple[int, bytes, str, int], verifier: NoteVerifier | None) -> Checkpoint:
+        """The signed checkpoint of a stored row, checked against the row (signature, origin, size, root)."""
         if verifier is None:
             raise AuditVerificationError("no verifier key", code="AUDIT_NO_VERIFIER")
         size = row[0]
         try:
-            cp = Checkpoint.open(row[2], verifier, origin=self.origin)
+            cp = Checkpoint.open(row[2], verifier, origin=self.origin)  # NOTE-3, CP-2: signature and origin
         except AuditIntegrityError as exc:
             raise AuditVerificationError(f"checkpoint at size {size}: {exc.message}", code=exc.code,
                                          hint=exc.hint) from exc
         if cp.size != size or cp.root != row[1]:
-            raise AuditVerificationError(f"checkpoint at size {size}: stored size/root differ from its signed note",
-                                         code="CHECKPOINT_TAMPERED")
+            raise AuditVerificationError(
+                f"checkpoint at size {size}: the stored size/root ({size}, {row[1].hex()[:16]}…) differ from "
+                f"its signed note ({cp.size}, {cp.root.hex()[:16]}…)", code="CHECKPOINT_TAMPERED")
+        return cp
+
+    def _verify_checkpoint(self, row: tuple[int, bytes, str, int], cp: Checkpoint, root: bytes,
+                           previous: Checkpoint | None) -> Checkpoint:
+        size = row[0]
         if cp.root != root:
             first = previous.size if previous else 0
             raise AuditVerificationError(
