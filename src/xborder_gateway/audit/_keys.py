@@ -10,11 +10,22 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from xborder_gateway.audit.cosignature import CosignatureSigner, CosignatureVerifier
 from xborder_gateway.audit.note import NoteSigner, NoteVerifier
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import AuditIntegrityError, ConfigError
 
-__all__ = ["key_paths", "load_or_create_signer", "load_verifier", "origin_for"]
+__all__ = [
+    "counterpart_witness_path",
+    "key_paths",
+    "load_counterpart_witness",
+    "load_or_create_signer",
+    "load_or_create_witness_signer",
+    "load_verifier",
+    "origin_for",
+    "witness_key_paths",
+    "witness_name",
+]
 
 
 def origin_for(settings: Settings, authority: str) -> str:
@@ -88,3 +99,52 @@ def load_verifier(settings: Settings, authority: str) -> NoteVerifier | None:
     if not vkey_file.exists():
         return None
     return NoteVerifier.parse(vkey_file.read_text(encoding="ascii"))
+
+
+# --- the witness (issue 12): this site's cosigning key, and the counterpart witness's verifier key ----
+def witness_name(settings: Settings, authority: str) -> str:
+    """The key name of the witness run by ``authority`` (it witnesses the other authority's log)."""
+    return f"{settings.audit_origin}/witness/{authority.lower()}"
+
+
+def witness_key_paths(settings: Settings, authority: str) -> tuple[Path, Path]:
+    base = settings.home / "audit"
+    return base / f"witness-{authority.lower()}.cosign-key.pem", base / f"witness-{authority.lower()}.vkey"
+
+
+def load_or_create_witness_signer(settings: Settings, authority: str) -> CosignatureSigner:
+    """Load the cosigning key of the witness run by ``authority``, creating it (0600) on first use.
+
+    Same passphrase rule as the checkpoint key; the verifier key (type 0x04) is written beside it
+    for the trust bundle the authorities exchange."""
+    key_file, vkey_file = witness_key_paths(settings, authority)
+    if not key_file.exists():
+        _write_new(key_file, _private_pem(Ed25519PrivateKey.generate(), settings), 0o600)
+    try:
+        password = settings.key_passphrase.encode("utf-8") if settings.key_passphrase else None
+        loaded = serialization.load_pem_private_key(key_file.read_bytes(), password=password)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot load the witness key {key_file}: {exc}", code="AUDIT_KEY_UNREADABLE",
+                          hint="set XBG_KEY_PASSPHRASE to the passphrase the key was created with") from exc
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ConfigError(f"{key_file} is not an Ed25519 key", code="AUDIT_KEY_UNREADABLE")
+    signer = CosignatureSigner(witness_name(settings, authority), loaded)
+    vkey = str(signer.verifier) + "\n"
+    if not vkey_file.exists():
+        _write_new(vkey_file, vkey.encode("ascii"), 0o644)
+    elif vkey_file.read_text(encoding="ascii") != vkey:
+        raise AuditIntegrityError(f"{vkey_file} does not match the witness key {key_file}",
+                                  code="AUDIT_KEY_MISMATCH", hint="restore the original key files")
+    return signer
+
+
+def counterpart_witness_path(settings: Settings, authority: str) -> Path:
+    """Where the verifier key of the witness that cosigns ``authority``'s log is kept."""
+    return settings.home / "audit" / f"{authority.lower()}.witness.vkey"
+
+
+def load_counterpart_witness(settings: Settings, authority: str) -> CosignatureVerifier | None:
+    path = counterpart_witness_path(settings, authority)
+    if not path.exists():
+        return None
+    return CosignatureVerifier.parse(path.read_text(encoding="ascii"))

@@ -53,6 +53,7 @@ class EventType(StrEnum):
     VERIFIED = "verified"
     DUPLICATE = "duplicate"
     BUSINESS_RESPONSE = "business_response"
+    WITNESS_ALARM = "witness_alarm"  # the witness refused a counterpart checkpoint as split-view evidence
 
 
 def format_time(value: datetime) -> str:

@@ -20,6 +20,12 @@ from xborder_gateway.audit import merkle
 from xborder_gateway.audit._keys import load_or_create_signer, load_verifier, origin_for
 from xborder_gateway.audit._store import EntryRow, SearchFilter, Store, open_store
 from xborder_gateway.audit.bundle import BUNDLE_FORMAT
+from xborder_gateway.audit.cosignature import (
+    Cosignature,
+    CosignatureVerifier,
+    add_signature_lines,
+    verify_cosignature,
+)
 from xborder_gateway.audit.errors import AuditNotFoundError, AuditVerificationError
 from xborder_gateway.audit.events import AuditEvent
 from xborder_gateway.audit.note import Checkpoint, NoteSigner, NoteVerifier, sign_note
@@ -34,6 +40,7 @@ __all__ = [
     "LogEntry",
     "SignedCheckpoint",
     "VerifyReport",
+    "WitnessReport",
     "time_to_us",
 ]
 
@@ -122,6 +129,15 @@ class SignedCheckpoint:
     note: str
     checkpoint: Checkpoint
     issued_at: datetime
+
+
+@dataclass(frozen=True)
+class WitnessReport:
+    """Which checkpoint had to be witnessed, which cosigned checkpoint covers it, and when it was cosigned."""
+
+    required_size: int | None
+    cosigned_size: int | None
+    cosigned_at: int | None
 
 
 @dataclass(frozen=True)
@@ -464,14 +480,105 @@ class AuditLog:
         if signed is None or self.verifier is None:
             raise AuditNotFoundError(f"no signed checkpoint covers entry {index} yet", code="AUDIT_NO_CHECKPOINT",
                                      hint="wait for the next checkpoint or run `xborder audit checkpoint --issue`")
-        proof = self.inclusion_proof(index, signed.checkpoint.size)
+        with self._lock:  # offline bundles carry the cosigned checkpoint: the first witnessed one covering it
+            witnessed = sorted({c[0] for c in self._store.cosignatures() if c[0] > index})
+        cp_size = witnessed[0] if witnessed else signed.checkpoint.size
+        proof = self.inclusion_proof(index, cp_size)
         return {
             "format": BUNDLE_FORMAT,
             "entry": entry.to_json(),
             "inclusion_proof": proof.to_json(),
-            "checkpoint": signed.note,
+            "checkpoint": self.cosigned_note(cp_size) or signed.note,
             "verifier_key": str(self.verifier),
         }
+
+    # --- witness cosignatures (issue 12) ------------------------------------------------------
+    def submission(self, old_size: int, size: int | None = None) -> bytes:
+        """The payload that publishes a checkpoint to a witness: tlog-witness ``add-checkpoint``'s body
+        (``old <size>``, the consistency proof from ``old_size``, an empty line, the signed note) for the
+        checkpoint at ``size`` (default: the latest)."""
+        from xborder_gateway.audit.witness import format_submission
+
+        with self._lock:
+            row = self._store.last_checkpoint() if size is None else self._store.checkpoint_at(size)
+            if row is None:
+                raise AuditNotFoundError("no such checkpoint", code="AUDIT_NO_CHECKPOINT")
+            if not 0 <= old_size <= row[0]:
+                raise AuditNotFoundError(f"no consistency proof from {old_size} to {row[0]}", code="AUDIT_BAD_SIZE")
+            proof = self._consistency_hashes(old_size, row[0]) if old_size else []
+        return format_submission(old_size, proof, row[2])
+
+    def add_cosignature(self, size: int, line: str, witness: CosignatureVerifier) -> Cosignature:
+        """Verify ``line`` as ``witness``'s cosignature of the stored checkpoint at ``size`` and store it
+        beside the checkpoint (COSIG-3: only verified cosignatures are stored)."""
+        with self._lock, self._store.write():
+            row = self._store.checkpoint_at(size)
+            if row is None:
+                raise AuditNotFoundError(f"no checkpoint at size {size}", code="AUDIT_NO_CHECKPOINT")
+            cosig = verify_cosignature(add_signature_lines(row[2], [line]), witness, now=int(_now_us() // 1_000_000))
+            self._store.insert_cosignature(size, str(witness), cosig.line, cosig.timestamp)
+        return cosig
+
+    def cosigned_note(self, size: int | None = None) -> str | None:
+        """The checkpoint note at ``size`` (default: latest) with every stored cosignature line appended."""
+        with self._lock:
+            row = self._store.last_checkpoint() if size is None else self._store.checkpoint_at(size)
+            if row is None:
+                return None
+            lines = [c[2] for c in self._store.cosignatures(row[0])]
+        return add_signature_lines(row[2], lines) if lines else row[2]
+
+    def check_witnessed(self, witness: CosignatureVerifier, *, max_lag_entries: int | None = None,
+                        max_lag_seconds: float | None = None, now: datetime | None = None) -> WitnessReport:
+        """Raise unless the latest checkpoint older than the allowed lag is covered by a valid cosignature
+        of ``witness`` (on it or a later checkpoint: our own verify proves those consistent).
+
+        A checkpoint is "older than the lag" when at least ``max_lag_entries`` entries were appended
+        after it, or it was issued at least ``max_lag_seconds`` ago; with neither given, the latest
+        checkpoint must be cosigned (WIT-4). A stored cosignature that no longer verifies against its
+        checkpoint (the checkpoint was re-signed after it was witnessed) fails at once."""
+        now_us = _now_us() if now is None else time_to_us(now)
+        with self._lock:
+            size = self._store.size()
+            cps = self._store.checkpoints()
+            cosigs = self._store.cosignatures()
+        notes = {row[0]: row[2] for row in cps}
+        valid: dict[int, int] = {}
+        for cp_size, key, line, _ts in cosigs:
+            if key != str(witness):
+                continue
+            note = notes.get(cp_size)
+            if note is None:
+                raise AuditVerificationError(f"a cosignature is stored for size {cp_size}, which has no checkpoint",
+                                             code="WITNESS_COSIGNATURE_INVALID")
+            try:
+                valid[cp_size] = verify_cosignature(add_signature_lines(note, [line]), witness).timestamp
+            except AuditIntegrityError as exc:
+                raise AuditVerificationError(
+                    f"checkpoint at size {cp_size}: the stored cosignature by {witness.name} does not verify "
+                    f"({exc.code}): the checkpoint was changed after it was witnessed",
+                    code="WITNESS_COSIGNATURE_INVALID") from exc
+
+        def required(row: tuple[int, bytes, str, int]) -> bool:
+            if max_lag_entries is None and max_lag_seconds is None:
+                return True
+            by_entries = max_lag_entries is not None and size - row[0] >= max_lag_entries
+            by_time = max_lag_seconds is not None and now_us - row[3] >= max_lag_seconds * 1_000_000
+            return by_entries or by_time
+
+        due = [row for row in cps if required(row)]
+        if not due:
+            return WitnessReport(None, None, None)
+        target = due[-1]
+        covering = sorted(s for s in valid if s >= target[0])
+        if not covering:
+            raise AuditVerificationError(
+                f"the latest checkpoint older than the allowed lag (size {target[0]}, issued "
+                f"{(_EPOCH + timedelta(microseconds=target[3])).isoformat()}) has no valid cosignature by "
+                f"{witness.name}+{witness.key_hash.hex()}", entry_index=target[0] - 1 if target[0] else None,
+                code="WITNESS_COSIGNATURE_MISSING",
+                hint="check that checkpoints reach the counterpart's witness and cosignatures come back")
+        return WitnessReport(target[0], covering[0], valid[covering[0]])
 
     # --- full verification -----------------------------------------------------------------
     def verify(self, verifier: NoteVerifier | None = None,

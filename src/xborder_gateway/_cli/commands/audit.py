@@ -25,6 +25,8 @@ examples:
   xborder audit show 42                                    one entry, with its leaf hash
   xborder audit export --jsonl > vn-audit.jsonl            every entry: index, leaf_hash, entry
   xborder audit checkpoint                                 the latest signed checkpoint, verbatim
+  xborder audit checkpoint --cosigned                      ... with the witness's cosignature lines
+  xborder audit verify --require-witness --max-lag-entries 5000   fail unless witnessed within the lag
   xborder audit key                                        the verifier key to publish to auditors
   xborder audit prove 42 --json                            inclusion proof of entry 42 in the current tree
   xborder audit consistency 1000 2000 --json               the log at 2000 extends the log at 1000
@@ -87,6 +89,16 @@ def _limit(text: str) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 4 or not 1 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"{text!r} is not a page size in 1..1000")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 10 * 365 * 86400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in 0..315360000")
+    return value
 
 
 def _days(text: str) -> float:
@@ -179,10 +191,13 @@ def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
             issued = log.checkpoint_now()
             _err("signed a new checkpoint" if issued else "the latest checkpoint already covers the whole log")
         latest = log.latest_checkpoint()
+        cosigned = log.cosigned_note() if args.cosigned else None
     if latest is None:
         raise ConfigError("the log has no checkpoint yet", code="AUDIT_NO_CHECKPOINT",
                           hint="append events, or run `xborder audit checkpoint --issue`")
-    sys.stdout.write(latest.note)
+    if args.cosigned and cosigned == latest.note:
+        _err("note: the latest checkpoint has no cosignature yet")
+    sys.stdout.write(cosigned or latest.note)
     return 0
 
 
@@ -234,8 +249,35 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                 _err(f"  verified {done}/{total} entries")
 
         report = log.verify(verifier, progress=progress)
+        witnessed = None
+        if args.require_witness:
+            witness = _witness_verifier(args, settings)
+            witnessed = log.check_witnessed(witness, max_lag_entries=args.max_lag_entries,
+                                            max_lag_seconds=args.max_lag_seconds)
     print(f"OK: {report.size} entries, {report.checkpoints} checkpoints verified; root {report.root.hex()}")
+    if witnessed is not None:
+        if witnessed.required_size is None:
+            print("OK: no checkpoint is older than the allowed lag yet")
+        else:
+            print(f"OK: checkpoint {witnessed.required_size} is witnessed (cosigned at size {witnessed.cosigned_size}, "
+                  f"{datetime.fromtimestamp(witnessed.cosigned_at or 0, UTC).isoformat()})")
     return 0
+
+
+def _witness_verifier(args: argparse.Namespace, settings: Settings) -> Any:
+    from xborder_gateway.audit._keys import counterpart_witness_path, load_counterpart_witness
+    from xborder_gateway.audit.cosignature import CosignatureVerifier
+
+    if args.witness_key:
+        path = Path(args.witness_key)
+        text = path.read_text(encoding="utf-8").strip() if path.is_file() else args.witness_key
+        return CosignatureVerifier.parse(text)
+    witness = load_counterpart_witness(settings, args.authority.upper())
+    if witness is None:
+        raise ConfigError("no witness key to check cosignatures with", code="AUDIT_NO_WITNESS_KEY",
+                          hint=f"pass --witness-key or put the counterpart witness's key in "
+                          f"{counterpart_witness_path(settings, args.authority.upper())}")
+    return witness
 
 
 def _bundle(args: argparse.Namespace, settings: Settings) -> int:
@@ -259,10 +301,13 @@ def _verify_bundle(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"no such file {path}", code="BUNDLE_FILE")
     data = path.read_bytes()[: MAX_BUNDLE_BYTES + 1]
     verifier = _verifier(args.key)
-    result = verify_bundle(data, str(verifier) if verifier else None)
+    result = verify_bundle(data, str(verifier) if verifier else None, args.witness_key and str(
+        _witness_verifier(args, settings)))
     e = result.event
     print(f"OK: entry {result.index} ({e.event_type.value} {e.message_id or '-'} {e.business_key or '-'} "
           f"at {e.time.isoformat()}) is in {result.checkpoint.origin} at tree size {result.checkpoint.size}")
+    if result.cosigned_at is not None:
+        print(f"OK: the checkpoint is cosigned by the witness at {datetime.fromtimestamp(result.cosigned_at, UTC)}")
     if not result.key_trusted:
         _err(f"note: checked with the key inside the bundle ({result.verifier_key}); "
              "compare it with the published key or pass --key")
@@ -374,6 +419,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
 
     p = verb("checkpoint", "print the latest signed checkpoint note verbatim")
     p.add_argument("--issue", action="store_true", help="sign a checkpoint of the current size first")
+    p.add_argument("--cosigned", action="store_true",
+                   help="append the witness cosignatures stored beside it (C2SP cosignature/v1)")
     p.set_defaults(func=_checkpoint)
 
     verb("key", "print the checkpoint verifier key (<name>+<hash>+<key>)").set_defaults(func=_key)
@@ -392,6 +439,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
 
     p = verb("verify", "recompute the whole tree and check every checkpoint; exit 1 naming the first bad entry")
     p.add_argument("--key", help="trusted verifier key (text or file); default: the key in the home")
+    p.add_argument("--require-witness", action="store_true",
+                   help="also fail unless the latest checkpoint older than the lag is cosigned by the witness")
+    p.add_argument("--max-lag-entries", type=_index, help="with --require-witness: entries a checkpoint may be "
+                   "behind the log and still lack a cosignature")
+    p.add_argument("--max-lag-seconds", type=_seconds, help="with --require-witness: seconds a checkpoint may "
+                   "lack a cosignature")
+    p.add_argument("--witness-key", help="the counterpart witness's cosignature/v1 key (text or file); "
+                   "default <home>/audit/<authority>.witness.vkey")
     p.set_defaults(func=_verify)
 
     p = verb("bundle", "write an offline proof bundle for one entry")
@@ -402,6 +457,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
     p = verb("verify-bundle", "verify an offline proof bundle (no database needed)")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--key", help="trusted verifier key (text or file); default: the key inside the bundle")
+    p.add_argument("--witness-key", help="also require a cosignature by this witness key (text or file)")
     p.set_defaults(func=_verify_bundle)
 
     p = verb("serve", "read-only HTTP API with bearer-token (auditor role) auth")
