@@ -148,3 +148,31 @@ def load_counterpart_witness(settings: Settings, authority: str) -> CosignatureV
     if not path.exists():
         return None
     return CosignatureVerifier.parse(path.read_text(encoding="ascii"))
+
+
+# --- checkpoint key rotation (ADR 0303) ---------------------------------------------------------
+def _next_path(settings: Settings, authority: str) -> Path:
+    key_file, _ = key_paths(settings, authority)
+    return key_file.with_name(key_file.name.replace(".note-key.pem", ".note-key.next.pem"))
+
+
+def stage_next_key(settings: Settings, authority: str, key: Ed25519PrivateKey) -> None:
+    """Write the next key beside the current one (0600) before the log announces it (KEY-3)."""
+    path = _next_path(settings, authority)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if not _write_new(path, _private_pem(key, settings), 0o600):
+        raise ConfigError(f"{path} appeared while staging", code="AUDIT_KEY_ROTATION")
+
+
+def install_rotated_key(settings: Settings, authority: str, old: NoteSigner, new: NoteSigner) -> None:
+    """After the announcement committed: keep the old key as retired, make the staged key current."""
+    key_file, vkey_file = key_paths(settings, authority)
+    retired = key_file.with_name(key_file.name.replace(".note-key.pem",
+                                                      f".note-key.retired-{old.verifier.key_hash.hex()}.pem"))
+    with contextlib.suppress(FileExistsError):
+        os.link(key_file, retired)
+    os.replace(_next_path(settings, authority), key_file)
+    tmp = vkey_file.with_suffix(".vkey.tmp")
+    tmp.write_text(str(new.verifier) + "\n", encoding="ascii")
+    os.replace(tmp, vkey_file)

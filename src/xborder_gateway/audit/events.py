@@ -54,6 +54,7 @@ class EventType(StrEnum):
     DUPLICATE = "duplicate"
     BUSINESS_RESPONSE = "business_response"
     WITNESS_ALARM = "witness_alarm"  # the witness refused a counterpart checkpoint as split-view evidence
+    KEY_ROTATED = "key_rotated"  # the checkpoint key was replaced; the new key is announced in a checkpoint
 
 
 def format_time(value: datetime) -> str:

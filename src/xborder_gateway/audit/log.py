@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from xborder_gateway.audit import merkle
 from xborder_gateway.audit._keys import load_or_create_signer, load_verifier, origin_for
 from xborder_gateway.audit._store import EntryRow, SearchFilter, Store, open_store
@@ -27,7 +29,7 @@ from xborder_gateway.audit.cosignature import (
     verify_cosignature,
 )
 from xborder_gateway.audit.errors import AuditNotFoundError, AuditVerificationError
-from xborder_gateway.audit.events import AuditEvent
+from xborder_gateway.audit.events import AuditEvent, EventType
 from xborder_gateway.audit.note import Checkpoint, NoteSigner, NoteVerifier, sign_note
 from xborder_gateway.config import Settings
 from xborder_gateway.errors import AuditIntegrityError, ConfigError, GatewayError
@@ -47,6 +49,22 @@ __all__ = [
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_INDEX = 2**63 - 1
 _log = logging.getLogger(__name__)
+
+
+NEXT_KEY_EXTENSION = "xborder-next-key "  # checkpoint extension line announcing the next key (ADR 0303)
+
+
+def next_key_of(cp: Checkpoint) -> NoteVerifier | None:
+    """The verifier key a checkpoint announces as its successor, if any."""
+    keys = [line[len(NEXT_KEY_EXTENSION):] for line in cp.extensions if line.startswith(NEXT_KEY_EXTENSION)]
+    if len(keys) > 1:
+        raise AuditIntegrityError("a checkpoint announces more than one next key", code="AUDIT_KEY_CHAIN")
+    if not keys:
+        return None
+    announced = NoteVerifier.parse(keys[0])
+    if announced.name != cp.origin:
+        raise AuditIntegrityError("an announced key must be named after the log's origin", code="AUDIT_KEY_CHAIN")
+    return announced
 
 
 def time_to_us(value: datetime) -> int:
@@ -187,6 +205,7 @@ class AuditLog:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._settings: Settings | None = None
 
     def _start_ticker(self) -> None:
         """Sign due checkpoints while no appends come (the T-seconds rule holds on an idle log too)."""
@@ -233,13 +252,18 @@ class AuditLog:
                 raise ConfigError(f"{store.description} holds the log {meta.get('origin')}, not {origin}",
                                   code="AUDIT_WRONG_LOG", hint="check --authority, XBG_AUDIT_ORIGIN and the home")
             if verifier is not None and meta.get("verifier_key", str(verifier)) != str(verifier):
-                raise AuditIntegrityError("the log was started with another checkpoint key than the one in the home",
-                                          code="AUDIT_KEY_MISMATCH",
-                                          hint="restore the original key under <home>/audit/ (see docs/audit.md)")
+                # KEY-1: a key other than the first one is accepted only as the last announced one
+                probe = cls(store, authority, origin, signer=None, verifier=verifier, config=config)
+                if str(probe.key_chain()[-1]) != str(verifier):
+                    raise AuditIntegrityError(
+                        "the log was started with another checkpoint key than the one in the home",
+                        code="AUDIT_KEY_MISMATCH",
+                        hint="restore the original key under <home>/audit/ (see docs/audit.md)")
         except BaseException:
             store.close()
             raise
         log = cls(store, authority, origin, signer=signer, verifier=verifier, config=config)
+        log._settings = settings
         if signer is not None and background_checkpoints:
             log._start_ticker()
         return log
@@ -291,20 +315,23 @@ class AuditLog:
             entry = event.canonical_bytes()
             encoded.append((entry, merkle.leaf_hash(entry), event))
         with self._lock, self._store.write():
-            size = self._store.size()  # AUD-4: the size comes from the database, inside the lock
-            frontier = self._frontier(size)
-            entry_rows: list[EntryRow] = []
-            node_rows: list[tuple[int, int, bytes]] = []
-            for offset, (entry, leaf, event) in enumerate(encoded):
-                index = size + offset
-                entry_rows.append((index, entry, time_to_us(event.time), event.authority, event.process,
-                                   event.event_type.value, event.message_id, event.business_key,
-                                   event.document_type, event.outcome))
-                frontier.push(index, leaf, node_rows)
-            self._store.insert(entry_rows, node_rows)
-            new_size = size + len(encoded)
-            self._maybe_checkpoint_locked(new_size, frontier.root(), force=False)
+            size, new_size, root = self._append_locked(encoded)
+            self._maybe_checkpoint_locked(new_size, root, force=False)
         return list(range(size, new_size))
+
+    def _append_locked(self, encoded: Sequence[tuple[bytes, bytes, AuditEvent]]) -> tuple[int, int, bytes]:
+        size = self._store.size()  # AUD-4: the size comes from the database, inside the lock
+        frontier = self._frontier(size)
+        entry_rows: list[EntryRow] = []
+        node_rows: list[tuple[int, int, bytes]] = []
+        for offset, (entry, leaf, event) in enumerate(encoded):
+            index = size + offset
+            entry_rows.append((index, entry, time_to_us(event.time), event.authority, event.process,
+                               event.event_type.value, event.message_id, event.business_key,
+                               event.document_type, event.outcome))
+            frontier.push(index, leaf, node_rows)
+        self._store.insert(entry_rows, node_rows)
+        return size, size + len(encoded), frontier.root()
 
     async def append_async(self, events: Sequence[AuditEvent]) -> list[int]:
         """:meth:`append` in a worker thread, for asyncio connectors."""
@@ -357,10 +384,55 @@ class AuditLog:
                 raise AuditIntegrityError(
                     f"the tree at size {size} is not consistent with the signed checkpoint at size {previous.size}; "
                     "refusing to sign", code="CHECKPOINT_INCONSISTENT", hint="run `xborder audit verify`")
-        cp = Checkpoint(self.origin, size, root)
+        return self._sign_locked(size, root, now)
+
+    def _sign_locked(self, size: int, root: bytes, now: int, *, next_signer: NoteSigner | None = None
+                     ) -> SignedCheckpoint:
+        if self._signer is None:
+            raise ConfigError("this audit log was opened read-only", code="AUDIT_READ_ONLY")
+        extensions = (f"{NEXT_KEY_EXTENSION}{next_signer.verifier}",) if next_signer is not None else ()
+        cp = Checkpoint(self.origin, size, root, extensions)
         note = sign_note(cp.to_text(), self._signer)
+        if next_signer is not None:  # KEY-2: the new key proves possession on the announcement itself
+            note += next_signer.signature_line(cp.to_text())
         self._store.insert_checkpoint((size, root, note, now))
         return SignedCheckpoint(note, cp, _EPOCH + timedelta(microseconds=now))
+
+    def rotate_key(self, new_key: Ed25519PrivateKey | None = None) -> SignedCheckpoint:
+        """Replace the checkpoint key (ADR 0303): append a ``key_rotated`` event and sign, with the old
+        key *and* the new one, a checkpoint whose extension line announces the new verifier key; later
+        checkpoints are signed by the new key only. The home's key files are swapped after the commit."""
+        from xborder_gateway.audit._keys import install_rotated_key, stage_next_key
+
+        if self._signer is None:
+            raise ConfigError("this audit log was opened read-only", code="AUDIT_READ_ONLY")
+        new_key = new_key or Ed25519PrivateKey.generate()
+        next_signer = NoteSigner(self.origin, new_key)
+        if next_signer.verifier == self._signer.verifier:
+            raise ConfigError("the new key is the current key", code="AUDIT_KEY_ROTATION")
+        settings = self._settings
+        if settings is None:
+            raise ConfigError("rotate_key needs a log opened with AuditLog.open", code="AUDIT_KEY_ROTATION")
+        stage_next_key(settings, self.authority, new_key)  # KEY-3: on disk before the log names it
+        event = AuditEvent(time=datetime.now(UTC), authority=self.authority, process="audit",
+                           event_type=EventType.KEY_ROTATED, outcome="ok",
+                           signing_key_id=f"note:{next_signer.verifier.key_hash.hex()}")
+        entry = event.canonical_bytes()
+        with self._lock:
+            with self._store.write():
+                _, new_size, root = self._append_locked([(entry, merkle.leaf_hash(entry), event)])
+                last = self._store.last_checkpoint()
+                if last is not None:  # CP-3, as for every checkpoint
+                    previous = Checkpoint.open(last[2], self._signer.verifier, origin=self.origin)
+                    proof = self._consistency_hashes(previous.size, new_size)
+                    if not merkle.verify_consistency(previous.size, new_size, previous.root, root, proof):
+                        raise AuditIntegrityError("the tree is not consistent with the last checkpoint; "
+                                                  "refusing to rotate", code="CHECKPOINT_INCONSISTENT")
+                signed = self._sign_locked(new_size, root, _now_us(), next_signer=next_signer)
+            install_rotated_key(settings, self.authority, self._signer, next_signer)
+            self._signer = next_signer
+            self.verifier = next_signer.verifier
+        return signed
 
     # --- reads -----------------------------------------------------------------------------
     def size(self) -> int:
@@ -600,7 +672,7 @@ class AuditLog:
         # Every stored checkpoint first stands on its own: signed by the trusted key, of this log's
         # origin, and its searchable size/root columns equal to the signed note (VER-1). Only then is
         # its size trusted to say how long the log was (a forged size must not pass for "entries deleted").
-        opened = {row[0]: self._open_checkpoint(row, verifier) for row in cps}
+        opened = self._open_chain(cps, verifier)
         if cps and cps[-1][0] > size:
             raise AuditVerificationError(  # VER-2: a signed checkpoint proves those entries existed
                 f"the latest checkpoint covers {cps[-1][0]} entries but the log holds {size}: "
@@ -672,6 +744,54 @@ class AuditLog:
                     raise AuditVerificationError(
                         f"stored tree node (level {level}, index {idx}) over entries {first}..{last} "
                         "does not match the recomputed hash", code="AUDIT_NODE_MISMATCH")
+
+    def _open_chain(self, cps: Sequence[tuple[int, bytes, str, int]], trusted: NoteVerifier | None
+                    ) -> dict[int, Checkpoint]:
+        """Open every checkpoint with the key in force at its size, following key announcements (KEY-1).
+
+        The chain starts at the log's first key (``meta``); ``trusted`` must be one of its keys. A key
+        announced at size N also signed that checkpoint, whose root covers every entry before N, so an
+        auditor who holds only a later key still has every entry covered by a signature of it."""
+        if trusted is None:
+            raise AuditVerificationError("no verifier key", code="AUDIT_NO_VERIFIER")
+        first = self._store.meta().get("verifier_key")
+        current = NoteVerifier.parse(first) if first else trusted
+        chain = [current]
+        opened: dict[int, Checkpoint] = {}
+        for row in cps:
+            cp = self._open_checkpoint(row, current)
+            opened[row[0]] = cp
+            announced = next_key_of(cp)
+            if announced is not None:
+                try:  # KEY-2: the announcement is signed by the new key too
+                    Checkpoint.open(row[2], announced, origin=self.origin)
+                except AuditIntegrityError as exc:
+                    raise AuditVerificationError(f"checkpoint at size {row[0]} announces a key that did not sign it",
+                                                 code="AUDIT_KEY_CHAIN") from exc
+                current = announced
+                chain.append(current)
+        if trusted not in chain:
+            raise AuditVerificationError(
+                f"the checkpoints are not signed by {trusted.name}+{trusted.key_hash.hex()}",
+                code="NOTE_UNKNOWN_SIGNER", hint="check that you trust the right verifier key (xborder audit key)")
+        return opened
+
+    def key_chain(self) -> list[NoteVerifier]:
+        """The log's checkpoint keys in the order they were announced (the first from ``meta``)."""
+        with self._lock:
+            cps = self._store.checkpoints()
+            first = self._store.meta().get("verifier_key")
+        if not first:
+            return [self.verifier] if self.verifier else []
+        chain = [NoteVerifier.parse(first)]
+        for row in cps:
+            try:
+                announced = next_key_of(Checkpoint.open(row[2], chain[-1], origin=self.origin))
+            except AuditIntegrityError:
+                break  # `verify` names the fault
+            if announced is not None:
+                chain.append(announced)
+        return chain
 
     def _open_checkpoint(self, row: tuple[int, bytes, str, int], verifier: NoteVerifier | None) -> Checkpoint:
         """The signed checkpoint of a stored row, checked against the row (signature, origin, size, root)."""

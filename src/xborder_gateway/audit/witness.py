@@ -34,6 +34,7 @@ from typing import Final
 from xborder_gateway.audit import merkle
 from xborder_gateway.audit.cosignature import CosignatureSigner
 from xborder_gateway.audit.events import AuditEvent, EventType
+from xborder_gateway.audit.log import next_key_of
 from xborder_gateway.audit.note import Checkpoint, NoteVerifier, _b64decode
 from xborder_gateway.errors import AuditIntegrityError, TransportError
 
@@ -140,7 +141,8 @@ class WitnessStore:
 
     _DDL = """CREATE TABLE IF NOT EXISTS latest (
         origin TEXT PRIMARY KEY, size INTEGER NOT NULL CHECK (size >= 0),
-        root BLOB NOT NULL CHECK (length(root) = 32), note TEXT NOT NULL, updated_us INTEGER NOT NULL) STRICT"""
+        root BLOB NOT NULL CHECK (length(root) = 32), note TEXT NOT NULL, updated_us INTEGER NOT NULL,
+        log_key TEXT) STRICT"""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = path
@@ -160,7 +162,13 @@ class WitnessStore:
         row = self._conn.execute("SELECT size, root FROM latest WHERE origin = ?", (origin,)).fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
 
-    def advance(self, origin: str, expected: tuple[int, bytes] | None, new: tuple[int, bytes], note: str) -> bool:
+    def log_key(self, origin: str) -> str | None:
+        """The log key in force after the last cosigned checkpoint, if it announced a rotation (KEY-1)."""
+        row = self._conn.execute("SELECT log_key FROM latest WHERE origin = ?", (origin,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def advance(self, origin: str, expected: tuple[int, bytes] | None, new: tuple[int, bytes], note: str,
+                log_key: str | None = None) -> bool:
         """Move ``origin`` from ``expected`` (None: never cosigned) to ``new``; False if someone else moved it.
 
         WIT-3: the check of the old state and the write are one transaction, and the UPDATE matches the
@@ -171,13 +179,13 @@ class WitnessStore:
             try:
                 if expected is None:
                     cur = self._conn.execute(
-                        "INSERT INTO latest (origin, size, root, note, updated_us) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (origin) DO NOTHING", (origin, new[0], new[1], note, now_us))
+                        "INSERT INTO latest (origin, size, root, note, updated_us, log_key) VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (origin) DO NOTHING", (origin, new[0], new[1], note, now_us, log_key))
                 else:
                     cur = self._conn.execute(
-                        "UPDATE latest SET size = ?, root = ?, note = ?, updated_us = ? "
-                        "WHERE origin = ? AND size = ? AND root = ?",
-                        (new[0], new[1], note, now_us, origin, expected[0], expected[1]))
+                        "UPDATE latest SET size = ?, root = ?, note = ?, updated_us = ?, "
+                        "log_key = COALESCE(?, log_key) WHERE origin = ? AND size = ? AND root = ?",
+                        (new[0], new[1], note, now_us, log_key, origin, expected[0], expected[1]))
                 ok = cur.rowcount == 1
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -210,13 +218,18 @@ class Witness:
             return Refused("WITNESS_BAD_REQUEST", f"malformed submission: {exc}", 400)
         return self.process(note, old_size, proof)
 
-    def process(self, note: str, old_size: int, proof: Sequence[bytes]) -> WitnessResult:  # noqa: PLR0911
+    def process(  # noqa: PLR0911, PLR0912 - one branch per tlog-witness check, in the spec's order
+        self, note: str, old_size: int, proof: Sequence[bytes]
+    ) -> WitnessResult:
         """Check ``note`` (a signed checkpoint) against the record and cosign it, or say why not."""
         try:
             body = Checkpoint.parse(note.split("\n\n", 1)[0] + "\n")
         except AuditIntegrityError as exc:
             return Refused("WITNESS_BAD_REQUEST", exc.message, 400)
         verifier = self.logs.get(body.origin)
+        rotated = self.store.log_key(body.origin) if verifier is not None else None
+        if rotated is not None:  # KEY-1: the key announced in a checkpoint we cosigned replaces the configured one
+            verifier = NoteVerifier.parse(rotated)
         if verifier is None:  # tlog-witness: unknown origin -> 404
             return Refused("WITNESS_UNKNOWN_LOG", f"no trusted key for origin {body.origin!r}", 404)
         try:
@@ -245,7 +258,17 @@ class Witness:
         if not consistent:
             return Alarm("CHECKPOINT_INCONSISTENT", cp.origin, cp.size, cp.root, latest_size, latest_root, note,
                          f"the consistency proof from size {old_size} does not verify against the cosigned root")
-        if not self.store.advance(cp.origin, latest, (cp.size, cp.root), note):
+        try:
+            announced = next_key_of(cp)
+        except AuditIntegrityError as exc:
+            return Refused("WITNESS_BAD_REQUEST", exc.message, 400)
+        if announced is not None:
+            try:  # KEY-2: the announced key must have signed the announcement too
+                Checkpoint.open(note, announced, origin=cp.origin)
+            except AuditIntegrityError:
+                return Refused("WITNESS_BAD_SIGNATURE", "the announced next key did not sign the checkpoint", 403)
+        if not self.store.advance(cp.origin, latest, (cp.size, cp.root), note,
+                                  str(announced) if announced is not None else None):
             # WIT-3: another witness process advanced meanwhile; re-decide on the new record
             current = self.store.latest(cp.origin)
             return Conflict(cp.origin, current[0] if current else 0)

@@ -31,6 +31,7 @@ examples:
   xborder audit prove 42 --json                            inclusion proof of entry 42 in the current tree
   xborder audit consistency 1000 2000 --json               the log at 2000 extends the log at 1000
   xborder audit verify --key "$(cat vn.vkey)"              recompute everything; exit 1 naming the bad entry
+  xborder audit rotate-key                                 new checkpoint key, announced by the old one
   xborder audit bundle 42 --out e42.json                   offline proof: entry, proof, checkpoint, key
   xborder audit verify-bundle e42.json --key "$(cat vn.vkey)"   no database needed
   xborder audit token create alice --expires-days 30      make an auditor token for the HTTP API
@@ -280,6 +281,16 @@ def _witness_verifier(args: argparse.Namespace, settings: Settings) -> Any:
     return witness
 
 
+def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(args, settings, read_only=False) as log:
+        old = log.verifier
+        signed = log.rotate_key()
+    _err(f"retired {old}; the announcement is the checkpoint at size {signed.checkpoint.size} "
+         "(signed by both keys; publish it to the witness and the new key to auditors)")
+    print(log.verifier)
+    return 0
+
+
 def _bundle(args: argparse.Namespace, settings: Settings) -> int:
     with _open(args, settings, read_only=False) as log:
         bundle = log.bundle(args.index)
@@ -448,6 +459,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
     p.add_argument("--witness-key", help="the counterpart witness's cosignature/v1 key (text or file); "
                    "default <home>/audit/<authority>.witness.vkey")
     p.set_defaults(func=_verify)
+
+    p = verb("rotate-key", "replace the checkpoint key: a checkpoint signed by both keys announces the new one")
+    p.set_defaults(func=_rotate_key)
 
     p = verb("bundle", "write an offline proof bundle for one entry")
     p.add_argument("index", type=_index, metavar="ID")
