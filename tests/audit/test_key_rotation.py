@@ -109,3 +109,32 @@ def test_a_forged_announcement_is_refused(settings: Settings, make_event: Any) -
     with AuditLog.open(settings, "VN", read_only=True) as log, pytest.raises(AuditVerificationError) as info:
         log.verify()
     assert info.value.code == "AUDIT_KEY_CHAIN"
+
+
+def test_a_crash_between_announcement_and_key_swap_is_finished_on_open(
+    settings: Settings, make_event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xborder_gateway.audit import _keys
+
+    with AuditLog.open(settings, "VN", background_checkpoints=False) as log:
+        log.append([make_event(i) for i in range(10)])
+        monkeypatch.setattr(_keys, "install_rotated_key", lambda *a: (_ for _ in ()).throw(OSError("crash")))
+        with pytest.raises(OSError, match="crash"):
+            log.rotate_key()
+        monkeypatch.undo()
+    # the announcement committed, the home still holds the old key: opening finishes the swap
+    with AuditLog.open(settings, "VN", background_checkpoints=False) as log:
+        announced = log.key_chain()[-1]
+        assert log.verifier == announced
+        log.append([make_event(i) for i in range(11, 21)])
+        assert log.verify().size == 21
+    # without the staged key the writer refuses rather than sign with a retired key
+    with AuditLog.open(settings, "VN", read_only=True) as log:
+        first = log.key_chain()[0]
+    key_file, vkey_file = key_paths(settings, "VN")
+    retired = next(key_file.parent.glob("vn.note-key.retired-*.pem"))
+    key_file.write_bytes(retired.read_bytes())
+    vkey_file.write_text(str(first) + "\n")
+    with pytest.raises(Exception, match="announced the checkpoint key") as info:
+        AuditLog.open(settings, "VN", background_checkpoints=False)
+    assert getattr(info.value, "code", None) == "AUDIT_KEY_MISMATCH"

@@ -176,3 +176,26 @@ def install_rotated_key(settings: Settings, authority: str, old: NoteSigner, new
     tmp = vkey_file.with_suffix(".vkey.tmp")
     tmp.write_text(str(new.verifier) + "\n", encoding="ascii")
     os.replace(tmp, vkey_file)
+
+
+def finish_staged_rotation(settings: Settings, authority: str, announced: NoteVerifier) -> NoteSigner | None:
+    """Complete a rotation whose key swap was interrupted: if the staged key is ``announced``, install it."""
+    path = _next_path(settings, authority)
+    if not path.exists():
+        return None
+    try:
+        password = settings.key_passphrase.encode("utf-8") if settings.key_passphrase else None
+        key = serialization.load_pem_private_key(path.read_bytes(), password=password)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(key, Ed25519PrivateKey):
+        return None
+    staged = NoteSigner(announced.name, key)
+    if staged.verifier != announced:
+        return None
+    key_file, _ = key_paths(settings, authority)
+    old = serialization.load_pem_private_key(key_file.read_bytes(), password=password)
+    if not isinstance(old, Ed25519PrivateKey):
+        return None
+    install_rotated_key(settings, authority, NoteSigner(announced.name, old), staged)
+    return staged

@@ -264,9 +264,34 @@ class AuditLog:
             raise
         log = cls(store, authority, origin, signer=signer, verifier=verifier, config=config)
         log._settings = settings
+        if signer is not None:
+            try:
+                log._check_signer_is_current()
+            except BaseException:
+                store.close()
+                raise
         if signer is not None and background_checkpoints:
             log._start_ticker()
         return log
+
+    def _check_signer_is_current(self) -> None:
+        """KEY-3: a writer must sign with the last announced key. If a rotation committed but the key
+        files were not swapped (a crash in between), finish the swap from the staged key; else refuse."""
+        from xborder_gateway.audit._keys import finish_staged_rotation
+
+        assert_signer = self._signer
+        if assert_signer is None or self._settings is None:
+            return
+        current = self.key_chain()[-1]
+        if current == assert_signer.verifier:
+            return
+        staged = finish_staged_rotation(self._settings, self.authority, current)
+        if staged is None:
+            raise AuditIntegrityError(
+                f"the log announced the checkpoint key {current}, but the home holds {assert_signer.verifier}",
+                code="AUDIT_KEY_MISMATCH", hint="restore the announced key under <home>/audit/ (ADR 0303)")
+        self._signer = staged
+        self.verifier = staged.verifier
 
     def close(self) -> None:
         self._stop.set()
@@ -785,6 +810,8 @@ class AuditLog:
             return [self.verifier] if self.verifier else []
         chain = [NoteVerifier.parse(first)]
         for row in cps:
+            if NEXT_KEY_EXTENSION not in row[2]:
+                continue  # only announcements change the key; `verify` checks every other signature
             try:
                 announced = next_key_of(Checkpoint.open(row[2], chain[-1], origin=self.origin))
             except AuditIntegrityError:
