@@ -777,6 +777,8 @@ class AuditLog:
         The chain starts at the log's first key (``meta``); ``trusted`` must be one of its keys. A key
         announced at size N also signed that checkpoint, whose root covers every entry before N, so an
         auditor who holds only a later key still has every entry covered by a signature of it."""
+        if not cps:
+            return {}
         if trusted is None:
             raise AuditVerificationError("no verifier key", code="AUDIT_NO_VERIFIER")
         first = self._store.meta().get("verifier_key")
