@@ -117,10 +117,10 @@ class RawDb:
     def drop_triggers(self) -> None:
         if self.pg:
             self._run([(f"ALTER TABLE {{p}}{t} DISABLE TRIGGER USER", ()) for t in
-                       ("entries", "nodes", "checkpoints", "meta")])
+                       ("entries", "nodes", "checkpoints", "meta", "cosignatures")])
         else:
-            self._run([(f"DROP TRIGGER {t}_no_{op}", ()) for t in ("entries", "nodes", "checkpoints", "meta")
-                       for op in ("update", "delete")])
+            tables = ("entries", "nodes", "checkpoints", "meta", "cosignatures")
+            self._run([(f"DROP TRIGGER {t}_no_{op}", ()) for t in tables for op in ("update", "delete")])
 
 
 @pytest.fixture

@@ -181,3 +181,86 @@ def test_serve_verb_end_to_end(home: Path) -> None:
         assert proc.wait(timeout=30) == 0
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+# --- issue 9 item 9: out-of-range values are usage errors (exit 2), never tracebacks ------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("show", "9223372036854775808"),
+        ("show", "-1"),
+        ("bundle", "12345678901234567890"),
+        ("search", "--after", "9999999999999999999"),
+        ("search", "--since", "0001-01-01T00:00:00+01:00"),
+        ("search", "--until", "9999-12-31T23:59:59-01:00"),
+        ("search", "--limit", "0"),
+        ("search", "--limit", "1001"),
+        ("prove", "9223372036854775808"),
+        ("consistency", "0", "99999999999999999999"),
+        ("token", "create", "alice", "--expires-days", "0"),
+    ],
+    ids=" ".join,
+)
+def test_out_of_range_values_are_usage_errors(home: Path, capsys: pytest.CaptureFixture[str],
+                                              argv: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--home", str(home), "audit", *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "error:" in err
+    assert any(word in err for word in ("range", "integer", "1..1000", "days")), err
+
+
+def test_largest_index_is_not_found_not_a_crash(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(home, capsys, "show", "9223372036854775807")
+    assert code == 1
+    assert "AUDIT_NOT_FOUND" in err
+    code, _, err = run(home, capsys, "search", "--after", "9223372036854775807", "--since", "0001-01-02T00:00:00Z")
+    assert code == 0
+    assert "no matching entries" in err
+
+
+# --- issue 9 item 10: tokens expire and can be revoked --------------------------------------------
+def test_token_create_list_revoke(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xborder_gateway.audit.http import TokenStore
+
+    code, out, err = run(home, capsys, "token", "create", "alice", "--expires-days", "30")
+    assert code == 0
+    assert "expires in 30 days" in err
+    alice = out.strip()
+    code, out, err = run(home, capsys, "token", "create", "robot", "--no-expiry")
+    assert code == 0
+    assert "never expires" in err
+    store = TokenStore(home / "audit" / "api-tokens.json")
+    record, state = store.lookup(alice)
+    assert state == "active"
+    assert record is not None
+    assert record.expires is not None
+    assert record.created is not None
+    assert abs(record.expires - record.created - 30 * 86400) < 1
+    code, out, _ = run(home, capsys, "token", "list")
+    assert code == 0
+    assert [line.split("\t")[:3] for line in out.splitlines()[1:]] == [["alice", "auditor", "active"],
+                                                                      ["robot", "auditor", "active"]]
+    assert alice not in out
+    code, _, err = run(home, capsys, "token", "revoke", "alice")
+    assert code == 0
+    assert store.role_of(alice) is None
+    code, out, _ = run(home, capsys, "token", "list")
+    assert "alice\tauditor\trevoked" in out
+    code, _, err = run(home, capsys, "token", "revoke", "alice")
+    assert code == 1
+    assert "AUDIT_NO_SUCH_TOKEN" in err
+
+
+def test_default_token_expires_in_90_days(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xborder_gateway.audit.http import TokenStore
+
+    code, out, _ = run(home, capsys, "serve", "--add-token", "carol")
+    assert code == 0
+    record, _ = TokenStore(home / "audit" / "api-tokens.json").lookup(out.strip())
+    assert record is not None
+    assert record.expires is not None
+    assert record.created is not None
+    assert abs(record.expires - record.created - 90 * 86400) < 1

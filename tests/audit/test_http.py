@@ -85,7 +85,7 @@ def test_read_only(api: Api) -> None:
     for method in ("POST", "PUT", "DELETE"):
         status, headers, _ = api.get("/v1/entries", api.token, method=method)
         assert status == 405
-        assert headers["Allow"] == "GET"
+        assert headers["Allow"] == "GET, HEAD"
 
 
 def test_queries_and_proofs(api: Api) -> None:

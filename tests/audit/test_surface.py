@@ -15,6 +15,9 @@ def test_public_surface() -> None:
         "AuditConfig", "AuditEvent", "AuditLog", "AuditNotFoundError", "AuditVerificationError", "BundleResult",
         "Checkpoint", "ConsistencyProof", "EventType", "InclusionProof", "LogEntry", "NoteSigner", "NoteVerifier",
         "SignedCheckpoint", "VerifyReport", "verify_bundle",
+        # issue 12: witness cosignatures
+        "Alarm", "Conflict", "CosignatureSigner", "CosignatureVerifier", "Cosigned", "Refused", "Witness",
+        "WitnessReport", "WitnessStore",
     ])
     for name in audit.__all__:
         assert hasattr(audit, name), name

@@ -9,6 +9,7 @@ an auditor CLI (``xborder audit …``) and a read-only HTTP API. Format: ``docs/
 """
 
 from xborder_gateway.audit.bundle import BundleResult, verify_bundle
+from xborder_gateway.audit.cosignature import CosignatureSigner, CosignatureVerifier
 from xborder_gateway.audit.errors import AuditNotFoundError, AuditVerificationError
 from xborder_gateway.audit.events import AuditEvent, EventType
 from xborder_gateway.audit.log import (
@@ -19,10 +20,13 @@ from xborder_gateway.audit.log import (
     LogEntry,
     SignedCheckpoint,
     VerifyReport,
+    WitnessReport,
 )
 from xborder_gateway.audit.note import Checkpoint, NoteSigner, NoteVerifier
+from xborder_gateway.audit.witness import Alarm, Conflict, Cosigned, Refused, Witness, WitnessStore
 
 __all__ = [
+    "Alarm",
     "AuditConfig",
     "AuditEvent",
     "AuditLog",
@@ -30,13 +34,21 @@ __all__ = [
     "AuditVerificationError",
     "BundleResult",
     "Checkpoint",
+    "Conflict",
     "ConsistencyProof",
+    "CosignatureSigner",
+    "CosignatureVerifier",
+    "Cosigned",
     "EventType",
     "InclusionProof",
     "LogEntry",
     "NoteSigner",
     "NoteVerifier",
+    "Refused",
     "SignedCheckpoint",
     "VerifyReport",
+    "Witness",
+    "WitnessReport",
+    "WitnessStore",
     "verify_bundle",
 ]

@@ -160,6 +160,20 @@ class Store(ABC):
     def insert_checkpoint(self, row: CheckpointRow) -> None:
         self._exec(self._q("INSERT INTO {p}checkpoints (size, root, note, issued_us) VALUES (?, ?, ?, ?)"), row)
 
+    def insert_cosignature(self, size: int, witness: str, line: str, timestamp: int) -> None:
+        """Store a (verified) cosignature line of the checkpoint at ``size``; a repeat is a no-op."""
+        self._exec(self._q("INSERT INTO {p}cosignatures (size, witness, line, ts) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT DO NOTHING"), (size, witness, line, timestamp))
+
+    def cosignatures(self, size: int | None = None) -> list[tuple[int, str, str, int]]:
+        """``(size, witness key, line, timestamp)`` of the checkpoint at ``size`` (or all), in order."""
+        if size is None:
+            rows = self._exec(self._q("SELECT size, witness, line, ts FROM {p}cosignatures ORDER BY size, ts"))
+        else:
+            rows = self._exec(self._q("SELECT size, witness, line, ts FROM {p}cosignatures WHERE size = ? "
+                                      "ORDER BY ts"), (size,))
+        return [(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
     def meta(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in self._exec(self._q("SELECT k, v FROM {p}meta"))}
 
@@ -212,12 +226,19 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note TEXT NOT NULL,
     issued_us INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size INTEGER NOT NULL CHECK (size >= 0),
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    ts INTEGER NOT NULL CHECK (ts >= 0),
+    PRIMARY KEY (size, line)
+) STRICT;
 """
 
 
 def _sqlite_triggers() -> str:
     out = []
-    for table in ("entries", "nodes", "checkpoints", "meta"):
+    for table in ("entries", "nodes", "checkpoints", "meta", "cosignatures"):
         for op in ("UPDATE", "DELETE"):
             out.append(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
@@ -321,10 +342,13 @@ def _pg_ddl(schema: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {p}checkpoints (
             size BIGINT PRIMARY KEY CHECK (size >= 0), root BYTEA NOT NULL CHECK (length(root) = 32),
             note TEXT NOT NULL, issued_us BIGINT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {p}cosignatures (
+            size BIGINT NOT NULL CHECK (size >= 0), witness TEXT NOT NULL, line TEXT NOT NULL,
+            ts BIGINT NOT NULL CHECK (ts >= 0), PRIMARY KEY (size, line))""",
         f"""CREATE OR REPLACE FUNCTION {p}append_only() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN RAISE EXCEPTION 'audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END $$""",
     ]
-    for table in ("entries", "nodes", "checkpoints", "meta"):
+    for table in ("entries", "nodes", "checkpoints", "meta", "cosignatures"):
         stmts.append(f"CREATE OR REPLACE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {p}{table} "
                      f"FOR EACH ROW EXECUTE FUNCTION {p}append_only()")
         stmts.append(f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {p}{table} "

@@ -33,6 +33,7 @@ class BundleResult:
     checkpoint: Checkpoint
     verifier_key: str
     key_trusted: bool
+    cosigned_at: int | None = None  # with witness_key: the witness's cosignature time (POSIX seconds)
 
 
 def _fail(message: str, code: str = "BUNDLE_INVALID") -> AuditIntegrityError:
@@ -52,13 +53,14 @@ def _int(value: Any, what: str) -> int:
 
 
 def verify_bundle(  # noqa: PLR0912 - one linear checklist, each step a named failure
-    data: bytes | str | dict[str, Any], trusted_key: str | None = None
+    data: bytes | str | dict[str, Any], trusted_key: str | None = None, witness_key: str | None = None
 ) -> BundleResult:
     """Verify a bundle; raise :class:`AuditIntegrityError` saying what failed.
 
     With ``trusted_key`` the checkpoint must be signed by that key (BND-2); without it the bundle's
     own key is used and the result says ``key_trusted=False``: the caller must compare that key with
-    the published one.
+    the published one. With ``witness_key`` (a cosignature/v1 key) the checkpoint must also carry a
+    valid cosignature by that witness (BND-4).
     """
     if isinstance(data, dict):
         obj: Any = data
@@ -103,4 +105,10 @@ def verify_bundle(  # noqa: PLR0912 - one linear checklist, each step a named fa
         raise _fail(f"the proof is for size {size}, the checkpoint for {checkpoint.size}")
     if not merkle.verify_inclusion(leaf, index, size, hashes, checkpoint.root):
         raise _fail("the inclusion proof does not lead to the checkpoint's root", code="BUNDLE_PROOF_INVALID")
-    return BundleResult(index, event, checkpoint, str(verifier), key_trusted=trusted_key is not None)
+    cosigned_at = None
+    if witness_key is not None:
+        from xborder_gateway.audit.cosignature import CosignatureVerifier, verify_cosignature
+
+        cosigned_at = verify_cosignature(note, CosignatureVerifier.parse(witness_key)).timestamp
+    return BundleResult(index, event, checkpoint, str(verifier), key_trusted=trusted_key is not None,
+                        cosigned_at=cosigned_at)

@@ -54,6 +54,8 @@ class EventType(StrEnum):
     DUPLICATE = "duplicate"
     BUSINESS_RESPONSE = "business_response"
     GATE_DECISION = "gate_decision"
+    WITNESS_ALARM = "witness_alarm"  # the witness refused a counterpart checkpoint as split-view evidence
+    KEY_ROTATED = "key_rotated"  # the checkpoint key was replaced; the new key is announced in a checkpoint
 
 
 def format_time(value: datetime) -> str:
