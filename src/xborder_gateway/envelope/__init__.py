@@ -32,6 +32,7 @@ from xborder_gateway.envelope._keys import (
     make_generation,
     resolve_passphrase,
     rotate,
+    split_bundle,
 )
 from xborder_gateway.envelope._receipts import (
     NIL_MESSAGE_ID,
@@ -88,4 +89,5 @@ __all__ = [
     "rotate",
     "seal",
     "seal_receipt",
+    "split_bundle",
 ]

@@ -51,6 +51,7 @@ __all__ = [
     "make_generation",
     "resolve_passphrase",
     "rotate",
+    "split_bundle",
 ]
 
 # 2.25.<UUID as integer> (ITU-T X.667): an OID needing no registration. extnValue = DER SubjectPublicKeyInfo
@@ -405,22 +406,41 @@ def export_bundle(settings: Settings, authority: str, *, now: datetime | None = 
     if not certs:
         raise ConfigError(f"authority {authority} has no unexpired keys to export", code="KEYS_MISSING",
                           hint=f"run `xborder keys init --authority {authority}` or `xborder keys rotate`")
-    return b"".join(c.pem for c in certs)
+    bundle = b"".join(c.pem for c in certs)
+    link_ca = settings.keys_dir(authority) / "link" / "ca.crt.pem"
+    if link_ca.is_file():  # optional: the site's link CA (docs/link.md), after the authority certificates
+        bundle += link_ca.read_bytes()
+    return bundle
 
 
-def import_bundle(settings: Settings, authority: str, bundle: bytes) -> list[AuthorityCertificate]:
-    """Trust the certificates in ``bundle`` for the local ``authority``; returns them (idempotent)."""
-    _check_authority(authority)
+def split_bundle(bundle: bytes) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """The bundle's authority certificates and its (optional) link CA certificates, each as parsed X.509."""
+    from xborder_gateway.link._pki import is_link_ca  # lazy: link imports envelope
+
     try:
         parsed = x509.load_pem_x509_certificates(bundle)
     except ValueError as exc:
         raise ConfigError(f"not a PEM certificate bundle: {exc}", code="KEYS_BUNDLE_INVALID",
                           hint="pass the file written by `xborder keys export`") from exc
+    link = [c for c in parsed if not isinstance(c.public_key(), Ed25519PublicKey) and is_link_ca(c)]
+    return [c for c in parsed if not any(c is x for x in link)], link
+
+
+def import_bundle(settings: Settings, authority: str, bundle: bytes) -> list[AuthorityCertificate]:
+    """Trust the certificates in ``bundle`` for the local ``authority``; returns them (idempotent)."""
+    from xborder_gateway.link._pki import LinkCa, store_counterpart_ca  # lazy: link imports envelope
+
+    _check_authority(authority)
+    parsed, link_cas = split_bundle(bundle)
     certs = [AuthorityCertificate.from_x509(c) for c in parsed]
     for cert in certs:
         if cert.authority == authority:
             raise ConfigError(f"the bundle holds {authority}'s own certificate", code="KEYS_BUNDLE_SELF",
                               hint="import the counterpart's bundle, not this authority's own")
+    cas = [LinkCa.from_x509(c) for c in link_cas]
+    if any(ca.site == authority for ca in cas):
+        raise ConfigError(f"the bundle holds {authority}'s own link CA", code="KEYS_BUNDLE_SELF",
+                          hint="import the counterpart's bundle, not this authority's own")
     trust = settings.keys_dir(authority) / "trust"
     trust.mkdir(parents=True, exist_ok=True, mode=0o700)
     for cert in certs:
@@ -429,6 +449,8 @@ def import_bundle(settings: Settings, authority: str, bundle: bytes) -> list[Aut
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(cert.pem)
             tmp.rename(path)
+    for ca in cas:
+        store_counterpart_ca(settings, authority, ca)
     return certs
 
 

@@ -14,6 +14,8 @@ from xborder_gateway.config import Settings
 from xborder_gateway.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from xborder_gateway.envelope import AuthorityCertificate
 
 AUTHORITIES = ("VN", "CN")
@@ -36,6 +38,14 @@ def _describe(cert: AuthorityCertificate) -> str:
             f"encryption {cert.encryption_key_id.hex()[:16]}…"
             f"  valid {cert.not_before:%Y-%m-%d %H:%M:%SZ} .. {cert.not_after:%Y-%m-%d %H:%M:%SZ}\n"
             f"    certificate SHA-256 fingerprint {cert.fingerprint.hex()}")
+
+
+def _describe_link_ca(ca: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import hashes
+
+    return (f"{ca.subject.rfc4514_string()}  (link CA, ECDSA P-256)  valid {ca.not_valid_before_utc:%Y-%m-%d} .. "
+            f"{ca.not_valid_after_utc:%Y-%m-%d}\n"
+            f"    certificate SHA-256 fingerprint {ca.fingerprint(hashes.SHA256()).hex()}")
 
 
 _MAX_BUNDLE_BYTES = 1 << 20  # a bundle is one ~900-byte PEM certificate per key generation
@@ -110,9 +120,7 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptography import x509
-
-    from xborder_gateway.envelope import AuthorityCertificate, export_bundle
+    from xborder_gateway.envelope import AuthorityCertificate, export_bundle, split_bundle
 
     bundle = export_bundle(settings, _authority(args, settings))
     if args.out:
@@ -120,16 +128,19 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"bundle written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(bundle.decode("ascii"))
-    for cert in x509.load_pem_x509_certificates(bundle):
+    authority_certs, link_cas = split_bundle(bundle)
+    for cert in authority_certs:
         print(_describe(AuthorityCertificate.from_x509(cert)), file=sys.stderr)
+    for ca in link_cas:
+        print(_describe_link_ca(ca), file=sys.stderr)
     print("give the counterpart the fingerprints over a second channel", file=sys.stderr)
     return 0
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
 
-    from xborder_gateway.envelope import AuthorityCertificate, import_bundle
+    from xborder_gateway.envelope import AuthorityCertificate, import_bundle, split_bundle
 
     try:
         with args.bundle.open("rb") as f:
@@ -142,27 +153,28 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
                           code="KEYS_BUNDLE_INVALID", hint="pass the file written by `xborder keys export`")
     if args.expect_fingerprint:
         expected = {f.lower().replace(":", "") for f in args.expect_fingerprint}
-        try:
-            certs = [AuthorityCertificate.from_x509(c) for c in x509.load_pem_x509_certificates(bundle)]
-        except ValueError as exc:
-            raise ConfigError(f"not a PEM bundle: {exc}", code="KEYS_BUNDLE_INVALID",
-                              hint="pass the file written by `xborder keys export`") from exc
-        unexpected = [c for c in certs if c.fingerprint.hex() not in expected]
+        authority_certs, link_cas = split_bundle(bundle)
+        # the link CA (docs/link.md) goes through the same fingerprint ceremony as the authority certificates
+        fingerprints = [AuthorityCertificate.from_x509(c).fingerprint.hex() for c in authority_certs]
+        fingerprints += [c.fingerprint(hashes.SHA256()).hex() for c in link_cas]
+        unexpected = [f for f in fingerprints if f not in expected]
         if unexpected:
             raise ConfigError(
                 f"{len(unexpected)} certificate(s) in the bundle have fingerprints you did not expect: "
-                + ", ".join(c.fingerprint.hex() for c in unexpected),
+                + ", ".join(unexpected),
                 code="KEYS_FINGERPRINT_MISMATCH",
                 hint="do not import: confirm the fingerprints with the counterpart over a second channel",
             )
     if not args.authority:
         try:
-            named = {AuthorityCertificate.from_x509(c).authority for c in x509.load_pem_x509_certificates(bundle)}
+            named = {AuthorityCertificate.from_x509(c).authority for c in split_bundle(bundle)[0]}
         except (ValueError, GatewayError):
             named = None  # import_bundle names what is wrong with the bundle
         args.authority = _authority(args, settings, bundle_authorities=named)
     for cert in import_bundle(settings, args.authority, bundle):
         print(_describe(cert))
+    for ca in split_bundle(bundle)[1]:
+        print(_describe_link_ca(ca))
     print(f"trusted by {args.authority} (under {settings.keys_dir(args.authority) / 'trust'})", file=sys.stderr)
     return 0
 
