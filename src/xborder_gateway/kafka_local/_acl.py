@@ -82,7 +82,7 @@ async def describe_acls(bootstrap: str, principal: str | None = None) -> list[Ac
 
     admin = await _admin(bootstrap)
     try:
-        resp = await _send(admin, DescribeAclsRequest(RESOURCE_ANY, None, PATTERN_ANY, principal, None,  # type: ignore[arg-type]
+        resp = await _send(admin, DescribeAclsRequest(RESOURCE_ANY, None, PATTERN_ANY, principal, None,
                                                       OP_ANY, PERM_ANY))
     finally:
         await admin.close()
@@ -104,7 +104,7 @@ async def _apply(bootstrap: str, link: LinkListener) -> None:
 
     admin = await _admin(bootstrap)
     try:
-        deleted = await _send(admin, DeleteAclsRequest(RESOURCE_ANY, None, PATTERN_ANY,  # type: ignore[arg-type]
+        deleted = await _send(admin, DeleteAclsRequest(RESOURCE_ANY, None, PATTERN_ANY,
                                                        client_principal(link.counterpart), None, OP_ANY, PERM_ANY))
         for err, msg, *_ in deleted.filter_responses:
             if err:
