@@ -1,8 +1,8 @@
 """The link principal's ACLs, set at every broker start (KRaft ``StandardAuthorizer``; docs/link.md §ACLs).
 
 The counterpart's MirrorMaker authenticates on the link listener as ``User:link-<COUNTERPART>``. It may
-read (and so describe) exactly the allow-listed topics flowing towards it and use only its own consumer
-group; it is granted nothing else — no write, no create, no cluster operation (LINK-6). The set is
+read (and describe, including their configs) exactly the allow-listed topics flowing towards it and use
+only its own consumer group; it is granted nothing else — no write, no create, no cluster operation (LINK-6). The set is
 replaced at each start: every ACL of that principal is deleted, then the current allow-list's are created,
 so a topic removed from the allow-list loses its ACL (the principal never holds more than the allow-list).
 
@@ -27,7 +27,7 @@ __all__ = ["AclEntry", "apply_link_acls", "describe_acls", "desired_acls"]
 # Kafka's enum values (org.apache.kafka.common.resource / acl)
 RESOURCE_ANY, RESOURCE_TOPIC, RESOURCE_GROUP = 1, 2, 3
 PATTERN_ANY, PATTERN_LITERAL = 1, 3
-OP_ANY, OP_READ, OP_DESCRIBE = 1, 3, 8
+OP_ANY, OP_READ, OP_DESCRIBE, OP_DESCRIBE_CONFIGS = 1, 3, 8, 10
 PERM_ANY, PERM_ALLOW = 1, 3
 _OP_NAMES = {2: "ALL", 3: "READ", 4: "WRITE", 5: "CREATE", 6: "DELETE", 7: "ALTER", 8: "DESCRIBE",
              9: "CLUSTER_ACTION", 10: "DESCRIBE_CONFIGS", 11: "ALTER_CONFIGS", 12: "IDEMPOTENT_WRITE"}
@@ -59,7 +59,9 @@ def desired_acls(link: LinkListener) -> list[AclEntry]:
     from xborder_gateway.link._pki import client_principal
 
     principal = client_principal(link.counterpart)
-    entries = [AclEntry(RESOURCE_TOPIC, t, principal, op) for t in link.topics for op in (OP_READ, OP_DESCRIBE)]
+    # DESCRIBE_CONFIGS: MirrorMaker reads a source topic's configuration to create its replica
+    ops = (OP_READ, OP_DESCRIBE, OP_DESCRIBE_CONFIGS)
+    entries = [AclEntry(RESOURCE_TOPIC, t, principal, op) for t in link.topics for op in ops]
     entries.append(AclEntry(RESOURCE_GROUP, link_group(link.counterpart), principal, OP_READ))
     return sorted(entries)
 
