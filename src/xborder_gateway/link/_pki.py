@@ -26,7 +26,6 @@ import hashlib
 import ipaddress
 import os
 import secrets
-import shutil
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +50,7 @@ __all__ = [
     "is_link_ca",
     "link_client_ssl_context",
     "link_files",
+    "own_link_ca",
     "store_counterpart_ca",
     "trusted_link_cas",
     "write_truststore",
@@ -320,7 +320,3 @@ def link_client_ssl_context(settings: Settings) -> ssl.SSLContext:
     ctx.load_cert_chain(str(files.client_cert), str(files.client_key),
                         password=files.secret("client.keystore.password"))
     return ctx
-
-
-def remove_link_pki(settings: Settings, site: str) -> None:  # pragma: no cover - operator tool
-    shutil.rmtree(link_files(settings, site).dir, ignore_errors=True)
