@@ -208,7 +208,7 @@ async def _as_link_principal(two_sites: TwoSites) -> dict[str, str]:
             await consumer.getmany(timeout_ms=3000)
             await consumer.seek_to_beginning(TopicPartition(topic, 0))
             got = await consumer.getmany(timeout_ms=3000)
-            outcome[f"read {topic}"] = "ok" if any(got.values()) else "empty"
+            outcome[f"read {topic}"] = "ok" if any(got.values()) else "nothing"
         except Exception as exc:  # noqa: BLE001 - the refusal is what is measured
             outcome[f"read {topic}"] = type(exc).__name__
         finally:
@@ -225,6 +225,8 @@ async def _as_link_principal(two_sites: TwoSites) -> dict[str, str]:
     await producer.stop()
     admin = AIOKafkaAdminClient(bootstrap_servers=remote, security_protocol="SSL", ssl_context=ctx)
     await admin.start()
+    for meta in await admin.describe_topics(["xb.vn-cn.exchange", *LOCAL_ONLY["VN"]]):
+        outcome[f"describe {meta['topic']}"] = str(meta.get("error_code", 0))
     try:
         resp = await admin.create_topics([NewTopic("link-made-this", 1, 1)])
         outcome["create topic"] = "ok" if not resp.topic_errors[0][1] else f"error {resp.topic_errors[0][1]}"
@@ -241,8 +243,12 @@ def test_the_link_principal_reads_only_the_allow_list_and_writes_nothing(two_sit
         asyncio.run(produce(two_sites.vn.bootstrap, topic, [f"acl-{uuid.uuid4().hex}"], batch=1))
     outcome = asyncio.run(_as_link_principal(two_sites))
     assert outcome["read xb.vn-cn.exchange"] == "ok", outcome  # the control: the allow-list is readable
+    assert outcome["describe xb.vn-cn.exchange"] == "0", outcome
     for topic in LOCAL_ONLY["VN"]:
-        assert outcome[f"read {topic}"] == "TopicAuthorizationFailedError", outcome
+        # the broker hides the topic (TOPIC_AUTHORIZATION_FAILED = 29) and a consumer gets none of its records,
+        # although each holds one (produced above)
+        assert outcome[f"describe {topic}"] == "29", outcome
+        assert outcome[f"read {topic}"] in {"nothing", "TopicAuthorizationFailedError"}, outcome
     for key in ("write xb.vn-cn.exchange", "write xb.cn-vn.receipts", "write vn.declarations.raw"):
         assert outcome[key] == "TopicAuthorizationFailedError", outcome
     assert outcome["create topic"] in {"error 29", "TopicAuthorizationFailedError"}, outcome

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xborder_gateway.config import Settings
+from xborder_gateway.errors import TransportError
 
 __all__ = ["FlowLag", "LinkReport", "PartitionLag", "measure_lag", "read_committed_offsets"]
 
@@ -128,7 +129,7 @@ async def read_committed_offsets(bootstrap: str, offsets_topic: str, source: str
         pending = {tp for tp in tps if ends[tp] > 0}
         if pending:
             await consumer.seek_to_beginning(*pending)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:
             batch = await consumer.getmany(*pending, timeout_ms=500)
             for records in batch.values():
@@ -137,6 +138,9 @@ async def read_committed_offsets(bootstrap: str, offsets_topic: str, source: str
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
+        if pending:  # a partial read would report replicated records as lag: say so instead
+            raise TransportError(f"{offsets_topic} could not be read to its end within 60 s",
+                                 code="LINK_OFFSETS_UNREAD", retriable=True)
     finally:
         await consumer.stop()
     return out
@@ -151,7 +155,7 @@ async def _count_pending(consumer: Any, starts: dict[Any, int], ends: dict[Any, 
         consumer.seek(tp, starts[tp])
     counts = dict.fromkeys(pending, 0)
     oldest: dict[Any, int] = {}
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while pending and time.monotonic() < deadline:
         batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10_000)
         for tp, records in batch.items():
@@ -169,7 +173,7 @@ async def _count_pending(consumer: Any, starts: dict[Any, int], ends: dict[Any, 
     return result
 
 
-async def measure_lag(settings: Settings, *, max_count: int = 100_000, limit_s: float = 30.0) -> LinkReport:
+async def measure_lag(settings: Settings, *, max_count: int = 100_000, limit_s: float = 120.0) -> LinkReport:
     """The lag of this site's MirrorMaker, per allow-listed topic (see the module docstring)."""
     from xborder_gateway.link._mirror import LinkMirror
 
