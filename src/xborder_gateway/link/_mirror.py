@@ -40,7 +40,15 @@ from xborder_gateway.kafka_local._launcher import (
 )
 from xborder_gateway.link._pki import link_files, write_truststore
 
-__all__ = ["MIRROR_READY_LINE", "TASK_READY_PATTERN", "LinkMirror", "MirrorStatus", "topics_regex"]
+__all__ = [
+    "MIRROR_READY_LINE",
+    "TASK_READY_PATTERN",
+    "LinkMirror",
+    "MirrorStatus",
+    "fetch_mirror_jars",
+    "mirror_jar_dir",
+    "topics_regex",
+]
 
 MIRROR_READY_LINE = "Kafka MirrorMaker started"
 # the replication task is running (exactly-once or not): what `link start` waits for
@@ -57,6 +65,66 @@ def topics_regex(topics: list[str]) -> str:
 def _prop_escape(value: str) -> str:
     """A value for a Java .properties file (backslashes doubled)."""
     return value.replace("\\", "\\\\")
+
+
+def mirror_jar_dir(settings: Settings) -> Path:
+    """Where MirrorMaker's jars are cached: beside the broker's, under ``settings.kafka_cache``."""
+    return settings.kafka_cache / f"connect-mirror-{settings.kafka_version}" / "libs"
+
+
+def _pom(settings: Settings) -> str:
+    deps = [
+        ("org.apache.kafka", "connect-mirror", settings.kafka_version),
+        ("org.apache.logging.log4j", "log4j-core", LOG4J2_VERSION),
+        ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J2_VERSION),
+    ]
+    body = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+        for g, a, v in deps
+    )
+    return (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+        "  <modelVersion>4.0.0</modelVersion>\n"
+        "  <groupId>local.xborder</groupId><artifactId>mirrormaker-runtime</artifactId><version>1</version>\n"
+        "  <packaging>pom</packaging>\n"
+        f"  <dependencies>\n{body}\n  </dependencies>\n</project>\n"
+    )
+
+
+def fetch_mirror_jars(settings: Settings, progress: Progress = _quiet) -> Path:
+    """Fetch connect-mirror and log4j2 with Maven into the cache (once; concurrent callers wait)."""
+    jar_dir = mirror_jar_dir(settings)
+    if (jar_dir / ".complete").is_file():
+        return jar_dir
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise ConfigError("Maven (mvn) was not found; it fetches MirrorMaker's jars from Maven Central",
+                          code="MAVEN_MISSING", hint="install Maven (Debian: apt-get install maven)")
+    root = jar_dir.parent
+    root.mkdir(parents=True, exist_ok=True)
+    with _file_lock(root / ".lock"):
+        if (jar_dir / ".complete").is_file():
+            return jar_dir
+        progress(f"fetching MirrorMaker 2 ({settings.kafka_version}) jars with Maven into {jar_dir}")
+        with tempfile.TemporaryDirectory(dir=root, prefix="fetch-") as tmp:
+            pom = Path(tmp) / "pom.xml"
+            pom.write_text(_pom(settings), encoding="utf-8")
+            out_dir = Path(tmp) / "libs"
+            proc = subprocess.run(
+                [mvn, "-B", "-q", "-f", str(pom), DEPENDENCY_PLUGIN, "-DincludeScope=runtime",
+                 f"-DoutputDirectory={out_dir}"],
+                capture_output=True, text=True, check=False,
+            )
+            if proc.returncode != 0 or not any(out_dir.glob("connect-mirror-*.jar")):
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+                raise ConfigError(f"Maven could not fetch MirrorMaker's jars (exit {proc.returncode}):\n{tail}",
+                                  code="LINK_FETCH_FAILED",
+                                  hint="check that Maven Central is reachable (mvn -v; ~/.m2/settings.xml)")
+            (out_dir / ".complete").write_text(f"{settings.kafka_version}\n")
+            if jar_dir.exists():
+                shutil.rmtree(jar_dir)
+            out_dir.rename(jar_dir)
+    return jar_dir
 
 
 @dataclass(frozen=True)
@@ -101,62 +169,10 @@ class LinkMirror:
     # --- jars --------------------------------------------------------------------------------------
     @property
     def jar_dir(self) -> Path:
-        return self.settings.kafka_cache / f"connect-mirror-{self.settings.kafka_version}" / "libs"
-
-    def jars_present(self) -> bool:
-        return (self.jar_dir / ".complete").is_file()
+        return mirror_jar_dir(self.settings)
 
     def fetch(self, progress: Progress = _quiet) -> Path:
-        """Fetch connect-mirror and log4j2 with Maven into the cache (once; concurrent callers wait)."""
-        if self.jars_present():
-            return self.jar_dir
-        mvn = shutil.which("mvn")
-        if not mvn:
-            raise ConfigError("Maven (mvn) was not found; it fetches MirrorMaker's jars from Maven Central",
-                              code="MAVEN_MISSING", hint="install Maven (Debian: apt-get install maven)")
-        root = self.jar_dir.parent
-        root.mkdir(parents=True, exist_ok=True)
-        with _file_lock(root / ".lock"):
-            if self.jars_present():
-                return self.jar_dir
-            progress(f"fetching MirrorMaker 2 ({self.settings.kafka_version}) jars with Maven into {self.jar_dir}")
-            with tempfile.TemporaryDirectory(dir=root, prefix="fetch-") as tmp:
-                pom = Path(tmp) / "pom.xml"
-                pom.write_text(self._pom(), encoding="utf-8")
-                out_dir = Path(tmp) / "libs"
-                proc = subprocess.run(
-                    [mvn, "-B", "-q", "-f", str(pom), DEPENDENCY_PLUGIN, "-DincludeScope=runtime",
-                     f"-DoutputDirectory={out_dir}"],
-                    capture_output=True, text=True, check=False,
-                )
-                if proc.returncode != 0 or not any(out_dir.glob("connect-mirror-*.jar")):
-                    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-                    raise ConfigError(f"Maven could not fetch MirrorMaker's jars (exit {proc.returncode}):\n{tail}",
-                                      code="LINK_FETCH_FAILED",
-                                      hint="check that Maven Central is reachable (mvn -v; ~/.m2/settings.xml)")
-                (out_dir / ".complete").write_text(f"{self.settings.kafka_version}\n")
-                if self.jar_dir.exists():
-                    shutil.rmtree(self.jar_dir)
-                out_dir.rename(self.jar_dir)
-        return self.jar_dir
-
-    def _pom(self) -> str:
-        deps = [
-            ("org.apache.kafka", "connect-mirror", self.settings.kafka_version),
-            ("org.apache.logging.log4j", "log4j-core", LOG4J2_VERSION),
-            ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J2_VERSION),
-        ]
-        body = "\n".join(
-            f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
-            for g, a, v in deps
-        )
-        return (
-            '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
-            "  <modelVersion>4.0.0</modelVersion>\n"
-            "  <groupId>local.xborder</groupId><artifactId>mirrormaker-runtime</artifactId><version>1</version>\n"
-            "  <packaging>pom</packaging>\n"
-            f"  <dependencies>\n{body}\n  </dependencies>\n</project>\n"
-        )
+        return fetch_mirror_jars(self.settings, progress)
 
     # --- configuration -----------------------------------------------------------------------------
     def mm2_properties(self) -> str:

@@ -70,7 +70,8 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(status.describe())
         if not report.reachable:
-            print(f"source {report.source} at {settings.link_remote}: unreachable ({report.error})")
+            print(f"lag unknown: this site's cluster ({settings.bootstrap}) or {report.source}'s link listener "
+                  f"({settings.link_remote}) did not answer: {report.error}")
         else:
             print(f"{'flow ' + report.source + ' -> ' + report.target:44} {'records':>9} {'seconds':>9}")
             for flow in report.flows:
@@ -105,11 +106,9 @@ def _logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fetch(args: argparse.Namespace, settings: Settings) -> int:
-    from xborder_gateway.link._mirror import LinkMirror
+    from xborder_gateway.link._mirror import fetch_mirror_jars
 
-    mirror = LinkMirror.__new__(LinkMirror)  # the jars need no site
-    mirror.settings = settings
-    path = mirror.fetch(progress=_progress)
+    path = fetch_mirror_jars(settings, progress=_progress)  # the jars need no site
     jars = list(path.glob("*.jar"))
     print(f"{len(jars)} jars, {sum(j.stat().st_size for j in jars) / 1e6:.1f} MB in {path}")
     return 0
