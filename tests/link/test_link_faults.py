@@ -96,8 +96,8 @@ def test_read_uncommitted_on_the_link_lets_an_aborted_transaction_through_the_co
     """The trap read_committed closes (test_link.py checks the default never lets one through): with the
     link's consumer on read_uncommitted, records of an aborted source transaction arrive at the target.
 
-    MirrorMaker itself refuses read_uncommitted while exactly-once is on (its config validation rejects the
-    connector and the previous, read_committed config stays in force), so the control runs without it."""
+    Exactly-once is off for the control: MirrorMaker's own validation says it "can only provide exactly-once
+    guarantees" with read_committed, so the combination is not what the control is about."""
     vn, cn = two_sites.vn, two_sites.cn
     default = two_sites.mirror("CN")
     default.stop(timeout=30)
