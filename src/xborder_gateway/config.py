@@ -28,13 +28,17 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from xborder_gateway.errors import ConfigError
 
 __all__ = ["Settings", "default_home", "load_settings"]
+
+
+# broker client, KRaft controller, link listener, MirrorMaker REST: a site's defaults (docs/link.md)
+SITE_PORTS: dict[str, tuple[int, int, int, int]] = {"VN": (9092, 9093, 9094, 9095), "CN": (9192, 9193, 9194, 9195)}
 
 
 def default_home() -> Path:
@@ -173,6 +177,48 @@ class Settings(BaseSettings):
                                 description="seconds an outstanding counterpart answer is AWAITING (then OVERDUE)")
     gate_supersede_window_s: float = Field(default=43_200.0, gt=0,
                                            description="arrivals younger than this are re-decided on a view change")
+    # --- sites and the link between them (xborder link …; docs/link.md) -----------------------
+    site_authority: str | None = Field(
+        default=None, pattern=r"^(VN|CN)$",
+        description="the authority whose site this home is (VN or CN); decides the default ports "
+        "(VN 9092/9093/9094/9095, CN 9192/9193/9194/9195); unset = a single-site home with today's defaults")
+    kafka_link_port: int = Field(default=9094, ge=1, le=65535,
+                                 description="the local broker's mutual-TLS listener for the counterpart's link")
+    link_remote_bootstrap: str | None = Field(
+        default=None, description="the counterpart's link listener (host:port); unset = 127.0.0.1 and the "
+        "counterpart site's default link port")
+    link_topics_vn_cn: list[str] = Field(
+        default=["xb.vn-cn.exchange", "xb.vn-cn.exchange.priority", "xb.vn-cn.receipts",
+                 "xb.vn.audit.checkpoints", "xb.vn.audit.cosignatures"],
+        description="allow-list: the only topics that cross from the VN site to the CN site")
+    link_topics_cn_vn: list[str] = Field(
+        default=["xb.cn-vn.exchange", "xb.cn-vn.exchange.priority", "xb.cn-vn.receipts",
+                 "xb.cn.audit.checkpoints", "xb.cn.audit.cosignatures"],
+        description="allow-list: the only topics that cross from the CN site to the VN site")
+    link_rest_port: int = Field(default=9095, ge=1, le=65535,
+                                description="MirrorMaker's internal REST listener (bound to 127.0.0.1 only)")
+    link_heap: str = Field(default="384m", description="MirrorMaker JVM heap (-Xmx)")
+    link_start_timeout: float = Field(default=120.0, gt=0, description="seconds to wait for MirrorMaker's tasks")
+    link_exactly_once: bool = Field(default=True,
+                                    description="exactly-once replication; false only for the control test")
+    link_isolation_level: str = Field(
+        default="read_committed", pattern=r"^read_(un)?committed$",
+        description="the link consumer's isolation; read_uncommitted only for the control test")
+    link_transaction_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="MirrorMaker's producer transaction timeout: how long a restart "
+        "after kill -9 waits for the dead worker's transaction")
+    link_cert_validity_days: int = Field(default=365, ge=1, le=36_500,
+                                         description="validity of new link CA and certificates")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _site_ports(cls, data: Any) -> Any:
+        """A site's authority decides the ports it has not been given explicitly."""
+        if isinstance(data, dict) and data.get("site_authority") in SITE_PORTS:
+            for name, port in zip(("kafka_port", "kafka_controller_port", "kafka_link_port", "link_rest_port"),
+                                  SITE_PORTS[data["site_authority"]], strict=True):
+                data.setdefault(name, port)
+        return data
 
     @field_validator("home", "kafka_cache", mode="after")
     @classmethod
@@ -192,6 +238,36 @@ class Settings(BaseSettings):
 
     def audit_db(self, authority: str) -> Path:
         return self.home / "audit" / f"{authority.lower()}.sqlite"
+
+    @property
+    def site(self) -> str:
+        """This home's site authority (``site_authority``); a ConfigError when the home is not a site."""
+        if self.site_authority is None:
+            raise ConfigError("this home is not a site: site_authority is unset", code="LINK_NO_SITE",
+                              hint="set site_authority = \"VN\" or \"CN\" in <home>/config.toml "
+                              "(or XBG_SITE_AUTHORITY)")
+        return self.site_authority
+
+    @property
+    def link_counterpart(self) -> str:
+        """The other site's authority (requires ``site_authority``)."""
+        return "CN" if self.site == "VN" else "VN"
+
+    @property
+    def link_remote(self) -> str:
+        """The counterpart's link listener, host:port."""
+        if self.link_remote_bootstrap:
+            return self.link_remote_bootstrap
+        return f"127.0.0.1:{SITE_PORTS[self.link_counterpart][2]}"
+
+    def link_topics(self, source: str, target: str) -> list[str]:
+        """The allow-listed topics that flow from site ``source`` to site ``target``."""
+        pair = (source.upper(), target.upper())
+        if pair == ("VN", "CN"):
+            return list(self.link_topics_vn_cn)
+        if pair == ("CN", "VN"):
+            return list(self.link_topics_cn_vn)
+        raise ConfigError(f"no link from {source} to {target}", code="LINK_DIRECTION", hint="use VN or CN")
 
     @property
     def bootstrap_local(self) -> str:

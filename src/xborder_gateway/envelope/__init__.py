@@ -36,6 +36,7 @@ from xborder_gateway.envelope._keys import (
     parse_bundle,
     resolve_passphrase,
     rotate,
+    split_bundle,
 )
 from xborder_gateway.envelope._receipts import (
     NIL_MESSAGE_ID,
@@ -109,4 +110,5 @@ __all__ = [
     "rotate",
     "seal",
     "seal_receipt",
+    "split_bundle",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "parse_bundle",
     "resolve_passphrase",
     "rotate",
+    "split_bundle",
 ]
 
 # 2.25.<UUID as integer> (ITU-T X.667): an OID needing no registration. extnValue = DER SubjectPublicKeyInfo
@@ -510,18 +511,31 @@ def export_bundle(settings: Settings, authority: str, *, now: datetime | None = 
     if not certs:
         raise ConfigError(f"authority {authority} has no unexpired keys to export", code="KEYS_MISSING",
                           hint=f"run `xborder keys init --authority {authority}` or `xborder keys rotate`")
-    return b"".join(c.pem for c in certs)
+    bundle = b"".join(c.pem for c in certs)
+    link_ca = settings.keys_dir(authority) / "link" / "ca.crt.pem"
+    if link_ca.is_file():  # optional: the site's link CA (docs/link.md), after the authority certificates
+        bundle += link_ca.read_bytes()
+    return bundle
 
 
-def parse_bundle(bundle: bytes) -> list[AuthorityCertificate]:
-    """The authority certificates of a PEM trust bundle (each self-signature checked), in bundle order."""
+def split_bundle(bundle: bytes) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """The bundle's authority certificates and its (optional) link CA certificates, each as parsed X.509."""
+    from xborder_gateway.link._pki import is_link_ca  # lazy: link imports envelope
+
     try:
         parsed = x509.load_pem_x509_certificates(bundle)
     except ValueError as exc:
         raise ConfigError(f"not a PEM certificate bundle: {exc}", code="KEYS_BUNDLE_INVALID",
                           hint="pass the file written by `xborder keys export`") from exc
+    link = [c for c in parsed if not isinstance(c.public_key(), Ed25519PublicKey) and is_link_ca(c)]
+    return [c for c in parsed if not any(c is x for x in link)], link
+
+
+def parse_bundle(bundle: bytes) -> list[AuthorityCertificate]:
+    """The authority certificates of a PEM trust bundle (each self-signature checked, none a look-alike), in
+    bundle order; a link CA in the bundle is left out (see :func:`split_bundle`)."""
     out: list[AuthorityCertificate] = []
-    for cert in parsed:
+    for cert in split_bundle(bundle)[0]:
         parsed_cert = AuthorityCertificate.from_x509(cert)
         _check_not_lookalike(cert, parsed_cert)
         out.append(parsed_cert)
@@ -553,17 +567,16 @@ def import_bundle(settings: Settings, authority: str, bundle: bytes, *,
 
     The bundle must name one authority, and (unless ``allow_other_authority``) the counterpart of ``authority``
     (``COUNTERPARTS``); every certificate must carry exactly the subject and key identifier ``keys init`` writes.
-    Checking who the certificates belong to (fingerprints) is the caller's ceremony (``xborder keys import``).
+    A link CA in the bundle (docs/link.md) is stored too, unless it is ``authority``'s own. Checking who the
+    certificates belong to (fingerprints) is the caller's ceremony (``xborder keys import``).
     """
+    from xborder_gateway.link._pki import LinkCa, store_counterpart_ca  # lazy: link imports envelope
+
     _check_authority(authority)
     certs = parse_bundle(bundle)
     if not certs:
         raise ConfigError("the bundle holds no certificate", code="KEYS_BUNDLE_INVALID",
                           hint="pass the file written by `xborder keys export`")
-    for cert in certs:
-        if cert.authority == authority:
-            raise ConfigError(f"the bundle holds {authority}'s own certificate", code="KEYS_BUNDLE_SELF",
-                              hint="import the counterpart's bundle, not this authority's own")
     named = sorted({c.authority for c in certs})
     if len(named) != 1:  # a bundle is one authority's generations; a mixed one smuggles a second authority in
         raise ConfigError(f"the bundle mixes certificates of {', '.join(named)}", code="KEYS_BUNDLE_MIXED",
@@ -575,11 +588,17 @@ def import_bundle(settings: Settings, authority: str, bundle: bytes, *,
                           code="KEYS_AUTHORITY_UNEXPECTED",
                           hint="import the counterpart's bundle; pass --allow-other-authority if trusting "
                           f"{claimed} is intended")
+    cas = [LinkCa.from_x509(c) for c in split_bundle(bundle)[1]]
+    if any(ca.site == authority for ca in cas):
+        raise ConfigError(f"the bundle holds {authority}'s own link CA", code="KEYS_BUNDLE_SELF",
+                          hint="import the counterpart's bundle, not this authority's own")
     trust = _private.private_dir(settings.keys_dir(authority) / "trust")
     for cert in certs:
         path = trust / f"{cert.authority}-{cert.fingerprint[:8].hex()}.crt.pem"
         if not path.exists():
             _private.write_private(path, cert.pem, exclusive=True)
+    for ca in cas:
+        store_counterpart_ca(settings, authority, ca)
     return certs
 
 

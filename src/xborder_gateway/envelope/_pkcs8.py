@@ -13,6 +13,7 @@ import base64
 import os
 
 from cryptography.hazmat.primitives import padding, serialization
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -65,7 +66,9 @@ def _oid(dotted: str) -> bytes:
     return _tlv(0x06, bytes(out))
 
 
-def encrypt_private_key_pem(key: Ed25519PrivateKey | X25519PrivateKey, passphrase: bytes) -> bytes:
+def encrypt_private_key_pem(
+    key: Ed25519PrivateKey | X25519PrivateKey | EllipticCurvePrivateKey, passphrase: bytes
+) -> bytes:
     """PEM ``ENCRYPTED PRIVATE KEY`` (PKCS#8, PBES2/scrypt/AES-256-CBC) of ``key``."""
     if not passphrase:
         raise ValueError("empty passphrase")

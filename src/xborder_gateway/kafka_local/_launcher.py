@@ -97,6 +97,24 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+@dataclass(frozen=True)
+class LinkListener:
+    """The broker's mutual-TLS listener for the counterpart's MirrorMaker (docs/link.md)."""
+
+    site: str
+    counterpart: str
+    host: str
+    port: int
+    keystore: Path
+    truststore: Path
+    secrets: Path
+    topics: tuple[str, ...]  # what the counterpart may read: the allow-list towards it
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 class LocalKafka:
     """The local broker of one home directory."""
 
@@ -183,20 +201,68 @@ class LocalKafka:
         )
 
     # --- configuration ---------------------------------------------------------------------------
-    def _server_properties(self) -> str:
+    def link_listener(self) -> tuple[LinkListener | None, str]:
+        """The link listener this broker opens, or None and why not (a home that is not a site, or whose
+        link PKI or the counterpart's link CA is missing)."""
+        s = self.settings
+        if s.site_authority is None:
+            return None, "not a site home (site_authority unset)"
+        from xborder_gateway.link._pki import link_files, write_truststore
+
+        files = link_files(s, s.site)
+        if not files.complete():
+            return None, f"no link certificates under {files.dir} (run `xborder link certs`)"
+        trust = write_truststore(s)
+        if trust is None:
+            return None, (f"{s.link_counterpart}'s link CA is not trusted yet (import its bundle: "
+                          "`xborder keys import`)")
+        return LinkListener(s.site, s.link_counterpart, s.kafka_host, s.kafka_link_port, files.broker_p12,
+                            trust, files.secrets, tuple(s.link_topics(s.site, s.link_counterpart))), ""
+
+    def _link_properties(self, link: LinkListener) -> list[str]:
+        from xborder_gateway.link._pki import PRINCIPAL_RULE
+
+        secret = f"${{file:{link.secrets}:broker.keystore.password}}"
+        pre = "listener.name.link."
+        return [
+            # LINK-3: keystore passwords come from a 0600 file through a config provider, never inline
+            "config.providers=file",
+            "config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider",
+            f"{pre}ssl.keystore.type=PKCS12",
+            f"{pre}ssl.keystore.location={link.keystore}",
+            f"{pre}ssl.keystore.password={secret}",
+            f"{pre}ssl.key.password={secret}",
+            # LINK-4: only the counterpart's link CA may vouch for a client (PEM truststore, no password)
+            f"{pre}ssl.truststore.type=PEM",
+            f"{pre}ssl.truststore.location={link.truststore}",
+            # LINK-5: mutual TLS — a client without a certificate of that CA is refused in the handshake
+            f"{pre}ssl.client.auth=required",
+            f"{pre}ssl.enabled.protocols=TLSv1.3,TLSv1.2",
+            f"{pre}ssl.principal.mapping.rules={PRINCIPAL_RULE}",
+            # LINK-6: ACLs decide what the counterpart's principal may do; our own listeners (PLAINTEXT on
+            # 127.0.0.1 for this site's processes, CONTROLLER) authenticate as ANONYMOUS, the only super user
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found=false",
+        ]
+
+    def _server_properties(self, link: LinkListener | None = None) -> str:
         s = self.settings
         host, port, cport = s.kafka_host, s.kafka_port, s.kafka_controller_port
+        extra = f",LINK://{link.address}" if link else ""
         return "\n".join(
             [
                 "# written by `xborder kafka start`; edits are overwritten at the next start",
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.bootstrap.servers={host}:{cport}",
-                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-                f"advertised.listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}{extra}",
+                f"advertised.listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}{extra}",
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+                + (",LINK:SSL" if link else ""),
+                *(self._link_properties(link) if link else []),
                 f"log.dirs={self.data_dir}",
                 f"num.partitions={s.topic_partitions}",
                 "auto.create.topics.enable=true",
@@ -278,7 +344,10 @@ class LocalKafka:
                 hint="install Java 17 (Debian: apt-get install openjdk-17-jre-headless) and/or set JAVA_HOME",
             )
         s = self.settings
-        for port in (s.kafka_port, s.kafka_controller_port):
+        link, why_not = self.link_listener()
+        if link is None and s.site_authority is not None:
+            progress(f"kafka: no link listener: {why_not}")
+        for port in (s.kafka_port, s.kafka_controller_port, *([link.port] if link else [])):
             if _port_in_use(s.kafka_host, port):
                 raise ConfigError(
                     f"port {port} on {s.kafka_host} is already in use by another process",
@@ -289,7 +358,7 @@ class LocalKafka:
         jars = self.fetch(progress)
         for d in (self.data_dir, self.log_dir):
             private_dir(d)  # under the home: 0700 (issue 9 item 7)
-        write_private(self.properties, self._server_properties().encode("utf-8"))  # 0600 (issue 9 item 7)
+        write_private(self.properties, self._server_properties(link).encode("utf-8"))  # 0600 (issue 9 item 7)
         write_private(self.log4j, self._log4j_properties().encode("utf-8"))
         classpath = f"{jars}/*"
         self._format_storage(java, classpath, progress)
@@ -308,7 +377,14 @@ class LocalKafka:
                 start_new_session=True, cwd=self.dir,
             )
         self.pid_file.write_text(f"{proc.pid}\n")
-        return self._wait_ready(proc.pid, started, progress, timeout, log_offset=ready_offset, proc=proc)
+        status = self._wait_ready(proc.pid, started, progress, timeout, log_offset=ready_offset, proc=proc)
+        if link is not None:
+            from xborder_gateway.kafka_local._acl import apply_link_acls
+
+            apply_link_acls(s.bootstrap_local, link)
+            progress(f"link listener (mutual TLS) at {link.address}; {link.counterpart} may read "
+                     f"{len(link.topics)} allow-listed topics")
+        return status
 
     def _format_storage(self, java: str, classpath: str, progress: Progress) -> None:
         if (self.data_dir / "meta.properties").exists():

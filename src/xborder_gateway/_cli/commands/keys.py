@@ -14,6 +14,8 @@ from xborder_gateway.config import Settings
 from xborder_gateway.errors import ConfigError
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from xborder_gateway.envelope import AuthorityCertificate
     from xborder_gateway.signing import HsmConfig
 
@@ -39,6 +41,14 @@ def _describe(cert: AuthorityCertificate) -> str:
             f"encryption {cert.encryption_key_id.hex()[:16]}…"
             f"  valid {cert.not_before:%Y-%m-%d %H:%M:%SZ} .. {cert.not_after:%Y-%m-%d %H:%M:%SZ}\n"
             f"    certificate SHA-256 fingerprint {cert.fingerprint.hex()}")
+
+
+def _describe_link_ca(ca: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import hashes
+
+    return (f"{ca.subject.rfc4514_string()}  (link CA, ECDSA P-256)  valid {ca.not_valid_before_utc:%Y-%m-%d} .. "
+            f"{ca.not_valid_after_utc:%Y-%m-%d}\n"
+            f"    certificate SHA-256 fingerprint {ca.fingerprint(hashes.SHA256()).hex()}")
 
 
 _MAX_BUNDLE_BYTES = 1 << 20  # a bundle is one ~900-byte PEM certificate per key generation
@@ -131,9 +141,7 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptography import x509
-
-    from xborder_gateway.envelope import AuthorityCertificate, export_bundle
+    from xborder_gateway.envelope import AuthorityCertificate, export_bundle, split_bundle
 
     bundle = export_bundle(settings, _authority(args, settings))
     if args.out:
@@ -141,8 +149,11 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"bundle written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(bundle.decode("ascii"))
-    for cert in x509.load_pem_x509_certificates(bundle):
+    authority_certs, link_cas = split_bundle(bundle)
+    for cert in authority_certs:
         print(_describe(AuthorityCertificate.from_x509(cert)), file=sys.stderr)
+    for ca in link_cas:
+        print(_describe_link_ca(ca), file=sys.stderr)
     print("give the counterpart the fingerprints over a second channel", file=sys.stderr)
     return 0
 
@@ -162,7 +173,9 @@ def _confirm(certs: list[AuthorityCertificate], authority: str) -> bool:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from xborder_gateway.envelope import import_bundle, parse_bundle
+    from cryptography.hazmat.primitives import hashes
+
+    from xborder_gateway.envelope import import_bundle, parse_bundle, split_bundle
 
     try:
         with args.bundle.open("rb") as f:
@@ -174,21 +187,26 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"{args.bundle} is larger than {_MAX_BUNDLE_BYTES} bytes; a trust bundle is a few KiB",
                           code="KEYS_BUNDLE_INVALID", hint="pass the file written by `xborder keys export`")
     certs = parse_bundle(bundle)  # names what is wrong with the bundle (KEYS_BUNDLE_INVALID, KEYS_CERT_*)
+    link_cas = split_bundle(bundle)[1]
     if not args.authority:
         args.authority = _authority(args, settings, bundle_authorities={c.authority for c in certs})
     # issue 9 item 4: importing a counterpart's key is a ceremony. Scripts state the fingerprints they expect;
     # a person at a terminal is shown them and asked; anything else is refused before anything is trusted.
+    # The link CA (docs/link.md) goes through the same ceremony as the authority certificates.
     if args.expect_fingerprint:
         expected = {f.lower().replace(":", "") for f in args.expect_fingerprint}
-        unexpected = [c for c in certs if c.fingerprint.hex() not in expected]
+        fingerprints = [c.fingerprint.hex() for c in certs] + [c.fingerprint(hashes.SHA256()).hex() for c in link_cas]
+        unexpected = [f for f in fingerprints if f not in expected]
         if unexpected:
             raise ConfigError(
                 f"{len(unexpected)} certificate(s) in the bundle have fingerprints you did not expect: "
-                + ", ".join(c.fingerprint.hex() for c in unexpected),
+                + ", ".join(unexpected),
                 code="KEYS_FINGERPRINT_MISMATCH",
                 hint="do not import: confirm the fingerprints with the counterpart over a second channel",
             )
     elif sys.stdin.isatty():
+        for ca in link_cas:  # shown with the authority certificates: the same ceremony
+            print("  " + _describe_link_ca(ca).replace("\n", "\n  "), file=sys.stderr)
         if not _confirm(certs, args.authority):
             print("not imported", file=sys.stderr)
             return 1
@@ -200,6 +218,8 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             "gave you over a second channel; `xborder keys export` prints them), or run it at a terminal to be asked")
     for cert in import_bundle(settings, args.authority, bundle, allow_other_authority=args.allow_other_authority):
         print(_describe(cert))
+    for ca in link_cas:
+        print(_describe_link_ca(ca))
     print(f"trusted by {args.authority} (under {settings.keys_dir(args.authority) / 'trust'})", file=sys.stderr)
     return 0
 
