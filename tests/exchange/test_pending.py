@@ -488,3 +488,33 @@ def test_grace_setting_defaults_to_ten_minutes(tmp_path: Path) -> None:
     assert load_settings(home=tmp_path, exchange_linked_grace_s=5).exchange_linked_grace_s == 5.0
     with pytest.raises(ConfigError, match="exchange_linked_grace_s: Input should be greater than 0"):
         load_settings(home=tmp_path, exchange_linked_grace_s=0)
+
+
+# ---- where versions come from (ADR 0403) ------------------------------------------------------------------------
+@pytest.mark.parametrize(("record", "expected"), [
+    ({"declaration_number": "1", "declaration_version": 3}, 3),  # CnExportDeclaration
+    ({"manifest_number": "1", "manifest_version": 2}, 2),  # CnRoadManifest
+    ({"declaration_number": "1", "version": 4}, 4),  # the proposed Declaration v4 / VehicleManifest v2 field
+    ({"declaration_number": "1"}, None),  # Declaration <= v3, VehicleManifest v1: no version
+])
+def test_version_of(record: dict[str, object], expected: int | None) -> None:
+    from xborder_gateway.exchange._pending import version_of
+    assert version_of(record) == expected
+
+
+def test_version_of_refuses_a_hostile_version() -> None:
+    from xborder_gateway.exchange._pending import version_of
+    with pytest.raises(ValueError, match="not an integer"):
+        version_of({"declaration_version": 2**63})
+
+
+def test_next_version_falls_back_to_arrival_order(conn: sqlite3.Connection) -> None:
+    from xborder_gateway.exchange._pending import next_version
+    assert next_version(conn, "A") == 1
+    decl(conn, "A", T0, version=1)
+    assert next_version(conn, "A") == 2
+    assert decl(conn, "A", T0 + 1, version=next_version(conn, "A"))[0] is VersionVerdict.APPLY
+    assert next_version(conn, "T1", vehicle=True) == 1
+    vehicle(conn, "T1", [], T0, version=7)
+    assert next_version(conn, "T1", vehicle=True) == 8
+    assert next_version(conn, "A", vehicle=True) == 1  # separate numbering for vehicles

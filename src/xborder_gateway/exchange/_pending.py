@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -57,6 +57,7 @@ __all__ = [
     "PENDING",
     "PENDING_SCHEMA",
     "VEHICLE_TYPES",
+    "VERSION_FIELDS",
     "VERSION_STALE",
     "DecisionCause",
     "VehicleDecision",
@@ -69,6 +70,7 @@ __all__ = [
     "judge_version",
     "known_version",
     "next_expiry_ms",
+    "next_version",
     "on_declaration",
     "pending_status_change",
     "pending_vehicles",
@@ -76,6 +78,7 @@ __all__ = [
     "stale_decision",
     "submit_vehicle",
     "vehicle_status_change",
+    "version_of",
 ]
 
 PENDING = "PENDING"
@@ -159,6 +162,32 @@ def judge_version(known: tuple[int, VersionKind] | None, version: int, kind: Ver
     else:
         verdict = VersionVerdict.DUPLICATE  # VER-3
     return verdict
+
+
+VERSION_FIELDS = ("version", "declaration_version", "manifest_version")
+"""Where a record carries its version: ``CnExportDeclaration.declaration_version``,
+``CnRoadManifest.manifest_version``; ``version`` is the field proposed for Declaration v4 / VehicleManifest v2
+(ADR 0403). Declaration <= v3 and VehicleManifest v1 carry none."""
+
+
+def version_of(record: Mapping[str, Any]) -> int | None:
+    """The record's own version (VER-5 checked), or None when its schema has no version field."""
+    for name in VERSION_FIELDS:
+        if record.get(name) is not None:
+            return _check_version(record[name])
+    return None
+
+
+def next_version(conn: sqlite3.Connection, number: str, *, vehicle: bool = False) -> int:
+    """Fallback for records without a version (ADR 0403): one more than the version known here, i.e.
+    arrival order -- each new message id for a number counts as its next amendment. Capped at 999."""
+    if vehicle:
+        row = conn.execute("SELECT version FROM cn_vehicles WHERE business_key = ?", (number,)).fetchone()
+        known = None if row is None else int(row[0])
+    else:
+        kv = known_version(conn, number)
+        known = None if kv is None else kv[0]
+    return 1 if known is None else min(known + 1, MAX_VERSION)
 
 
 def known_version(conn: sqlite3.Connection, number: str) -> tuple[int, VersionKind] | None:
