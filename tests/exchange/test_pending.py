@@ -518,3 +518,19 @@ def test_next_version_falls_back_to_arrival_order(conn: sqlite3.Connection) -> N
     vehicle(conn, "T1", [], T0, version=7)
     assert next_version(conn, "T1", vehicle=True) == 8
     assert next_version(conn, "A", vehicle=True) == 1  # separate numbering for vehicles
+
+
+def test_audit_fields_make_a_valid_business_response_event(conn: sqlite3.Connection) -> None:
+    from xborder_gateway.audit import EventType
+    from xborder_gateway.connectors._common import event
+    from xborder_gateway.exchange._pending import audit_fields
+
+    v = vehicle(conn, "T1", ["A"], T0)
+    e = event("CN", "nanning", EventType.BUSINESS_RESPONSE, **audit_fields(v))
+    assert (e.outcome, e.reason_code, e.business_key, e.message_id) == ("pending", LINKED_DECLARATION_PENDING,
+                                                                        "T1", "v-T1-1")
+    [d] = expire(conn, T0 + GRACE_MS, grace_s=GRACE_S)
+    assert event("CN", "nanning", EventType.BUSINESS_RESPONSE, **audit_fields(d)).outcome == "rejected"
+    stale = vehicle(conn, "T1", ["A"], T0 + 1, version=1)
+    assert stale.cause is DecisionCause.DUPLICATE
+    assert audit_fields(stale)["outcome"] == "duplicate"

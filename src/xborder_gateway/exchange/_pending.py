@@ -64,6 +64,7 @@ __all__ = [
     "VersionKind",
     "VersionVerdict",
     "accept_version",
+    "audit_fields",
     "cn_declarations_lookup",
     "decide_vehicle",
     "expire",
@@ -540,3 +541,17 @@ def pending_status_change(d: VehicleDecision, *, authority: str, at_ms: int,
     if not d.pending:
         raise ValueError(f"{d.business_key} is {d.decision.status}, not PENDING")
     return vehicle_status_change(d, authority=authority, at_ms=at_ms, vehicle=vehicle)
+
+
+# ---- audit log -----------------------------------------------------------------------------------------
+_OUTCOMES = {DecisionCause.STALE: "stale", DecisionCause.DUPLICATE: "duplicate"}
+
+
+def audit_fields(d: VehicleDecision) -> dict[str, Any]:
+    """The fields of the ``business_response`` audit event for ``d`` (pass them to ``connectors._common.event``
+    with ``EventType.BUSINESS_RESPONSE``): outcome ``pending`` / ``accepted`` / ``held`` / ``rejected`` (or
+    ``stale`` / ``duplicate``), the first reason code. Every PENDING, every later decision and every
+    expiry is one event, so the log shows a vehicle waiting and then decided."""
+    return {"message_id": d.message_id, "business_key": d.business_key, "document_type": d.document_type,
+            "outcome": _OUTCOMES.get(d.cause, d.decision.status.lower()),
+            "reason_code": d.decision.reasons[0][0] if d.decision.reasons else None}
