@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0,
         description="days the outbound connector remembers a sealed document's bytes: the same bytes published "
         "again within them are rejected as DUPLICATE_SUBMISSION (ADR 0401)")
+    exchange_linked_grace_s: float = Field(
+        default=600.0, gt=0, le=86_400,
+        description="seconds the endpoint keeps a vehicle declaration PENDING for linked declarations it has not "
+        "received, counted from when it processed the vehicle declaration; then REJECTED "
+        "LINKED_DECLARATION_UNKNOWN (issue 15)")
 
     # --- documents (intake bounds; IntakeLimits.from_settings) ---------------------------------
     documents_max_bytes: int = Field(default=1_048_576, ge=1, description="XML size cap, checked before parsing")
