@@ -21,7 +21,6 @@ only tracks what read_committed consumers see (see docs/exchange.md).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -41,15 +40,13 @@ from xborder_gateway.connectors._common import (
     H_RUN,
     H_SOURCE,
     H_TRUNCATED,
-    Auditor,
+    AuditSink,
     ConnectorOptions,
-    Identity,
-    Ops,
     event,
-    load_keys,
     log_line,
     now_ms,
 )
+from xborder_gateway.connectors._runtime import ConnectorSpec, Guarantee, ProcessResult, run_connector
 from xborder_gateway.envelope import LocalAuthority, TrustStore, seal
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
 from xborder_gateway.exchange._state import (
@@ -67,11 +64,7 @@ from xborder_gateway.exchange._state import (
 from xborder_gateway.transport import (
     INTAKE_MAX_MESSAGE_BYTES,
     Incoming,
-    LoopConfig,
     Outgoing,
-    TransactionalBatchLoop,
-    ensure_gateway_topics,
-    install_shutdown,
 )
 
 __all__ = ["DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "run_outbound"]
@@ -229,7 +222,17 @@ class OutboundProcessor:
             raise
         self.db.execute("COMMIT")
 
-    def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
+    def handle(self, records: Sequence[Incoming], audit: AuditSink) -> ProcessResult:
+        """The runtime's entry: process, then append the events (AUD-5: durable before the transaction
+        commits the intake offsets)."""
+        result = self.process(records)
+        audit(result.events)
+        return result
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    def process(self, records: Sequence[Incoming]) -> ProcessResult:
         s = self.settings
         taken: list[_Taken] = []
         for r in records:
@@ -292,49 +295,17 @@ class OutboundProcessor:
             log_line(logging.DEBUG, "sealed", message_id=mid, business_key=doc.business_key, topic=topic)
             counts["sealed"] += 1
             counts["priority"] += int(doc.perishable)
-        return outputs, events, counts
+        return ProcessResult(outputs, events, counts)
+
+
+def outbound_spec() -> ConnectorSpec:
+    """The outbound role: intake -> sealed envelopes, exactly once (one Kafka transaction per batch)."""
+    return ConnectorSpec(
+        name="outbound", authority=AUTHORITY, topics=lambda s: (s.topic_intake,), guarantee=Guarantee.EXACTLY_ONCE,
+        processor=lambda rt: OutboundProcessor(rt.settings, rt.me, rt.trust),
+        started_line="outbound started", stopped_line="outbound stopped")
 
 
 async def run_outbound(settings: Settings, options: OutboundOptions) -> int:
     """Run the outbound connector until SIGTERM; returns the exit code."""
-    me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
-    ident = Identity("outbound", options.instance, settings.exchange_group_prefix)
-    await ensure_gateway_topics(settings)
-    auditor = Auditor(settings, AUTHORITY)
-    processor = OutboundProcessor(settings, me, trust)
-    stop = asyncio.Event()
-    install_shutdown(stop)
-    config = LoopConfig(bootstrap=settings.bootstrap, topics=(settings.topic_intake,), group_id=ident.group_id,
-                        client_id=ident.client_id, transactional_id=ident.transactional_id,
-                        batch_max=settings.exchange_batch_max, poll_ms=settings.exchange_poll_ms,
-                        txn_timeout_s=settings.exchange_txn_timeout_s)
-    loop: TransactionalBatchLoop | None = None
-
-    def health() -> dict[str, Any]:
-        stats = loop.stats if loop else None
-        return {"ok": loop is not None and not stop.is_set(), "connector": "outbound", "instance": options.instance,
-                "ready": stats is not None and stats.assigned is not None,
-                "assigned_partitions": stats.assigned if stats else None,
-                "batches": stats.batches if stats else 0, "restarts": stats.restarts if stats else 0,
-                "last_error": stats.last_error if stats else None}
-
-    ops = Ops("outbound", options.metrics_port, health)
-
-    async def handler(records: list[Incoming]) -> Sequence[Outgoing]:
-        outputs, events, counts = processor.process(records)
-        auditor.append(events)  # AUD-5: durable before the transaction commits the intake offsets
-        for k, v in counts.items():
-            ops.count(k, v)
-        ops.batches.labels("outbound").inc()
-        return outputs
-
-    loop = TransactionalBatchLoop(config, handler, stop)
-    log_line(logging.INFO, "outbound started", instance=options.instance, bootstrap=settings.bootstrap)
-    try:
-        await loop.run()
-    finally:
-        ops.close()
-        auditor.close()
-        processor.close()
-    log_line(logging.INFO, "outbound stopped", batches=loop.stats.batches, records=loop.stats.records_in)
-    return 0
+    return await run_connector(settings, outbound_spec(), options)

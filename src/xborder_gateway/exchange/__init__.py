@@ -10,6 +10,7 @@ from xborder_gateway.exchange._business import (
     KnownDeclaration,
     decide,
 )
+from xborder_gateway.exchange._rules import CnRuleSet, RuleSet, register_rule_set, rule_set_for
 from xborder_gateway.exchange._state import (
     CN_SCHEMA,
     VN_SCHEMA,
@@ -20,6 +21,7 @@ from xborder_gateway.exchange._state import (
     encode_headers,
     summarize_run,
 )
+from xborder_gateway.exchange._stores import EndpointStore, StoredAnswer, TrackedMessage, TrackerStore, transaction
 from xborder_gateway.exchange._tracking import (
     RETRIABLE_NACKS,
     Action,
@@ -41,12 +43,18 @@ __all__ = [
     "VN_SCHEMA",
     "Action",
     "BusinessDecision",
+    "CnRuleSet",
+    "EndpointStore",
     "KnownDeclaration",
     "MessageState",
     "PendingMessage",
+    "RuleSet",
     "RunSummary",
     "Stimulus",
+    "StoredAnswer",
+    "TrackedMessage",
     "TrackerPolicy",
+    "TrackerStore",
     "Transition",
     "apply_transition",
     "connect",
@@ -56,5 +64,8 @@ __all__ = [
     "encode_headers",
     "is_retriable_nack",
     "mark_dead_letter_produced",
+    "register_rule_set",
+    "rule_set_for",
     "summarize_run",
+    "transaction",
 ]
