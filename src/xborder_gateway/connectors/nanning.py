@@ -84,7 +84,8 @@ from xborder_gateway.transport import (
     Outgoing,
 )
 
-__all__ = ["CRASH_EXIT_CODE", "INTERNAL_ERROR", "Faults", "NanningOptions", "NanningProcessor", "run_nanning"]
+__all__ = ["CRASH_EXIT_CODE", "INTERNAL_ERROR", "Faults", "NanningOptions", "NanningProcessor", "nanning_spec",
+           "run_nanning"]
 
 AUTHORITY = "CN"
 OFFICE = "CN-7220"  # Youyiguan customs, the receiving office named in receipts

@@ -49,6 +49,7 @@ from xborder_gateway.connectors._common import (
 from xborder_gateway.connectors._runtime import ConnectorSpec, Guarantee, ProcessResult, run_connector
 from xborder_gateway.envelope import LocalAuthority, TrustStore, seal
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
+from xborder_gateway.exchange import transaction
 from xborder_gateway.exchange._state import (
     VN_SCHEMA,
     IntakeCoordinates,
@@ -67,7 +68,7 @@ from xborder_gateway.transport import (
     Outgoing,
 )
 
-__all__ = ["DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "run_outbound"]
+__all__ = ["DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "outbound_spec", "run_outbound"]
 
 AUTHORITY = "VN"
 COUNTERPART = "CN"
@@ -199,28 +200,23 @@ class OutboundProcessor:
         """The duplicate-submission check of a batch in ONE SQLite transaction (one indexed lookup and one
         insert per sealed record), committed here -- before the audit append and the Kafka commit."""
         now = now_ms()
-        self.db.execute("BEGIN IMMEDIATE")  # the write lock first: two instances never both see "new"
-        try:
+        with transaction(self.db) as db:  # the write lock first: two instances never both see "new"
             if now >= self._next_purge_ms:  # first: what is older than the window is no duplicate any more
-                purged = purge_submissions(self.db, now - self._window_ms)
+                purged = purge_submissions(db, now - self._window_ms)
                 self._next_purge_ms = now + _PURGE_EVERY_MS
                 if purged:
                     log_line(logging.INFO, "forgot old submissions", count=purged)
             for t in taken:
                 if t.error is not None:  # rejected on this try: it holds no bytes (even if a first try did)
-                    forget_submission_at(self.db, t.at)
+                    forget_submission_at(db, t.at)
                     continue
                 key = t.doc.business_key
-                prior = lookup_submission(self.db, key, t.raw_sha)
+                prior = lookup_submission(db, key, t.raw_sha)
                 decision = decide_submission(prior, t.at)
                 if decision is SubmissionDecision.DUPLICATE and prior is not None:
                     t.error = DuplicateSubmissionError(key, t.raw_sha, prior)
                 else:  # NEW, or REDO of the same coordinates: the aborted try's envelope was never seen
-                    record_submission(self.db, key, t.raw_sha, t.at, message_id=str(t.sealed.message_id), now_ms=now)
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+                    record_submission(db, key, t.raw_sha, t.at, message_id=str(t.sealed.message_id), now_ms=now)
 
     def handle(self, records: Sequence[Incoming], audit: AuditSink) -> ProcessResult:
         """The runtime's entry: process, then append the events (AUD-5: durable before the transaction

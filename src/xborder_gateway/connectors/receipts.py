@@ -99,7 +99,8 @@ from xborder_gateway.transport import (
     make_producer,
 )
 
-__all__ = ["Backoff", "Claims", "ReceiptTracker", "ReceiptsOptions", "resend_forever", "run_receipts"]
+__all__ = ["Backoff", "Claims", "ReceiptTracker", "ReceiptsOptions", "receipts_spec", "resend_forever",
+           "run_receipts"]
 
 AUTHORITY = "VN"
 PROCESS = "receipts"
