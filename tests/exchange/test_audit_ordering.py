@@ -139,14 +139,15 @@ def test_endpoint_dies_after_the_audit_append_the_redelivery_repeats_the_events(
     auditor = Auditor(s, "CN")
     cn = NanningProcessor(s, home.cn, home.cn_trust, Faults())
     try:
-        answers, _, counts = cn.process(batch, audit=auditor.append)
+        res = cn.process(batch, audit=auditor.append)
+        answers, counts = res.outputs, res.counts
         assert (counts["processed"], counts["duplicate"]) == (1, 0), "not mistaken for a duplicate"
         assert [o.header("xbg-kind") for o in answers] == [b"receipt", b"business-response"]
         _assert_repeated_once(_events(home, "CN", mid), CN_STEPS)
         assert _count(home, "CN", "SELECT count(*) FROM cn_processed WHERE message_id = ?", mid) == 1
         assert _count(home, "CN", "SELECT count(*) FROM cn_answers WHERE message_id = ?", mid) == 2
         # once committed, a further copy is a duplicate: one more event, no second processing
-        _, _, counts = cn.process(batch, audit=auditor.append)
+        counts = cn.process(batch, audit=auditor.append).counts
         assert (counts["processed"], counts["duplicate"]) == (0, 1)
         assert [e.event_type.value for e in _events(home, "CN", mid)] == CN_STEPS + CN_STEPS + ["duplicate"]
     finally:
@@ -173,7 +174,7 @@ def test_endpoint_failed_audit_append_leaves_nothing_processed(home: Home) -> No
         for table in ("cn_processed", "envelope_replay", "cn_answers", "cn_declarations", "cn_duplicates"):
             assert _count(home, "CN", f"SELECT count(*) FROM {table}") == 0, f"{table} written without audit"  # noqa: S608
         # the retry (the loop restarts and the batch is redelivered) is processed as new, with its events
-        _, _, counts = cn.process(batch, audit=log.append)
+        counts = cn.process(batch, audit=log.append).counts
         assert (counts["processed"], counts["duplicate"]) == (1, 0)
         assert [e.event_type.value for e in _events(home, "CN", mid)] == CN_STEPS
     finally:
@@ -189,7 +190,7 @@ def _sent_and_acked(home: Home) -> tuple[str, list[Incoming]]:
     sent = _incoming(s.topic_exchange, env, offset=3)
     cn = NanningProcessor(s, home.cn, home.cn_trust, Faults())
     try:
-        answers, _, _ = cn.process([sent])
+        answers = cn.process([sent]).outputs
     finally:
         cn.close()
     receipt = next(o for o in answers if o.header("xbg-kind") == b"receipt")
@@ -206,7 +207,7 @@ def test_tracker_dies_after_the_audit_append_the_redelivery_repeats_the_events(h
     auditor = Auditor(home.settings, "VN")
     tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
     try:
-        _, counts, _ = tracker.consume(batch, audit=auditor.append)
+        counts = tracker.consume(batch, audit=auditor.append).counts
         assert (counts["sent"], counts["delivered"], counts["duplicate_receipt"]) == (1, 1, 0)
         _assert_repeated_once(_events(home, "VN", mid), VN_STEPS)
         row = tracker.conn.execute("SELECT state, attempts, receipts FROM xbg_messages WHERE message_id = ?",
@@ -230,7 +231,7 @@ def test_tracker_failed_audit_append_marks_nothing_sent_or_delivered(home: Home)
         assert _events(home, "VN", mid) == []
         assert _count(home, "VN", "SELECT count(*) FROM xbg_messages") == 0, "tracked without its audit events"
         assert tracker.conn.in_transaction is False, "the failed batch's transaction was rolled back"
-        _, counts, _ = tracker.consume(batch, audit=log.append)
+        counts = tracker.consume(batch, audit=log.append).counts
         assert (counts["sent"], counts["delivered"]) == (1, 1), "the retry is applied as new"
         assert [e.event_type.value for e in _events(home, "VN", mid)] == VN_STEPS
     finally:

@@ -87,8 +87,9 @@ def test_processor_rejects_the_second_copy_and_redoes_the_same_record(home: Home
     ob = OutboundProcessor(s, home.vn, home.vn_trust)
     try:
         # first submission and, in the same batch, a second copy on another partition
-        out, events, counts = ob.process([_rec(home, 5, ida.business_key, ida.xml),
-                                          _rec(home, 9, ida.business_key, ida.xml, partition=2)])
+        res = ob.process([_rec(home, 5, ida.business_key, ida.xml),
+                          _rec(home, 9, ida.business_key, ida.xml, partition=2)])
+        out, events, counts = res.outputs, res.events, res.counts
         assert (counts["sealed"], counts["rejected"], counts["duplicate_submission"]) == (1, 1, 1)
         sealed = next(o for o in out if o.topic in (s.topic_exchange, s.topic_exchange_priority))
         first_mid = (sealed.header("xbg-message-id") or b"").decode()
@@ -106,18 +107,20 @@ def test_processor_rejects_the_second_copy_and_redoes_the_same_record(home: Home
                          ("received", 9, None), ("rejected", 9, "DUPLICATE_SUBMISSION")]
 
         # the first record's batch aborted: the same coordinates come again -> sealed again, new message id
-        out2, _, counts2 = ob.process([_rec(home, 5, ida.business_key, ida.xml)])
+        res = ob.process([_rec(home, 5, ida.business_key, ida.xml)])
+        out2, counts2 = res.outputs, res.counts
         assert (counts2["sealed"], counts2["rejected"]) == (1, 0), "a redo is not a duplicate"
         redo_mid = (out2[0].header("xbg-message-id") or b"").decode()
         assert redo_mid != first_mid
         assert _submissions(home) == [(ida.business_key, s.topic_intake, 0, 5, redo_mid)]
 
         # a third copy later names the redo's message id (the one actually committed)
-        out3, _, _ = ob.process([_rec(home, 12, ida.business_key, ida.xml)])
+        out3 = ob.process([_rec(home, 12, ida.business_key, ida.xml)]).outputs
         assert json.loads(out3[0].header("xbg-reasons") or b"{}")["first_message_id"] == redo_mid
 
         # an amendment (same key, other bytes) is not a duplicate
-        out4, _, counts4 = ob.process([_rec(home, 13, ida.business_key, _amend(ida.xml))])
+        res = ob.process([_rec(home, 13, ida.business_key, _amend(ida.xml))])
+        out4, counts4 = res.outputs, res.counts
         assert (counts4["sealed"], counts4["rejected"]) == (1, 0)
         assert out4[0].topic in (s.topic_exchange, s.topic_exchange_priority)
     finally:
@@ -136,7 +139,7 @@ def test_check_survives_a_restart_of_the_connector(home: Home) -> None:
         first.close()
     second = OutboundProcessor(home.settings, home.vn, home.vn_trust)
     try:
-        _, _, counts = second.process([_rec(home, 1, ida.business_key, ida.xml)])
+        counts = second.process([_rec(home, 1, ida.business_key, ida.xml)]).counts
         assert counts["duplicate_submission"] == 1
     finally:
         second.close()
@@ -152,8 +155,9 @@ def test_two_instances_sharing_the_state_file_and_other_record_keys(home: Home) 
     a = OutboundProcessor(home.settings, home.vn, home.vn_trust)
     b = OutboundProcessor(home.settings, home.vn, home.vn_trust)
     try:
-        _, _, first = a.process([_rec(home, 3, ida.business_key, ida.xml, partition=0)])
-        out, _, second = b.process([_rec(home, 8, "retry-under-another-key", ida.xml, partition=1)])
+        first = a.process([_rec(home, 3, ida.business_key, ida.xml, partition=0)]).counts
+        res = b.process([_rec(home, 8, "retry-under-another-key", ida.xml, partition=1)])
+        out, second = res.outputs, res.counts
         assert (first["sealed"], second["sealed"], second["duplicate_submission"]) == (1, 0, 1)
         assert json.loads(out[0].header("xbg-reasons") or b"{}")["first_source"] == \
             f"{home.settings.topic_intake}/0@3"
@@ -245,11 +249,11 @@ def test_a_redo_that_is_rejected_releases_the_bytes(home: Home, monkeypatch: pyt
             raise ZeroDivisionError("simulated bug")
 
         monkeypatch.setattr(documents, "translate_xml", buggy)
-        _, _, counts = ob.process([_rec(home, 0, ida.business_key, ida.xml)])
+        counts = ob.process([_rec(home, 0, ida.business_key, ida.xml)]).counts
         assert counts["rejected"] == 1
         assert _submissions(home) == []
         monkeypatch.setattr(documents, "translate_xml", real)
-        _, _, counts = ob.process([_rec(home, 7, ida.business_key, ida.xml)])
+        counts = ob.process([_rec(home, 7, ida.business_key, ida.xml)]).counts
         assert (counts["sealed"], counts["duplicate_submission"]) == (1, 0)
     finally:
         ob.close()
@@ -268,9 +272,9 @@ def test_submissions_older_than_the_window_are_forgotten(tmp_path: Path) -> None
         with closing(sqlite3.connect(home.settings.state_db("VN"))) as db, db:
             db.execute("UPDATE xbg_submissions SET first_seen_ms = first_seen_ms - 2 * 86400000")
         ob._next_purge_ms = 0  # the hourly purge is due
-        _, _, counts = ob.process([_rec(home, 1, ida.business_key, ida.xml)])
+        counts = ob.process([_rec(home, 1, ida.business_key, ida.xml)]).counts
         assert (counts["sealed"], counts["duplicate_submission"]) == (1, 0), "forgotten after the window"
-        _, _, counts = ob.process([_rec(home, 2, ida.business_key, ida.xml)])
+        counts = ob.process([_rec(home, 2, ida.business_key, ida.xml)]).counts
         assert counts["duplicate_submission"] == 1, "remembered again from its new first submission"
     finally:
         ob.close()

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -56,8 +57,10 @@ def test_duplicate_is_answered_with_the_original_bytes_and_processed_once(home: 
     cn = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
     env = _sealed(home)
     rec = _incoming(home.settings.topic_exchange, env)
-    first, _events1, counts1 = cn.process([rec])
-    again, events2, counts2 = cn.process([rec])
+    res = cn.process([rec])
+    first, counts1 = res.outputs, res.counts
+    res = cn.process([rec])
+    again, events2, counts2 = res.outputs, res.events, res.counts
     assert counts1["processed"] == 1
     assert counts2 == {**counts2, "processed": 0, "duplicate": 1}
     assert [o.value for o in again] == [o.value for o in first], "duplicate must get the ORIGINAL answers"
@@ -73,12 +76,14 @@ def test_duplicate_within_one_batch_and_after_restart(home: Home) -> None:
     env = _sealed(home)
     rec = _incoming(home.settings.topic_exchange, env)
     cn = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults(duplicate_rate=1.0, seed=1))
-    out, _, counts = cn.process([rec])
+    res = cn.process([rec])
+    out, counts = res.outputs, res.counts
     assert (counts["processed"], counts["duplicate"]) == (1, 1)
     assert out[0].value == out[2].value
     cn.close()
     restarted = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
-    out2, _, counts2 = restarted.process([rec])
+    res = restarted.process([rec])
+    out2, counts2 = res.outputs, res.counts
     assert (counts2["processed"], counts2["duplicate"]) == (0, 1), "the store survives a restart"
     assert [o.value for o in out2] == [o.value for o in out[:2]]
     restarted.close()
@@ -96,18 +101,19 @@ def test_refused_envelope_gets_a_nack_and_is_not_recorded(home: Home, case: str,
     cn = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
     env = _sealed(home)
     bad = mutate(env.data)  # type: ignore[operator]
-    out, events, counts = cn.process([_incoming(home.settings.topic_exchange, bad)])
+    res = cn.process([_incoming(home.settings.topic_exchange, bad)])
+    out, events, counts = res.outputs, res.events, res.counts
     assert counts["refused"] == 1
     assert counts["processed"] == 0
     assert events[0].reason_code is not None
     assert events[0].reason_code.startswith(rule.replace(" ", "_"))
     tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
     # the NACK is a valid, signed receipt the VN side can open
-    _ev, tcounts, _ = tracker.consume([_as_incoming(o, i) for i, o in enumerate(out)])
+    tcounts = tracker.consume([_as_incoming(o, i) for i, o in enumerate(out)]).counts
     assert tcounts["nack"] == 1
     tracker.close()
     # and a correct copy of the same message is still processed afterwards
-    _ok, _, counts2 = cn.process([_incoming(home.settings.topic_exchange, env, offset=1)])
+    counts2 = cn.process([_incoming(home.settings.topic_exchange, env, offset=1)]).counts
     assert counts2["processed"] == 1
     cn.close()
 
@@ -116,17 +122,19 @@ def test_drop_and_transient_reject_faults_do_not_record(home: Home) -> None:
     env = _sealed(home)
     rec = _incoming(home.settings.topic_exchange, env)
     dropped = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults(drop_rate=1.0))
-    out, _, counts = dropped.process([rec])
+    res = dropped.process([rec])
+    out, counts = res.outputs, res.counts
     assert (out, counts["dropped"]) == ([], 1)
     dropped.close()
     rejecting = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults(reject_rate=1.0))
-    out, events, counts = rejecting.process([rec])
+    res = rejecting.process([rec])
+    out, events, counts = res.outputs, res.events, res.counts
     assert counts["transient_nack"] == 1
     assert [(e.event_type.value, e.outcome, e.reason_code) for e in events] == [
         ("opened", "ok", None), ("receipt_sent", "nack", TRANSIENT_NACK)], "the transient NACK is in the CN audit log"
     rejecting.close()
     normal = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
-    _, _, counts = normal.process([rec])
+    counts = normal.process([rec]).counts
     assert counts["processed"] == 1, "neither a drop nor a transient NACK recorded the message id"
     normal.close()
 
@@ -136,10 +144,11 @@ def test_tracker_delivers_counts_duplicate_receipts_and_business_status(home: Ho
     s = home.settings
     env = _sealed(home)
     cn = NanningProcessor(s, home.cn, home.cn_trust, Faults(duplicate_rate=1.0, seed=3))
-    answers, _, _ = cn.process([_incoming(s.topic_exchange, env)])
+    answers = cn.process([_incoming(s.topic_exchange, env)]).outputs
     tracker = ReceiptTracker(s, home.vn, home.vn_trust)
-    events, counts, latencies = tracker.consume([_incoming(s.topic_exchange, env)]
-                                                + [_as_incoming(o, i) for i, o in enumerate(answers)])
+    res = tracker.consume([_incoming(s.topic_exchange, env)]
+                          + [_as_incoming(o, i) for i, o in enumerate(answers)])
+    events, counts, latencies = res.events, res.counts, res.latencies
     assert counts["sent"] == 1
     assert counts["delivered"] == 1
     assert counts["duplicate_receipt"] == 1
@@ -158,9 +167,9 @@ def test_receipt_for_other_bytes_is_refused(home: Home) -> None:
     other = seal(_payload("X"), sender=home.vn, recipient="CN", trust=home.vn_trust, document_type="IDA",
                  schema_fingerprint=_payload("X")[2:10], message_id=env.message_id)
     cn = NanningProcessor(s, home.cn, home.cn_trust, Faults())
-    answers, _, _ = cn.process([_incoming(s.topic_exchange, other)])
+    answers = cn.process([_incoming(s.topic_exchange, other)]).outputs
     tracker = ReceiptTracker(s, home.vn, home.vn_trust)
-    _, counts, _ = tracker.consume([_incoming(s.topic_exchange, env), _as_incoming(answers[0], 0)])
+    counts = tracker.consume([_incoming(s.topic_exchange, env), _as_incoming(answers[0], 0)]).counts
     assert counts["bad_receipt"] == 1
     assert counts["delivered"] == 0
     tracker.close()
@@ -199,7 +208,7 @@ def test_transient_nack_brings_the_resend_forward(home: Home) -> None:
     tracker.consume([_incoming(s.topic_exchange, env)])
     due_before = tracker.conn.execute("SELECT next_due_ms FROM xbg_messages").fetchone()[0]
     cn = NanningProcessor(s, home.cn, home.cn_trust, Faults(reject_rate=1.0))
-    nack, _, _ = cn.process([_incoming(s.topic_exchange, env)])
+    nack = cn.process([_incoming(s.topic_exchange, env)]).outputs
     tracker.consume([_as_incoming(nack[0], 5)])
     due_after, last = tracker.conn.execute("SELECT next_due_ms, last_nack FROM xbg_messages").fetchone()
     assert last == TRANSIENT_NACK
@@ -244,22 +253,22 @@ def test_business_rules(case: str,  # noqa: PLR0917 - one parameter per table co
 
 
 # --- poison messages never block a partition ----------------------------------------------------------------
-def test_endpoint_bug_on_one_envelope_nacks_only_that_envelope(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    from xborder_gateway.connectors import nanning
+def test_endpoint_bug_on_one_envelope_nacks_only_that_envelope(home: Home) -> None:
+    from xborder_gateway.exchange import BusinessDecision, CnRuleSet
 
-    real = nanning.decide
     poison = _sealed(home, "999999999999")
 
-    def buggy(doc_type: str, record: dict[str, object], **kw: object) -> object:
-        if record.get("business_key") == "999999999999":
-            raise RuntimeError("simulated bug")
-        return real(doc_type, record, **kw)  # type: ignore[arg-type]
+    class Buggy(CnRuleSet):
+        def decide(self, document_type: str, record: Any, *, lookup: Any) -> BusinessDecision:
+            if record.get("business_key") == "999999999999":
+                raise RuntimeError("simulated bug")
+            return super().decide(document_type, record, lookup=lookup)
 
-    monkeypatch.setattr(nanning, "decide", buggy)
-    cn = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
+    cn = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults(), rules=Buggy())
     good = _sealed(home, "100000000002")
-    out, events, counts = cn.process([_incoming(home.settings.topic_exchange, poison),
-                                      _incoming(home.settings.topic_exchange, good, offset=1)])
+    res = cn.process([_incoming(home.settings.topic_exchange, poison),
+                      _incoming(home.settings.topic_exchange, good, offset=1)])
+    out, events, counts = res.outputs, res.events, res.counts
     assert counts["failed"] == 1
     assert counts["processed"] == 1
     poison_out = [o for o in out if o.header("xbg-message-id") == str(poison.message_id).encode()]
@@ -289,7 +298,8 @@ def test_outbound_bug_on_one_document_rejects_only_that_document(home: Home, mon
     monkeypatch.setattr(documents, "translate_xml", buggy)
     ob = OutboundProcessor(home.settings, home.vn, home.vn_trust)
     recs = [Incoming(home.settings.topic_intake, 0, i, x.business_key.encode(), x.xml) for i, x in enumerate((a, b))]
-    out, _events, counts = ob.process(recs)
+    res = ob.process(recs)
+    out, counts = res.outputs, res.counts
     assert (counts["rejected"], counts["sealed"]) == (1, 1)
     rejected = next(o for o in out if o.topic == home.settings.topic_rejected)
     assert rejected.value == a.xml, "the raw bytes are kept"
@@ -306,13 +316,14 @@ def test_every_step_appends_an_audit_event_on_each_side(home: Home) -> None:
     s = home.settings
     recs = [Incoming(s.topic_intake, 0, 0, good.business_key.encode(), good.xml),
             Incoming(s.topic_intake, 0, 1, b"k", b"<not-a-declaration/>")]
-    out, events, _ = OutboundProcessor(s, home.vn, home.vn_trust).process(recs)
+    res = OutboundProcessor(s, home.vn, home.vn_trust).process(recs)
+    out, events = res.outputs, res.events
     steps = [(e.event_type.value, e.kafka_offset) for e in events]
     assert steps == [("received", 0), ("validated", 0), ("sealed", 0), ("received", 1), ("rejected", 1)]
     assert {e.raw_sha256 for e in events if e.kafka_offset == 0} == {hashlib.sha256(good.xml).hexdigest()}
     envelope = next(o for o in out if o.topic in (s.topic_exchange, s.topic_exchange_priority))
     cn = NanningProcessor(s, home.cn, home.cn_trust, Faults(duplicate_rate=1.0, seed=1))
-    _, cn_events, _ = cn.process([Incoming(envelope.topic, 0, 0, envelope.key, envelope.value, envelope.headers)])
+    cn_events = cn.process([Incoming(envelope.topic, 0, 0, envelope.key, envelope.value, envelope.headers)]).events
     assert [e.event_type.value for e in cn_events] == ["opened", "business_response", "verified", "receipt_sent",
                                                        "duplicate"]
     cn.close()

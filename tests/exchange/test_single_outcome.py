@@ -79,7 +79,7 @@ async def _setup(tmp_path: Path, bootstrap: str, prefix: str, max_attempts: int
     tracker = ReceiptTracker(s, home.vn, home.vn_trust)
     tracker.consume([_incoming(s.topic_exchange, env)])
     cn = NanningProcessor(s, home.cn, home.cn_trust, Faults())
-    answers, _, _ = cn.process([_incoming(s.topic_exchange, env)])
+    answers = cn.process([_incoming(s.topic_exchange, env)]).outputs
     cn.close()
     return_value = (home, env, tracker, answers)
     await asyncio.sleep(0.01)
@@ -95,8 +95,8 @@ async def test_ack_between_dead_letter_claim_and_send(tmp_path: Path, kafka_boot
 
     async def receipt_arrives(claims: Claims) -> None:  # the receipt handler commits in between
         assert [m.message_id for m, _ in claims.dead] == [str(env.message_id)]
-        _e, counts, _ = tracker.consume([_as_incoming(o, i) for i, o in enumerate(answers)],
-                                        audit=auditor.append)
+        counts = tracker.consume([_as_incoming(o, i) for i, o in enumerate(answers)],
+                                 audit=auditor.append).counts
         assert (counts["delivered"], counts["late_receipt"]) == (0, 1)
 
     try:
@@ -125,8 +125,8 @@ async def test_ack_between_resend_claim_and_send(tmp_path: Path, kafka_bootstrap
 
     async def receipt_arrives(claims: Claims) -> None:
         assert [m.message_id for m in claims.resend] == [str(env.message_id)]
-        _e, counts, _ = tracker.consume([_as_incoming(o, i) for i, o in enumerate(answers)],
-                                        audit=auditor.append)
+        counts = tracker.consume([_as_incoming(o, i) for i, o in enumerate(answers)],
+                                 audit=auditor.append).counts
         assert counts["delivered"] == 1, "a receipt is never blocked by a claimed resend"
 
     try:

@@ -26,7 +26,7 @@ from xborder_gateway.envelope import (
     seal,
     seal_receipt,
 )
-from xborder_gateway.exchange import summarize_run
+from xborder_gateway.exchange import BusinessDecision, CnRuleSet, summarize_run
 from xborder_gateway.transport import Incoming, Outgoing
 
 from .conftest import PASSPHRASE, Home, make_home
@@ -73,7 +73,7 @@ def test_receipt_between_snapshot_and_claim_wins_and_nothing_is_claimed(fast: Ho
     tracker, env = _tracked(fast)
     snapshot = tracker.due(now=LATER)
     assert [m.message_id for m, _ in snapshot] == [str(env.message_id)]
-    _ev, counts, _ = tracker.consume([_receipt(fast, env)])  # the receipt handler commits `delivered`
+    counts = tracker.consume([_receipt(fast, env)]).counts  # the receipt handler commits `delivered`
     assert counts["delivered"] == 1
     claims = tracker.claim(snapshot, now=LATER)  # the tick acts on its (stale) snapshot
     assert (claims.resend, claims.dead, claims.events) == ([], [], [])
@@ -111,7 +111,8 @@ def test_receipt_after_the_dead_letter_is_recorded_without_a_second_outcome(fast
     claims = _claim_at(tracker, 2)
     assert [(m.message_id, why) for m, why in claims.dead] == [(str(env.message_id), "no receipt after 3 sends")]
     assert [e.event_type for e in claims.events] == [EventType.DEAD_LETTERED]
-    events, counts, latencies = tracker.consume([_receipt(fast, env)])
+    res = tracker.consume([_receipt(fast, env)])
+    events, counts, latencies = res.events, res.counts, res.latencies
     assert (counts["delivered"], counts["late_receipt"], latencies) == (0, 1, [])
     assert [(e.event_type, e.reason_code) for e in events] == [
         (EventType.RECEIPT_RECEIVED, "RECEIPT_AFTER_DEAD_LETTER")]
@@ -201,7 +202,8 @@ def test_receipt_from_the_wrong_issuer_is_refused_and_counted(fast: Home) -> Non
     # LA signs an ACK naming our message id and the very digest we sent, as issuer LA
     record = make_receipt(opened, receiver="LA", outcome="ACK")
     forged = seal_receipt(record, me=la, trust=la_trust, recipient="VN")
-    events, counts, _ = tracker.consume([Incoming(fast.settings.topic_receipts, 0, 1, None, forged.data)])
+    res = tracker.consume([Incoming(fast.settings.topic_receipts, 0, 1, None, forged.data)])
+    events, counts = res.events, res.counts
     assert (counts["bad_receipt"], counts["delivered"], events) == (1, 0, [])
     assert _row(tracker, env)[0] == "pending"
     tracker.close()
@@ -212,7 +214,7 @@ def test_receipt_whose_issuer_field_is_not_its_signer_is_refused(fast: Home) -> 
     opened = open_envelope(env.data, me=fast.cn, trust=fast.cn_trust, replay=None)
     record = make_receipt(opened, receiver="VN", outcome="ACK")  # CN signs a receipt "issued by VN"
     sealed = seal_receipt(record, me=fast.cn, trust=fast.cn_trust)
-    _e, counts, _ = tracker.consume([Incoming(fast.settings.topic_receipts, 0, 1, None, sealed.data)])
+    counts = tracker.consume([Incoming(fast.settings.topic_receipts, 0, 1, None, sealed.data)]).counts
     assert (counts["bad_receipt"], counts["delivered"]) == (1, 0)
     tracker.close()
 
@@ -236,7 +238,8 @@ FORGED = [
 def test_forged_or_malformed_receipts_are_counted_not_acted_on(fast: Home, case: str, make: Any) -> None:
     tracker, env = _tracked(fast)
     bad = Incoming(fast.settings.topic_receipts, 0, 1, None, make(fast, env), (("xbg-kind", b"receipt"),))
-    events, counts, _ = tracker.consume([bad, _receipt(fast, env, offset=2)])
+    res = tracker.consume([bad, _receipt(fast, env, offset=2)])
+    events, counts = res.events, res.counts
     assert counts["bad_receipt"] == 1, case
     assert counts["delivered"] == 1, "the good receipt after it in the batch is still applied"
     assert {e.event_type for e in events} == {EventType.RECEIPT_RECEIVED, EventType.DELIVERED}
@@ -258,7 +261,8 @@ def test_unexpected_failure_on_a_receipt_is_audited_and_skipped(fast: Home, monk
         return real(data, **kw)
 
     monkeypatch.setattr(receipts, "open_receipt", buggy)
-    events, counts, _ = tracker.consume([poison, _receipt(fast, other, offset=6)])
+    res = tracker.consume([poison, _receipt(fast, other, offset=6)])
+    events, counts = res.events, res.counts
     assert (counts["failed"], counts["delivered"]) == (1, 1)
     failed = [e for e in events if e.event_type is EventType.REJECTED]
     assert [(e.outcome, e.reason_code, e.kafka_offset) for e in failed] == [("failed", INTERNAL_ERROR, 5)]
@@ -271,23 +275,24 @@ def _answers_by_kind(out: list[Outgoing]) -> list[bytes | None]:
     return [o.header("xbg-kind") for o in out]
 
 
-def test_endpoint_failure_is_nacked_internal_error_audited_and_resent(fast: Home,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from xborder_gateway.connectors import nanning
+class BrokenRules(CnRuleSet):
+    """CN's rule set with a bug while ``broken``: the endpoint's processing fails unexpectedly."""
 
-    s = fast.settings
-    real = nanning.decide
-    broken = [True]
+    broken = True
 
-    def rules(doc_type: str, record: dict[str, object], **kw: Any) -> Any:
-        if broken[0]:
+    def decide(self, document_type: str, record: Any, *, lookup: Any) -> BusinessDecision:
+        if self.broken:
             raise RuntimeError("simulated bug in a business rule")
-        return real(doc_type, record, **kw)
+        return super().decide(document_type, record, lookup=lookup)
 
-    monkeypatch.setattr(nanning, "decide", rules)
+
+def test_endpoint_failure_is_nacked_internal_error_audited_and_resent(fast: Home) -> None:
+    s = fast.settings
+    rules = BrokenRules()
     tracker, env = _tracked(fast)
-    cn = NanningProcessor(s, fast.cn, fast.cn_trust, Faults())
-    out, events, counts = cn.process([_incoming(s.topic_exchange, env)])
+    cn = NanningProcessor(s, fast.cn, fast.cn_trust, Faults(), rules=rules)
+    res = cn.process([_incoming(s.topic_exchange, env)])
+    out, events, counts = res.outputs, res.events, res.counts
     assert counts["failed"] == 1
     assert _answers_by_kind(out) == [b"receipt"]
     assert [(e.event_type, e.outcome, e.reason_code, e.message_id) for e in events if e.reason_code] == [
@@ -296,16 +301,17 @@ def test_endpoint_failure_is_nacked_internal_error_audited_and_resent(fast: Home
     assert db.execute("SELECT count(*) FROM envelope_replay").fetchone()[0] == 0, "nothing recorded"
     assert db.execute("SELECT count(*) FROM cn_answers").fetchone()[0] == 0
     # the tracker takes the NACK as retriable and resends the same bytes
-    _e, tcounts, _ = tracker.consume([_as_incoming(out[0], 10)])
+    tcounts = tracker.consume([_as_incoming(out[0], 10)]).counts
     assert tcounts["nack"] == 1
     due = int(tracker.conn.execute("SELECT next_due_ms FROM xbg_messages").fetchone()[0])
     claims = tracker.claim(tracker.due(now=due), now=due)
     assert [m.data for m in claims.resend] == [env.data]
     # the bug is fixed: the resend is processed and acknowledged
-    broken[0] = False
-    out2, _ev, counts2 = cn.process([_incoming(s.topic_exchange, env, offset=1, attempt=2)])
+    rules.broken = False
+    res = cn.process([_incoming(s.topic_exchange, env, offset=1, attempt=2)])
+    out2, counts2 = res.outputs, res.counts
     assert counts2["processed"] == 1
-    _e, tcounts2, _ = tracker.consume([_as_incoming(o, 11 + i) for i, o in enumerate(out2)])
+    tcounts2 = tracker.consume([_as_incoming(o, 11 + i) for i, o in enumerate(out2)]).counts
     assert tcounts2["delivered"] == 1
     cn.close()
     tracker.close()
@@ -320,7 +326,8 @@ def test_endpoint_failure_before_opening_is_nacked_internal_error(fast: Home, mo
     monkeypatch.setattr(nanning, "open_envelope_checked", overflow)
     env = _sealed(fast)
     cn = NanningProcessor(fast.settings, fast.cn, fast.cn_trust, Faults())
-    out, events, counts = cn.process([_incoming(fast.settings.topic_exchange, env)])
+    res = cn.process([_incoming(fast.settings.topic_exchange, env)])
+    out, events, counts = res.outputs, res.events, res.counts
     assert counts["failed"] == 1
     assert [o.header("xbg-message-id") for o in out] == [str(env.message_id).encode()]
     assert [(e.event_type, e.reason_code) for e in events] == [(EventType.RECEIPT_SENT, INTERNAL_ERROR)]
@@ -334,15 +341,16 @@ def test_message_id_reused_with_other_bytes_is_nacked_never_the_original_answers
     other = seal(_payload("X"), sender=fast.vn, recipient="CN", trust=fast.vn_trust, document_type="IDA",
                  schema_fingerprint=_payload("X")[2:10], message_id=env.message_id)
     cn = NanningProcessor(s, fast.cn, fast.cn_trust, Faults())
-    first, _, _ = cn.process([_incoming(s.topic_exchange, env)])
-    out, events, counts = cn.process([_incoming(s.topic_exchange, other, offset=1)])
+    first = cn.process([_incoming(s.topic_exchange, env)]).outputs
+    res = cn.process([_incoming(s.topic_exchange, other, offset=1)])
+    out, events, counts = res.outputs, res.events, res.counts
     assert (counts["refused"], counts["duplicate"], counts["processed"]) == (1, 0, 0)
     assert len(out) == 1
     assert out[0].value not in {o.value for o in first}, "never the original answers"
     assert [(e.event_type, e.reason_code, e.message_id) for e in events] == [
         (EventType.REJECTED, "ENV-10 MESSAGE_ID_REUSED", str(env.message_id))]
     tracker = ReceiptTracker(s, fast.vn, fast.vn_trust)
-    _e, tcounts, _ = tracker.consume([_as_incoming(out[0], 0)])
+    tcounts = tracker.consume([_as_incoming(out[0], 0)]).counts
     from xborder_gateway.envelope import open_receipt
 
     _opened, record = open_receipt(out[0].value, me=fast.vn, trust=fast.vn_trust, replay=None)

@@ -19,7 +19,8 @@ from xborder_gateway.exchange import (
 )
 
 NOW = 1_000_000
-POLICY = TrackerPolicy(max_attempts=3, receipt_timeout_ms=10_000, backoff_ms=lambda sends: 1000 * 2 ** (sends - 1))
+POLICY = TrackerPolicy(max_attempts=3, receipt_timeout_ms=10_000,
+                       backoff_ms=lambda sends: min(60_000, 1000 * 2 ** min(max(sends, 1) - 1, 16)))
 P, D, X = MessageState.PENDING, MessageState.DELIVERED, MessageState.DEAD
 E = EventType
 

@@ -30,10 +30,9 @@ import logging
 import os
 import random
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from xborder_gateway import avro
@@ -46,15 +45,19 @@ from xborder_gateway.connectors._common import (
     H_KIND,
     H_MESSAGE_ID,
     H_RUN,
-    Auditor,
     AuditSink,
     ConnectorOptions,
-    Identity,
-    Ops,
     event,
-    load_keys,
     log_line,
     now_ms,
+)
+from xborder_gateway.connectors._runtime import (
+    ConnectorSpec,
+    Guarantee,
+    Processor,
+    ProcessResult,
+    Runtime,
+    run_connector,
 )
 from xborder_gateway.envelope import (
     EnvelopeOpenError,
@@ -71,23 +74,18 @@ from xborder_gateway.envelope import (
 from xborder_gateway.errors import ConfigError, GatewayError
 from xborder_gateway.exchange import (
     CN_SCHEMA,
-    DECLARATION_TYPES,
-    MANIFEST_TYPES,
-    KnownDeclaration,
-    decide,
-    decode_headers,
+    EndpointStore,
+    RuleSet,
+    StoredAnswer,
+    rule_set_for,
 )
-from xborder_gateway.exchange import encode_headers as enc_headers
 from xborder_gateway.transport import (
     Incoming,
-    LoopConfig,
     Outgoing,
-    TransactionalBatchLoop,
-    ensure_gateway_topics,
-    install_shutdown,
 )
 
-__all__ = ["CRASH_EXIT_CODE", "INTERNAL_ERROR", "Faults", "NanningOptions", "NanningProcessor", "run_nanning"]
+__all__ = ["CRASH_EXIT_CODE", "INTERNAL_ERROR", "Faults", "NanningOptions", "NanningProcessor", "nanning_spec",
+           "run_nanning"]
 
 AUTHORITY = "CN"
 OFFICE = "CN-7220"  # Youyiguan customs, the receiving office named in receipts
@@ -135,18 +133,11 @@ class NanningOptions(ConnectorOptions):
     faults: Faults = Faults()
 
 
-def _crosswalk() -> Callable[[str], str | None] | None:
-    try:
-        from xborder_gateway.documents import cn_crosswalk
-    except ImportError:  # the documents part provides it; without it BIZ-1 uses the record's cn_code only
-        return None
-    return cn_crosswalk
-
-
 class NanningProcessor:
     """The endpoint's per-batch work over its SQLite store; no Kafka here."""
 
-    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, faults: Faults) -> None:
+    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, faults: Faults,
+                 rules: RuleSet | None = None) -> None:
         self.settings = settings
         self.me = me
         self.trust = trust
@@ -154,15 +145,22 @@ class NanningProcessor:
         self.rng = random.Random(faults.seed)  # noqa: S311 - fault injection, not security
         self.store = SqliteReplayStore(settings.state_db(AUTHORITY))
         self.store.connection.executescript(CN_SCHEMA)
-        self.crosswalk = _crosswalk()
+        self.answers = EndpointStore(self.store.connection)
+        # the receiving authority's rules (CN: exchange/_rules_cn.py, configured from the settings)
+        self.rules = rules if rules is not None else rule_set_for(AUTHORITY, settings)
         self.processed = 0
 
     def close(self) -> None:
         self.store.close()
 
     # --- one batch ---------------------------------------------------------------------------------
-    def process(self, records: Sequence[Incoming], *, audit: AuditSink | None = None
-                ) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
+    def handle(self, records: Sequence[Incoming], audit: AuditSink) -> ProcessResult:
+        return self.process(records, audit=audit)
+
+    def health(self) -> dict[str, Any]:
+        return {"processed": self.processed}
+
+    def process(self, records: Sequence[Incoming], *, audit: AuditSink | None = None) -> ProcessResult:
         """Handle one batch in ONE SQLite transaction; returns the answers, the audit events and counts.
 
         With ``audit`` (the connector passes :meth:`Auditor.append`), the events are appended durably
@@ -177,7 +175,7 @@ class NanningProcessor:
         f = self.faults
         # Within a batch, goods declarations are registered before the vehicle declarations that link them
         # (the priority lane stays first among equals: the sort is stable).
-        ordered = sorted(records, key=lambda x: (x.header_str(H_DOC_TYPE) or "") in MANIFEST_TYPES)
+        ordered = sorted(records, key=lambda x: self.rules.batch_order(x.header_str(H_DOC_TYPE)))
         with self.store.transaction() as conn:
             for r in ordered:
                 if f.drop_rate and self.rng.random() < f.drop_rate:
@@ -193,7 +191,7 @@ class NanningProcessor:
                 audit(events)
         # committed: the message ids, their answers and (with ``audit``) their audit events are durable
         self.processed += counts["processed"]
-        return outputs, events, counts
+        return ProcessResult(outputs, events, counts)
 
     def _guarded(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent],
                  counts: dict[str, int]) -> list[Outgoing]:
@@ -253,18 +251,15 @@ class NanningProcessor:
         except EnvelopeReplayError as exc:
             mid = str(exc.header.message_id) if exc.header is not None else "?"
             if exc.same_bytes:  # ENV-10: answer with the ORIGINAL answers, do not process again
-                rows = conn.execute("SELECT topic, msg_key, data, headers FROM cn_answers WHERE message_id = ? "
-                                    "ORDER BY seq", (mid,)).fetchall()
-                conn.execute("INSERT INTO cn_duplicates (message_id, run, at_ms) VALUES (?, ?, ?)",
-                             (mid, run, now_ms()))
+                originals = self.answers.original_answers(mid)
+                self.answers.record_duplicate(mid, run, now_ms())
                 events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
                                     envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
                                     kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
                                     outcome="duplicate", reason_code=exc.code))
                 counts["duplicate"] += 1
                 log_line(logging.INFO, "duplicate answered with original receipt", message_id=mid)
-                return [Outgoing(str(t), bytes(k) if k is not None else None, bytes(d), decode_headers(str(h)))
-                        for t, k, d, h in rows]
+                return [Outgoing(a.topic, a.key, a.data, a.headers) for a in originals]
             log_line(logging.ERROR, "message id reused for other bytes", message_id=mid, code=exc.code)
             return self._refuse(exc, r, run, events, counts)
         except EnvelopeOpenError as exc:
@@ -310,15 +305,6 @@ class NanningProcessor:
             return []
         return [self._answer(mid, "receipt", sealed.data, mid=mid, run=run, business_key=None)]
 
-    def _lookup(self, conn: sqlite3.Connection) -> Callable[[str], KnownDeclaration | None]:
-        def lookup(key: str) -> KnownDeclaration | None:
-            row = conn.execute("SELECT gross_weight_kg FROM cn_declarations WHERE business_key = ?",
-                               (key,)).fetchone()
-            if row is None:
-                return None
-            return KnownDeclaration(key, Decimal(row[0]) if row[0] is not None else None)
-        return lookup
-
     def _process(self, conn: sqlite3.Connection, opened: OpenedEnvelope, r: Incoming, *, run: str | None,
                  events: list[AuditEvent], counts: dict[str, int]) -> list[Outgoing]:
         header = opened.header
@@ -336,12 +322,9 @@ class NanningProcessor:
             status = "NACK"
         else:
             business_key = str(record.get("declaration_number") or "") or None
-            decision = decide(doc_type, record, lookup=self._lookup(conn), crosswalk=self.crosswalk)
-            if doc_type in DECLARATION_TYPES and business_key:
-                weight = record.get("gross_weight_kg")
-                conn.execute("INSERT OR IGNORE INTO cn_declarations (business_key, doc_type, gross_weight_kg, "
-                             "message_id) VALUES (?, ?, ?, ?)",
-                             (business_key, doc_type, str(weight) if weight is not None else None, mid))
+            decision = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
+            if self.rules.remembers(doc_type) and business_key:
+                self.answers.record_declaration(business_key, doc_type, record.get("gross_weight_kg"), mid)
             receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
                                    received_at=now)
             response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
@@ -357,15 +340,11 @@ class NanningProcessor:
                                 kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
                                 outcome=status.lower(),
                                 reason_code=decision.reasons[0][0] if decision.reasons else None))
-        outputs = []
-        for seq, (kind, data) in enumerate(answers):
-            out = self._answer(mid, kind, data, mid=mid, run=run, business_key=business_key)
-            conn.execute("INSERT INTO cn_answers (message_id, seq, topic, msg_key, data, headers) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (mid, seq, out.topic, out.key, out.value,
-                                                        enc_headers(out.headers)))
-            outputs.append(out)
-        conn.execute("INSERT INTO cn_processed (message_id, run, doc_type, business_key, status, received_ms) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (mid, run, doc_type, business_key, status, now_ms()))
+        outputs = [self._answer(mid, kind, data, mid=mid, run=run, business_key=business_key)
+                   for kind, data in answers]
+        self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
+        self.answers.record_processed(message_id=mid, run=run, doc_type=doc_type, business_key=business_key,
+                                      status=status, received_ms=now_ms())
         # ENV-10: recorded in the same transaction as the answers
         SqliteReplayStore.remember_on(conn, header, opened.sha256, now)
         events.append(event(AUTHORITY, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
@@ -399,61 +378,45 @@ def open_envelope_checked(data: bytes, me: LocalAuthority, trust: TrustStore, st
     return open_envelope(data, me=me, trust=trust, replay=store)
 
 
-async def run_nanning(settings: Settings, options: NanningOptions) -> int:
-    """Run the endpoint until SIGTERM (or ``--crash-after``); returns the exit code."""
-    me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
-    faults = options.faults
-    ident = Identity("nanning", options.instance, settings.exchange_group_prefix)
-    stop = asyncio.Event()
-    install_shutdown(stop)
+async def _offline(rt: Runtime) -> bool:
+    """``--offline-for``: do not consume for the first SECONDS (False: stopped meanwhile, exit 0)."""
+    faults = _faults(rt)
     if faults.offline_for:
         log_line(logging.WARNING, "fault: offline", seconds=faults.offline_for)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=faults.offline_for)
-        if stop.is_set():
-            return 0
-    await ensure_gateway_topics(settings)
-    auditor = Auditor(settings, AUTHORITY)
-    processor = NanningProcessor(settings, me, trust, faults)
-    config = LoopConfig(bootstrap=settings.bootstrap,
-                        topics=(settings.topic_exchange_priority, settings.topic_exchange),
-                        priority_topics=frozenset({settings.topic_exchange_priority}),
-                        group_id=ident.group_id, client_id=ident.client_id, transactional_id=ident.transactional_id,
-                        batch_max=settings.exchange_batch_max, poll_ms=settings.exchange_poll_ms,
-                        txn_timeout_s=settings.exchange_txn_timeout_s)
-    loop: TransactionalBatchLoop | None = None
+            await asyncio.wait_for(rt.stop.wait(), timeout=faults.offline_for)
+    return not rt.stop.is_set()
 
-    def health() -> dict[str, Any]:
-        stats = loop.stats if loop else None
-        return {"ok": loop is not None and not stop.is_set(), "connector": "nanning", "instance": options.instance,
-                "ready": stats is not None and stats.assigned is not None,
-                "assigned_partitions": stats.assigned if stats else None,
-                "processed": processor.processed, "restarts": stats.restarts if stats else 0,
-                "last_error": stats.last_error if stats else None}
 
-    ops = Ops("nanning", options.metrics_port, health)
+async def _delay(rt: Runtime) -> None:
+    if _faults(rt).delay_ms:
+        await asyncio.sleep(_faults(rt).delay_ms / 1000)
 
-    async def handler(records: list[Incoming]) -> Sequence[Outgoing]:
-        if faults.delay_ms:
-            await asyncio.sleep(faults.delay_ms / 1000)
-        # audit append inside the state transaction, then the SQLite commit; the Kafka commit follows
-        # (AUD-5). Synchronous on purpose: nothing else runs on this connection while it is open.
-        outputs, _events, counts = processor.process(records, audit=auditor.append)
-        for k, v in counts.items():
-            ops.count(k, v)
-        if faults.crash_after is not None and processor.processed >= faults.crash_after:
-            log_line(logging.ERROR, "fault: crashing (--crash-after)", processed=processor.processed)
-            logging.shutdown()
-            os._exit(CRASH_EXIT_CODE)  # no cleanup on purpose: the Kafka transaction stays open
-        return outputs
 
-    loop = TransactionalBatchLoop(config, handler, stop)
-    log_line(logging.INFO, "nanning endpoint started", instance=options.instance, bootstrap=settings.bootstrap)
-    try:
-        await loop.run()
-    finally:
-        ops.close()
-        auditor.close()
-        processor.close()
-    return 0
+def _crash_after(rt: Runtime, processor: Processor, _result: ProcessResult) -> None:
+    crash_after = _faults(rt).crash_after
+    processed = processor.health()["processed"]
+    if crash_after is not None and processed >= crash_after:
+        log_line(logging.ERROR, "fault: crashing (--crash-after)", processed=processed)
+        logging.shutdown()
+        os._exit(CRASH_EXIT_CODE)  # no cleanup on purpose: the Kafka transaction stays open
 
+
+def _faults(rt: Runtime) -> Faults:
+    return rt.options.faults if isinstance(rt.options, NanningOptions) else Faults()
+
+
+def nanning_spec() -> ConnectorSpec:
+    """The receiving endpoint (CN): exchange topics (priority lane first) -> sealed answers, exactly once."""
+    return ConnectorSpec(
+        name="nanning", authority=AUTHORITY,
+        topics=lambda s: (s.topic_exchange_priority, s.topic_exchange),
+        priority_topics=lambda s: frozenset({s.topic_exchange_priority}), guarantee=Guarantee.EXACTLY_ONCE,
+        processor=lambda rt: NanningProcessor(rt.settings, rt.me, rt.trust, _faults(rt)),
+        started_line="nanning endpoint started", before_start=_offline, before_batch=_delay,
+        after_batch=_crash_after)
+
+
+async def run_nanning(settings: Settings, options: NanningOptions) -> int:
+    """Run the endpoint until SIGTERM (or ``--crash-after``); returns the exit code."""
+    return await run_connector(settings, nanning_spec(), options)

@@ -21,7 +21,6 @@ only tracks what read_committed consumers see (see docs/exchange.md).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -41,17 +40,16 @@ from xborder_gateway.connectors._common import (
     H_RUN,
     H_SOURCE,
     H_TRUNCATED,
-    Auditor,
+    AuditSink,
     ConnectorOptions,
-    Identity,
-    Ops,
     event,
-    load_keys,
     log_line,
     now_ms,
 )
+from xborder_gateway.connectors._runtime import ConnectorSpec, Guarantee, ProcessResult, run_connector
 from xborder_gateway.envelope import LocalAuthority, TrustStore, seal
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
+from xborder_gateway.exchange import transaction
 from xborder_gateway.exchange._state import (
     VN_SCHEMA,
     IntakeCoordinates,
@@ -68,14 +66,10 @@ from xborder_gateway.intake import IntakeLimits
 from xborder_gateway.transport import (
     INTAKE_MAX_MESSAGE_BYTES,
     Incoming,
-    LoopConfig,
     Outgoing,
-    TransactionalBatchLoop,
-    ensure_gateway_topics,
-    install_shutdown,
 )
 
-__all__ = ["DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "run_outbound"]
+__all__ = ["DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "outbound_spec", "run_outbound"]
 
 AUTHORITY = "VN"
 COUNTERPART = "CN"
@@ -208,30 +202,35 @@ class OutboundProcessor:
         """The duplicate-submission check of a batch in ONE SQLite transaction (one indexed lookup and one
         insert per sealed record), committed here -- before the audit append and the Kafka commit."""
         now = now_ms()
-        self.db.execute("BEGIN IMMEDIATE")  # the write lock first: two instances never both see "new"
-        try:
+        with transaction(self.db) as db:  # the write lock first: two instances never both see "new"
             if now >= self._next_purge_ms:  # first: what is older than the window is no duplicate any more
-                purged = purge_submissions(self.db, now - self._window_ms)
+                purged = purge_submissions(db, now - self._window_ms)
                 self._next_purge_ms = now + _PURGE_EVERY_MS
                 if purged:
                     log_line(logging.INFO, "forgot old submissions", count=purged)
             for t in taken:
                 if t.error is not None:  # rejected on this try: it holds no bytes (even if a first try did)
-                    forget_submission_at(self.db, t.at)
+                    forget_submission_at(db, t.at)
                     continue
                 key = t.doc.business_key
-                prior = lookup_submission(self.db, key, t.raw_sha)
+                prior = lookup_submission(db, key, t.raw_sha)
                 decision = decide_submission(prior, t.at)
                 if decision is SubmissionDecision.DUPLICATE and prior is not None:
                     t.error = DuplicateSubmissionError(key, t.raw_sha, prior)
                 else:  # NEW, or REDO of the same coordinates: the aborted try's envelope was never seen
-                    record_submission(self.db, key, t.raw_sha, t.at, message_id=str(t.sealed.message_id), now_ms=now)
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+                    record_submission(db, key, t.raw_sha, t.at, message_id=str(t.sealed.message_id), now_ms=now)
 
-    def process(self, records: Sequence[Incoming]) -> tuple[list[Outgoing], list[AuditEvent], dict[str, int]]:
+    def handle(self, records: Sequence[Incoming], audit: AuditSink) -> ProcessResult:
+        """The runtime's entry: process, then append the events (AUD-5: durable before the transaction
+        commits the intake offsets)."""
+        result = self.process(records)
+        audit(result.events)
+        return result
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    def process(self, records: Sequence[Incoming]) -> ProcessResult:
         s = self.settings
         taken: list[_Taken] = []
         for r in records:
@@ -294,49 +293,17 @@ class OutboundProcessor:
             log_line(logging.DEBUG, "sealed", message_id=mid, business_key=doc.business_key, topic=topic)
             counts["sealed"] += 1
             counts["priority"] += int(doc.perishable)
-        return outputs, events, counts
+        return ProcessResult(outputs, events, counts)
+
+
+def outbound_spec() -> ConnectorSpec:
+    """The outbound role: intake -> sealed envelopes, exactly once (one Kafka transaction per batch)."""
+    return ConnectorSpec(
+        name="outbound", authority=AUTHORITY, topics=lambda s: (s.topic_intake,), guarantee=Guarantee.EXACTLY_ONCE,
+        processor=lambda rt: OutboundProcessor(rt.settings, rt.me, rt.trust),
+        started_line="outbound started", stopped_line="outbound stopped")
 
 
 async def run_outbound(settings: Settings, options: OutboundOptions) -> int:
     """Run the outbound connector until SIGTERM; returns the exit code."""
-    me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
-    ident = Identity("outbound", options.instance, settings.exchange_group_prefix)
-    await ensure_gateway_topics(settings)
-    auditor = Auditor(settings, AUTHORITY)
-    processor = OutboundProcessor(settings, me, trust)
-    stop = asyncio.Event()
-    install_shutdown(stop)
-    config = LoopConfig(bootstrap=settings.bootstrap, topics=(settings.topic_intake,), group_id=ident.group_id,
-                        client_id=ident.client_id, transactional_id=ident.transactional_id,
-                        batch_max=settings.exchange_batch_max, poll_ms=settings.exchange_poll_ms,
-                        txn_timeout_s=settings.exchange_txn_timeout_s)
-    loop: TransactionalBatchLoop | None = None
-
-    def health() -> dict[str, Any]:
-        stats = loop.stats if loop else None
-        return {"ok": loop is not None and not stop.is_set(), "connector": "outbound", "instance": options.instance,
-                "ready": stats is not None and stats.assigned is not None,
-                "assigned_partitions": stats.assigned if stats else None,
-                "batches": stats.batches if stats else 0, "restarts": stats.restarts if stats else 0,
-                "last_error": stats.last_error if stats else None}
-
-    ops = Ops("outbound", options.metrics_port, health)
-
-    async def handler(records: list[Incoming]) -> Sequence[Outgoing]:
-        outputs, events, counts = processor.process(records)
-        auditor.append(events)  # AUD-5: durable before the transaction commits the intake offsets
-        for k, v in counts.items():
-            ops.count(k, v)
-        ops.batches.labels("outbound").inc()
-        return outputs
-
-    loop = TransactionalBatchLoop(config, handler, stop)
-    log_line(logging.INFO, "outbound started", instance=options.instance, bootstrap=settings.bootstrap)
-    try:
-        await loop.run()
-    finally:
-        ops.close()
-        auditor.close()
-        processor.close()
-    log_line(logging.INFO, "outbound stopped", batches=loop.stats.batches, records=loop.stats.records_in)
-    return 0
+    return await run_connector(settings, outbound_spec(), options)

@@ -62,12 +62,18 @@ from xborder_gateway.connectors._common import (
     Auditor,
     AuditSink,
     ConnectorOptions,
-    Identity,
     Ops,
     event,
-    load_keys,
     log_line,
     now_ms,
+)
+from xborder_gateway.connectors._runtime import (
+    ConnectorSpec,
+    Guarantee,
+    Processor,
+    ProcessResult,
+    Runtime,
+    run_connector,
 )
 from xborder_gateway.connectors.nanning import BUSINESS_DOCUMENT_TYPE, INTERNAL_ERROR
 from xborder_gateway.envelope import LocalAuthority, TrustStore, open_envelope, open_receipt, peek_header
@@ -79,26 +85,22 @@ from xborder_gateway.exchange import (
     PendingMessage,
     Stimulus,
     TrackerPolicy,
+    TrackerStore,
     apply_transition,
     connect,
     decide_message,
-    decode_headers,
-    encode_headers,
     is_retriable_nack,
-    mark_dead_letter_produced,
+    transaction,
 )
 from xborder_gateway.transport import (
-    AtLeastOnceLoop,
     Incoming,
-    LoopConfig,
     Outgoing,
-    ensure_gateway_topics,
-    install_shutdown,
     kafka_boundary,
     make_producer,
 )
 
-__all__ = ["Backoff", "Claims", "ReceiptTracker", "ReceiptsOptions", "resend_forever", "run_receipts"]
+__all__ = ["Backoff", "Claims", "ReceiptTracker", "ReceiptsOptions", "receipts_spec", "resend_forever",
+           "run_receipts"]
 
 AUTHORITY = "VN"
 PROCESS = "receipts"
@@ -131,9 +133,11 @@ class ReceiptTracker:
         self.me = me
         self.trust = trust
         self.conn = connect(settings.state_db(AUTHORITY), VN_SCHEMA)
+        self.store = TrackerStore(self.conn)
         self.backoff = Backoff(settings)
         self.timeout_ms = int(settings.exchange_receipt_timeout_s * 1000)
         self.exchange_topics = {settings.topic_exchange, settings.topic_exchange_priority}
+        self.pending_seen = 0  # refreshed by the resend task; read by the health endpoint (another thread)
         self.policy = TrackerPolicy(max_attempts=settings.exchange_resend_max_attempts,
                                     receipt_timeout_ms=self.timeout_ms,
                                     backoff_ms=lambda sends: int(self.backoff.seconds(sends) * 1000))
@@ -141,19 +145,14 @@ class ReceiptTracker:
     def close(self) -> None:
         self.conn.close()
 
-    @contextlib.contextmanager
-    def _txn(self) -> Any:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
     # --- consumed records ----------------------------------------------------------------------------
-    def consume(self, records: Sequence[Incoming], *, audit: AuditSink | None = None
-                ) -> tuple[list[AuditEvent], dict[str, int], list[float]]:
+    def handle(self, records: Sequence[Incoming], audit: AuditSink) -> ProcessResult:
+        return self.consume(records, audit=audit)
+
+    def health(self) -> dict[str, Any]:
+        return {"pending": self.pending_seen}
+
+    def consume(self, records: Sequence[Incoming], *, audit: AuditSink | None = None) -> ProcessResult:
         """Apply a batch (sent envelopes first, then rejections, then receipts) in one SQLite transaction.
 
         With ``audit`` (the connector passes :meth:`Auditor.append`), the batch's events are appended
@@ -167,7 +166,7 @@ class ReceiptTracker:
                   "bad_receipt": 0, "late_receipt": 0, "failed": 0}
         latencies: list[float] = []
         order = {self.settings.topic_rejected: 1, self.settings.topic_receipts: 2}
-        with self._txn() as conn:
+        with transaction(self.conn) as conn:
             for r in sorted(records, key=lambda x: order.get(x.topic, 0)):
                 if r.topic in self.exchange_topics:
                     self._sent(conn, r, events, counts)
@@ -180,26 +179,17 @@ class ReceiptTracker:
                 # audit log (outbound, other tracker instances, their resend tasks, the checkpoint thread)
                 # waits for the state file while holding the audit log, so this cannot deadlock.
                 audit(events)
-        return events, counts, latencies
+        return ProcessResult([], events, counts, latencies)
 
     def _sent(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int]) -> None:
         mid = r.header_str(H_MESSAGE_ID) or (r.key or b"").decode()
         published = r.header_str(H_PUBLISHED_MS)
         sent_ms = r.timestamp_ms or now_ms()
-        cur = conn.execute(
-            "INSERT INTO xbg_messages (message_id, topic, part, msg_key, data, headers, doc_type, business_key, "
-            "run, published_ms, first_sent_ms, attempts, next_due_ms, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 'pending') "
-            "ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, part = excluded.part, "
-            "msg_key = excluded.msg_key, "
-            "data = excluded.data, headers = excluded.headers, doc_type = excluded.doc_type, "
-            "business_key = excluded.business_key, run = excluded.run, published_ms = excluded.published_ms, "
-            "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms, "
-            "attempts = max(xbg_messages.attempts, 1) WHERE data IS NULL",
-            (mid, r.topic, r.partition, r.key, r.value, encode_headers(r.headers), r.header_str(H_DOC_TYPE),
-             r.header_str(H_BUSINESS_KEY), r.header_str(H_RUN), int(published) if published else None, sent_ms,
-             sent_ms + self.timeout_ms))
-        if cur.rowcount:
+        tracked = self.store.record_sent(
+            message_id=mid, topic=r.topic, partition=r.partition, key=r.key, data=r.value, headers=r.headers,
+            doc_type=r.header_str(H_DOC_TYPE), business_key=r.header_str(H_BUSINESS_KEY), run=r.header_str(H_RUN),
+            published_ms=int(published) if published else None, sent_ms=sent_ms, due_ms=sent_ms + self.timeout_ms)
+        if tracked:
             counts["sent"] += 1
             events.append(event(AUTHORITY, PROCESS, EventType.SENT, message_id=mid,
                                 business_key=r.header_str(H_BUSINESS_KEY), document_type=r.header_str(H_DOC_TYPE),
@@ -211,11 +201,10 @@ class ReceiptTracker:
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             code = json.loads(r.header_str(H_REASONS) or "{}").get("code")
         published = r.header_str(H_PUBLISHED_MS)
-        cur = conn.execute("INSERT OR IGNORE INTO xbg_rejected (topic, part, offs, run, business_key, reason_code, "
-                           "published_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (r.topic, r.partition, r.offset, r.header_str(H_RUN), r.header_str(H_BUSINESS_KEY),
-                            str(code) if code else None, int(published) if published else None))
-        counts["rejected"] += cur.rowcount
+        counts["rejected"] += self.store.record_rejected(
+            topic=r.topic, partition=r.partition, offset=r.offset, run=r.header_str(H_RUN),
+            business_key=r.header_str(H_BUSINESS_KEY), reason_code=str(code) if code else None,
+            published_ms=int(published) if published else None)
 
     def _receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
                  latencies: list[float]) -> None:
@@ -235,11 +224,8 @@ class ReceiptTracker:
                     raise GatewayError(f"unexpected {opened.header.document_type} on the receipts topic",
                                        code="RECEIPT_UNEXPECTED_TYPE")
                 response = avro.decode(opened.payload).record
-                conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0) "
-                             "ON CONFLICT DO NOTHING", (response["message_id"],))
-                conn.execute("UPDATE xbg_messages SET business_status = ?, business_reasons = ? WHERE message_id = ?",
-                             (response["status"], json.dumps(response.get("reasons") or []),
-                              response["message_id"]))
+                self.store.record_business(str(response["message_id"]), str(response["status"]),
+                                           response.get("reasons"))
                 counts["business"] += 1
         except GatewayError as exc:  # a receipt we cannot trust changes nothing
             self._undo(conn, events, mark)
@@ -273,12 +259,9 @@ class ReceiptTracker:
                    events: list[AuditEvent], counts: dict[str, int], latencies: list[float]) -> None:
         mid = str(record["message_id"])
         now = now_ms()
-        row = conn.execute("SELECT state, data, published_ms, attempts, next_due_ms FROM xbg_messages "
-                           "WHERE message_id = ?", (mid,)).fetchone()
-        if row is None:  # the receipt overtook our view of the exchange topic: remember it
-            conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0)", (mid,))
-            row = ("pending", None, None, 0, None)
-        state, data, published, attempts, due_ms = MessageState(row[0]), row[1], row[2], int(row[3]), row[4]
+        tracked = self.store.message(mid)  # a receipt that overtook our view of the exchange topic: remembered
+        state, data, published, attempts = tracked.state, tracked.data, tracked.published_ms, tracked.attempts
+        due_ms = tracked.next_due_ms
         if data is not None:
             # ENV-11: the receipt acknowledges exactly the bytes we sent
             if hashlib.sha256(data).digest() != record["envelope_sha256"]:
@@ -336,27 +319,13 @@ class ReceiptTracker:
         """A SNAPSHOT of the pending messages past their due time (with ``owned``, only those whose exchange
         partition this instance consumes: N tracker instances share the state file and split the work).
         Nothing may be produced from it before :meth:`claim` re-checks each message."""
-        rows = self.conn.execute(
-            "SELECT message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack "
-            "FROM xbg_messages WHERE state = 'pending' AND data IS NOT NULL AND next_due_ms <= ? "
-            "ORDER BY next_due_ms LIMIT ?",
-            (now_ms() if now is None else now, limit * (4 if owned is not None else 1))).fetchall()
-        return [(m, nack) for m, nack in (_pending(row) for row in rows)
-                if owned is None or (m.topic, m.partition) in owned][:limit]
+        return self.store.due(now_ms() if now is None else now, limit, owned)
 
     def unproduced_dead_letters(self, owned: set[tuple[str, int]] | None = None) -> list[tuple[PendingMessage, str]]:
         """Messages decided ``dead`` whose dead-letter record is not yet known to be produced (a crash or a
         Kafka failure between the claim and the send): produced again by the next tick."""
-        rows = self.conn.execute(
-            "SELECT message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack "
-            "FROM xbg_messages WHERE state = 'dead' AND dead_letter_ms IS NULL AND data IS NOT NULL "
-            "LIMIT 500").fetchall()
-        out = []
-        for m, nack in (_pending(row) for row in rows):
-            if owned is None or (m.topic, m.partition) in owned:
-                out.append((m, f"NACK {nack}" if nack and not is_retriable_nack(nack, self.policy)
-                            else f"no receipt after {m.attempts} sends"))
-        return out
+        return [(m, f"NACK {nack}" if nack and not is_retriable_nack(nack, self.policy)
+                 else f"no receipt after {m.attempts} sends") for m, nack in self.store.unproduced_dead_letters(owned)]
 
     def is_permanent(self, last_nack: str | None) -> bool:
         return last_nack is not None and not is_retriable_nack(last_nack, self.policy)
@@ -371,7 +340,7 @@ class ReceiptTracker:
         produced (issue 9 item 11)."""
         at = now_ms() if now is None else now
         claims = Claims()
-        with self._txn() as conn:
+        with transaction(self.conn) as conn:
             for m, nack in snapshot:
                 step = decide_message(MessageState.PENDING, m.attempts, Stimulus.DUE, now_ms=at, policy=self.policy,
                                       last_nack=nack)
@@ -399,14 +368,10 @@ class ReceiptTracker:
         return claims
 
     def dead_letters_produced(self, dead: Sequence[PendingMessage]) -> None:
-        at = now_ms()
-        with self._txn() as conn:
-            for m in dead:
-                mark_dead_letter_produced(conn, m.message_id, at)
+        self.store.dead_letters_produced((m.message_id for m in dead), now_ms())
 
     def pending_count(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM xbg_messages WHERE state = 'pending' "
-                                     "AND data IS NOT NULL").fetchone()[0])
+        return self.store.pending_count()
 
 
 @dataclass
@@ -418,12 +383,6 @@ class Claims:
     dead: list[tuple[PendingMessage, str]] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
     lost: list[PendingMessage] = field(default_factory=list)
-
-
-def _pending(row: tuple[Any, ...]) -> tuple[PendingMessage, str | None]:
-    m, t, p, k, d, h, a, b, dt, nack = row
-    return (PendingMessage(str(m), str(t), p, bytes(k) if k is not None else None, bytes(d), decode_headers(h),
-                           int(a), b, dt), nack)
 
 
 def _with_attempt(headers: tuple[tuple[str, bytes], ...], attempt: int) -> tuple[tuple[str, bytes], ...]:
@@ -505,62 +464,38 @@ async def resend_forever(tracker: ReceiptTracker, producer: Any, auditor: Audito
         raise
 
 
-async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
-    """Run the receipt tracker until SIGTERM; returns the exit code."""
-    me, trust = load_keys(settings, AUTHORITY, options.passphrase_file)
-    ident = Identity("receipts", options.instance, settings.exchange_group_prefix)
-    await ensure_gateway_topics(settings)
-    auditor = Auditor(settings, AUTHORITY)
-    tracker = ReceiptTracker(settings, me, trust)
-    stop = asyncio.Event()
-    install_shutdown(stop)
-    config = LoopConfig(bootstrap=settings.bootstrap,
-                        topics=(settings.topic_exchange, settings.topic_exchange_priority, settings.topic_receipts,
-                                settings.topic_rejected),
-                        group_id=ident.group_id, client_id=ident.client_id, batch_max=settings.exchange_batch_max,
-                        poll_ms=settings.exchange_poll_ms)
-    loop: AtLeastOnceLoop | None = None
-    pending = [0]  # refreshed by the resend task; the health endpoint runs in another thread
-    ops = Ops("receipts", options.metrics_port, lambda: {
-        "ok": loop is not None and not stop.is_set(), "connector": "receipts", "instance": options.instance,
-        "ready": loop is not None and loop.stats.assigned is not None,
-        "assigned_partitions": loop.stats.assigned if loop else None, "pending": pending[0],
-        "restarts": loop.stats.restarts if loop else 0})
-
-    async def handler(records: list[Incoming]) -> None:
-        # audit append inside the state transaction, then the SQLite commit, then the offsets (AUD-5).
-        # Synchronous on purpose: the resend task shares the connection and must not run in between.
-        _events, counts, latencies = tracker.consume(records, audit=auditor.append)
-        for k, v in counts.items():
-            ops.count(k, v)
-        for s in latencies:
-            ops.latency.observe(s)
-
-    loop = AtLeastOnceLoop(config, handler, stop)
-    producer = make_producer(settings.bootstrap, client_id=ident.client_id)
-
-    def owned() -> set[tuple[str, int]]:
-        return {tp for tp in loop.assigned() if tp[0] in tracker.exchange_topics}
+async def _resend_task(rt: Runtime, processor: Processor) -> None:
+    """The tracker's background task beside its consumer loop: resends and dead letters."""
+    tracker, ops, loop, auditor = processor, rt.ops, rt.loop, rt.auditor
+    if not isinstance(tracker, ReceiptTracker) or ops is None or loop is None or auditor is None:
+        raise TypeError("the resend task runs beside a started receipt tracker")
+    producer = make_producer(rt.settings.bootstrap, client_id=rt.ident.client_id)
+    tick_s = rt.options.tick_s if isinstance(rt.options, ReceiptsOptions) else ReceiptsOptions.tick_s
 
     def set_pending(n: int) -> None:
-        pending[0] = n
+        tracker.pending_seen = n
         ops.pending.set(n)
 
-    log_line(logging.INFO, "receipt tracker started", instance=options.instance, bootstrap=settings.bootstrap)
-    task = asyncio.create_task(resend_forever(tracker, producer, auditor, ops, stop, owned=owned,
-                                              tick_s=options.tick_s, on_pending=set_pending,
-                                              caught_up=lambda: loop.stats.assigned is not None
-                                              and loop.stats.empty_polls > 0))
     try:
-        await loop.run()
+        await resend_forever(tracker, producer, auditor, ops, rt.stop,
+                             owned=lambda: {tp for tp in rt.assigned() if tp[0] in tracker.exchange_topics},
+                             tick_s=tick_s, on_pending=set_pending,
+                             caught_up=lambda: loop.stats.assigned is not None and loop.stats.empty_polls > 0)
     finally:
-        stop.set()
-        try:
-            await task  # re-raises a failure of the resend task (the process then exits non-zero)
-        finally:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            ops.close()
-            auditor.close()
-            tracker.close()
-    return 0
+        with contextlib.suppress(Exception):
+            await producer.stop()
+
+
+def receipts_spec() -> ConnectorSpec:
+    """The receipt tracker (VN): the exchange topics (what was committed), rejections and receipts, at least
+    once with idempotent state updates; resends and dead letters in a background task."""
+    return ConnectorSpec(
+        name="receipts", authority=AUTHORITY,
+        topics=lambda s: (s.topic_exchange, s.topic_exchange_priority, s.topic_receipts, s.topic_rejected),
+        guarantee=Guarantee.AT_LEAST_ONCE, processor=lambda rt: ReceiptTracker(rt.settings, rt.me, rt.trust),
+        started_line="receipt tracker started", background=_resend_task)
+
+
+async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
+    """Run the receipt tracker until SIGTERM; returns the exit code."""
+    return await run_connector(settings, receipts_spec(), options)

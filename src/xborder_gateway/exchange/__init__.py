@@ -10,6 +10,7 @@ from xborder_gateway.exchange._business import (
     KnownDeclaration,
     decide,
 )
+from xborder_gateway.exchange._rules import RuleSet, register_rule_set, rule_set_for
 from xborder_gateway.exchange._rules_cn import (
     CnRulesConfig,
     CnRuleSet,
@@ -40,6 +41,7 @@ from xborder_gateway.exchange._status import (
     status_record,
     unknown_key,
 )
+from xborder_gateway.exchange._stores import EndpointStore, StoredAnswer, TrackedMessage, TrackerStore, transaction
 from xborder_gateway.exchange._tracking import (
     RETRIABLE_NACKS,
     Action,
@@ -64,19 +66,24 @@ __all__ = [
     "BusinessDecision",
     "CnRuleSet",
     "CnRulesConfig",
+    "EndpointStore",
     "FruitList",
     "KnownDeclaration",
     "MessageState",
     "PendingMessage",
     "ReleaseAction",
     "ReleaseDecision",
+    "RuleSet",
     "RunSummary",
     "SpsRegistry",
     "StatusChange",
     "StatusKind",
     "StatusVehicle",
     "Stimulus",
+    "StoredAnswer",
+    "TrackedMessage",
     "TrackerPolicy",
+    "TrackerStore",
     "Transition",
     "apply_transition",
     "connect",
@@ -89,8 +96,11 @@ __all__ = [
     "mark_dead_letter_produced",
     "normalise_plate",
     "read_status",
+    "register_rule_set",
+    "rule_set_for",
     "status_partition",
     "status_record",
     "summarize_run",
+    "transaction",
     "unknown_key",
 ]

@@ -211,6 +211,16 @@ class CnRuleSet:
         self.fruits = fruits or FruitList.load(self.config.fruit_list)
         self.nomenclature = nomenclature if nomenclature is not None else _hs2022()
 
+    authority = "CN"
+
+    def remembers(self, document_type: str) -> bool:
+        """Declarations are stored for the manifests that link them (BIZ-2/BIZ-3)."""
+        return document_type in DECLARATION_TYPES
+
+    def batch_order(self, document_type: str | None) -> int:
+        """Declarations before the manifests of the same batch that link them."""
+        return 1 if (document_type or "") in MANIFEST_TYPES else 0
+
     def decide(self, document_type: str, record: Mapping[str, Any], *,
                lookup: Callable[[str], KnownDeclaration | None]) -> BusinessDecision:
         if document_type in MANIFEST_TYPES:

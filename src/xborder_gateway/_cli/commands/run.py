@@ -1,4 +1,4 @@
-"""``xborder run outbound|nanning|receipts``: run one connector of the exchange until SIGTERM."""
+"""``xborder run outbound|inbound|nanning|receipts``: run one connector of the exchange until SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from pathlib import Path
 
 from xborder_gateway._cli import add_command
 from xborder_gateway.config import Settings
+from xborder_gateway.errors import ConfigError
 
 EXAMPLES = """\
 examples:
   xborder run outbound --passphrase-file ~/.xborder/demo-passphrase      VN: intake -> sealed -> exchange
   xborder run nanning --passphrase-file F --metrics-port 9310            CN endpoint, /metrics and /healthz
   xborder run nanning --passphrase-file F --drop-rate 0.3 --duplicate-rate 0.3 --seed 7
+  xborder run inbound --authority CN --passphrase-file F                 the receiving endpoint (= run nanning)
+  xborder run inbound --allow-fault-injection --drop-rate 0.1 --passphrase-file F
   xborder run receipts --passphrase-file F                               VN: receipts, resend, dead letter
   xborder run outbound --instance 2 --passphrase-file F                  a second instance in the same group
   xborder run gate                                                       gate arrivals -> GREEN/YELLOW/RED decisions
@@ -56,6 +59,53 @@ def _nanning(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_nanning(settings, opts))
 
 
+class _UsageError(ConfigError):
+    exit_code = 2
+
+
+_FAULT_DEFAULTS = {"drop_rate": 0.0, "duplicate_rate": 0.0, "delay_ms": 0, "reject_rate": 0.0, "crash_after": None,
+                   "offline_for": 0.0, "seed": None}
+
+
+def _home_authorities(settings: Settings) -> set[str]:
+    keys = settings.home / "keys"
+    return {d.name for d in keys.iterdir() if d.is_dir() and any(d.iterdir())} if keys.is_dir() else set()
+
+
+def _inbound(args: argparse.Namespace, settings: Settings) -> int:
+    """``run inbound``: the receiving endpoint of ``--authority`` (default: the home's one authority; CN in a
+    home that holds both, as in the demo). Fault flags only with ``--allow-fault-injection``."""
+    faulty = [name for name, default in _FAULT_DEFAULTS.items() if getattr(args, name) != default]
+    if faulty and not args.allow_fault_injection:
+        flags = ", ".join("--" + n.replace("_", "-") for n in faulty)
+        raise _UsageError(f"{flags} inject faults into the endpoint", code="FAULTS_NOT_ALLOWED",
+                          hint="add --allow-fault-injection (tests and demos only), or use `xborder run nanning`")
+    authority = args.authority
+    if authority is None:
+        held = _home_authorities(settings)
+        authority = next(iter(held)) if len(held) == 1 else "CN"
+    if authority != "CN":
+        raise _UsageError(f"no inbound role for authority {authority} yet: only CN receives (VN -> CN)",
+                          code="INBOUND_AUTHORITY",
+                          hint="the CN -> VN direction is issue 10 item 1; use --authority CN")
+    return _nanning(args, settings)
+
+
+def _fault_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fault injection (tests and demos)")
+    g.add_argument("--drop-rate", type=_rate, default=0.0, metavar="P", help="lose this share of envelopes")
+    g.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P",
+                   help="receive this share of envelopes twice")
+    g.add_argument("--delay-ms", type=int, default=0, metavar="MS", help="delay every answer (once per batch)")
+    g.add_argument("--reject-rate", type=_rate, default=0.0, metavar="P",
+                   help="answer this share with a transient NACK (CN_TEMPORARILY_UNAVAILABLE)")
+    g.add_argument("--crash-after", type=int, default=None, metavar="N",
+                   help="die (exit 17) after processing N envelopes, before the Kafka commit")
+    g.add_argument("--offline-for", type=float, default=0.0, metavar="SECONDS",
+                   help="do not consume during the first SECONDS seconds")
+    g.add_argument("--seed", type=int, default=None, help="seed of the fault dice (reproducible runs)")
+
+
 def _receipts(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.connectors import ReceiptsOptions, run_receipts
 
@@ -73,7 +123,7 @@ def _gate(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(
-        sub, "run", help="run one connector of the exchange (outbound, nanning, receipts)",
+        sub, "run", help="run one connector of the exchange (outbound, inbound, nanning, receipts)",
         description="Run one connector of the VN <-> CN exchange as a long-lived process. Stops cleanly on "
         "SIGTERM/SIGINT (the batch in flight commits or aborts). Topics are created if missing.",
         epilog=EXAMPLES,
@@ -87,19 +137,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_command(verbs, "nanning", help="CN: the simulated Nanning Customs endpoint (receipts, business checks)",
                     epilog=EXAMPLES)
     _common(p)
-    g = p.add_argument_group("fault injection (tests and demos)")
-    g.add_argument("--drop-rate", type=_rate, default=0.0, metavar="P", help="lose this share of envelopes")
-    g.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P",
-                   help="receive this share of envelopes twice")
-    g.add_argument("--delay-ms", type=int, default=0, metavar="MS", help="delay every answer (once per batch)")
-    g.add_argument("--reject-rate", type=_rate, default=0.0, metavar="P",
-                   help="answer this share with a transient NACK (CN_TEMPORARILY_UNAVAILABLE)")
-    g.add_argument("--crash-after", type=int, default=None, metavar="N",
-                   help="die (exit 17) after processing N envelopes, before the Kafka commit")
-    g.add_argument("--offline-for", type=float, default=0.0, metavar="SECONDS",
-                   help="do not consume during the first SECONDS seconds")
-    g.add_argument("--seed", type=int, default=None, help="seed of the fault dice (reproducible runs)")
+    _fault_flags(p)
     p.set_defaults(func=_nanning)
+
+    p = add_command(verbs, "inbound", help="the receiving endpoint of an authority (today CN: = run nanning)",
+                    epilog=EXAMPLES)
+    _common(p)
+    p.add_argument("--authority", type=str.upper, default=None, metavar="A",
+                   help="the receiving authority (default: the home's one authority; CN in a home with both)")
+    p.add_argument("--allow-fault-injection", action="store_true",
+                   help="accept the fault flags below (tests and demos only)")
+    _fault_flags(p)
+    p.set_defaults(func=_inbound)
 
     p = add_command(verbs, "receipts", help="VN: match receipts, resend unanswered, dead-letter after max attempts",
                     epilog=EXAMPLES)

@@ -1,0 +1,183 @@
+"""The exchange's stores: the SQL of the receipt tracker's and the endpoint's state, and the one transaction
+helper every writer uses. The connectors hold connections and call these; no SQL lives in a connector.
+
+The schemas are :data:`VN_SCHEMA` / :data:`CN_SCHEMA` (``_state``); a tracked message's state changes only
+through :func:`~xborder_gateway.exchange._tracking.apply_transition` (the compare-and-set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from xborder_gateway.exchange._business import KnownDeclaration
+from xborder_gateway.exchange._state import PendingMessage, decode_headers, encode_headers
+from xborder_gateway.exchange._tracking import MessageState, mark_dead_letter_produced
+
+__all__ = ["EndpointStore", "StoredAnswer", "TrackedMessage", "TrackerStore", "transaction"]
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` (the write lock first: two writers never both decide on a read) ... ``COMMIT``;
+    any exception rolls back and propagates. The connection must be in autocommit mode (``connect``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedMessage:
+    """What the receipt handler needs of a tracked message (``data`` None: a receipt came first)."""
+
+    state: MessageState
+    attempts: int
+    data: bytes | None
+    published_ms: int | None
+    next_due_ms: int | None
+
+
+_PENDING_COLUMNS = "message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack"
+
+
+def _pending(row: tuple[Any, ...]) -> tuple[PendingMessage, str | None]:
+    m, t, p, k, d, h, a, b, dt, nack = row
+    return (PendingMessage(str(m), str(t), p, bytes(k) if k is not None else None, bytes(d), decode_headers(h),
+                           int(a), b, dt), nack)
+
+
+class TrackerStore:
+    """The VN receipt tracker's table of sent messages (``xbg_messages``) and rejections (``xbg_rejected``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def record_sent(self, *, message_id: str, topic: str, partition: int, key: bytes | None, data: bytes,
+                    headers: Iterable[tuple[str, bytes]], doc_type: str | None, business_key: str | None,
+                    run: str | None, published_ms: int | None, sent_ms: int, due_ms: int) -> bool:
+        """Track a committed envelope (idempotent: a replayed record, or one already tracked, changes
+        nothing; a row a receipt created first gets its bytes). True if it was newly tracked."""
+        cur = self.conn.execute(
+            "INSERT INTO xbg_messages (message_id, topic, part, msg_key, data, headers, doc_type, business_key, "
+            "run, published_ms, first_sent_ms, attempts, next_due_ms, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 'pending') "
+            "ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, part = excluded.part, "
+            "msg_key = excluded.msg_key, "
+            "data = excluded.data, headers = excluded.headers, doc_type = excluded.doc_type, "
+            "business_key = excluded.business_key, run = excluded.run, published_ms = excluded.published_ms, "
+            "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms, "
+            "attempts = max(xbg_messages.attempts, 1) WHERE data IS NULL",
+            (message_id, topic, partition, key, data, encode_headers(headers), doc_type, business_key, run,
+             published_ms, sent_ms, due_ms))
+        return cur.rowcount == 1
+
+    def record_rejected(self, *, topic: str, partition: int, offset: int, run: str | None,
+                        business_key: str | None, reason_code: str | None, published_ms: int | None) -> int:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO xbg_rejected (topic, part, offs, run, business_key, reason_code, published_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (topic, partition, offset, run, business_key, reason_code, published_ms))
+        return int(cur.rowcount)
+
+    def record_business(self, message_id: str, status: str, reasons: object) -> None:
+        self.conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0) "
+                          "ON CONFLICT DO NOTHING", (message_id,))
+        self.conn.execute("UPDATE xbg_messages SET business_status = ?, business_reasons = ? WHERE message_id = ?",
+                          (status, json.dumps(reasons or []), message_id))
+
+    def message(self, message_id: str) -> TrackedMessage:
+        """The tracked message; a receipt that overtook our view of the exchange topic creates its row."""
+        row = self.conn.execute("SELECT state, attempts, data, published_ms, next_due_ms FROM xbg_messages "
+                                "WHERE message_id = ?", (message_id,)).fetchone()
+        if row is None:
+            self.conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0)",
+                              (message_id,))
+            return TrackedMessage(MessageState.PENDING, 0, None, None, None)
+        return TrackedMessage(MessageState(row[0]), int(row[1]), None if row[2] is None else bytes(row[2]),
+                              None if row[3] is None else int(row[3]), None if row[4] is None else int(row[4]))
+
+    def due(self, now_ms: int, limit: int, owned: set[tuple[str, int]] | None
+            ) -> list[tuple[PendingMessage, str | None]]:
+        rows = self.conn.execute(
+            f"SELECT {_PENDING_COLUMNS} FROM xbg_messages WHERE state = 'pending' AND data IS NOT NULL "  # noqa: S608
+            "AND next_due_ms <= ? ORDER BY next_due_ms LIMIT ?",
+            (now_ms, limit * (4 if owned is not None else 1))).fetchall()
+        return [(m, nack) for m, nack in map(_pending, rows)
+                if owned is None or (m.topic, m.partition) in owned][:limit]
+
+    def unproduced_dead_letters(self, owned: set[tuple[str, int]] | None, limit: int = 500
+                                ) -> list[tuple[PendingMessage, str | None]]:
+        rows = self.conn.execute(
+            f"SELECT {_PENDING_COLUMNS} FROM xbg_messages WHERE state = 'dead' AND dead_letter_ms IS NULL "  # noqa: S608
+            "AND data IS NOT NULL LIMIT ?", (limit,)).fetchall()
+        return [(m, nack) for m, nack in map(_pending, rows) if owned is None or (m.topic, m.partition) in owned]
+
+    def dead_letters_produced(self, message_ids: Iterable[str], now_ms: int) -> None:
+        with transaction(self.conn) as conn:
+            for mid in message_ids:
+                mark_dead_letter_produced(conn, mid, now_ms)
+
+    def pending_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM xbg_messages WHERE state = 'pending' "
+                                     "AND data IS NOT NULL").fetchone()[0])
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """One sealed answer the endpoint sent for a message id (replayed as is to a duplicate)."""
+
+    topic: str
+    key: bytes | None
+    data: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class EndpointStore:
+    """The receiving endpoint's answers, declarations, processed ids and duplicates (``cn_*`` tables). Its
+    connection is the replay store's, so these writes share the ENV-10 record's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def original_answers(self, message_id: str) -> list[StoredAnswer]:
+        rows = self.conn.execute("SELECT topic, msg_key, data, headers FROM cn_answers WHERE message_id = ? "
+                                 "ORDER BY seq", (message_id,)).fetchall()
+        return [StoredAnswer(str(t), None if k is None else bytes(k), bytes(d), decode_headers(str(h)))
+                for t, k, d, h in rows]
+
+    def record_answers(self, message_id: str, answers: Sequence[StoredAnswer]) -> None:
+        for seq, a in enumerate(answers):
+            self.conn.execute("INSERT INTO cn_answers (message_id, seq, topic, msg_key, data, headers) "
+                              "VALUES (?, ?, ?, ?, ?, ?)",
+                              (message_id, seq, a.topic, a.key, a.data, encode_headers(a.headers)))
+
+    def record_duplicate(self, message_id: str, run: str | None, at_ms: int) -> None:
+        self.conn.execute("INSERT INTO cn_duplicates (message_id, run, at_ms) VALUES (?, ?, ?)",
+                          (message_id, run, at_ms))
+
+    def declaration(self, business_key: str) -> KnownDeclaration | None:
+        row = self.conn.execute("SELECT gross_weight_kg FROM cn_declarations WHERE business_key = ?",
+                                (business_key,)).fetchone()
+        if row is None:
+            return None
+        return KnownDeclaration(business_key, Decimal(row[0]) if row[0] is not None else None)
+
+    def record_declaration(self, business_key: str, doc_type: str, gross_weight_kg: object,
+                           message_id: str) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO cn_declarations (business_key, doc_type, gross_weight_kg, "
+                          "message_id) VALUES (?, ?, ?, ?)",
+                          (business_key, doc_type, None if gross_weight_kg is None else str(gross_weight_kg),
+                           message_id))
+
+    def record_processed(self, *, message_id: str, run: str | None, doc_type: str, business_key: str | None,
+                         status: str, received_ms: int) -> None:
+        self.conn.execute("INSERT INTO cn_processed (message_id, run, doc_type, business_key, status, received_ms) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", (message_id, run, doc_type, business_key, status, received_ms))
