@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from xborder_gateway import avro
@@ -20,6 +21,16 @@ CROSS_BORDER = {
     "xb.vn.audit.checkpoints", "xb.cn.audit.checkpoints", "xb.vn.audit.cosignatures", "xb.cn.audit.cosignatures",
 }
 SITE_LOCAL = {"vn.declarations.raw", "vn.declarations.rejected", "vn.declarations.status", "xb.vn-cn.dead-letter"}
+
+
+@pytest.fixture(autouse=True)
+def _defaults_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checked-in document is made from the defaults: no XBG_* variable of the environment may leak in."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("XBG_"):
+            monkeypatch.delenv(name)
 
 
 def _settings(tmp_path: Path, **kw: object) -> Settings:
