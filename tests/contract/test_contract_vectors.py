@@ -31,6 +31,8 @@ EXPECTED_REFUSALS = {
     "refuse-expired": "ENV-8 EXPIRED",
     "refuse-not-yet-valid": "ENV-8 NOT_YET_VALID",
     "refuse-replayed": "ENV-10 REPLAYED",
+    "refuse-message-id-reused": "ENV-10 MESSAGE_ID_REUSED",
+    "refuse-receipt-wrong-issuer": "ENV-11 RECEIPT_MISMATCH",
     "refuse-receipt-not-a-receipt": "ENV-11 NOT_A_RECEIPT",
     "refuse-checkpoint-vn-size": "NOTE_SIGNATURE_INVALID",
     "refuse-checkpoint-cn-size": "NOTE_SIGNATURE_INVALID",

@@ -264,6 +264,11 @@ def _envelopes(w: _Writer, keys: _Keys, payloads: dict[str, bytes]) -> dict[str,
     fut = _seal1(keys, "VN", "CN", payloads["vn-ida"], doc="IDA", mid=_mid(36), now=REFERENCE_TIME + timedelta(hours=1))
     w.add("refuse-not-yet-valid", "envelope", "CN", "created one hour after the reference time (skew is 5 min)",
           [w.file("envelopes/refuse-not-yet-valid.bin", fut.data)], [_refused("ENV-8 NOT_YET_VALID")])
+    again = _seal1(keys, "VN", "CN", payloads["vn-ida"], doc="IDA", mid=_mid(1))
+    w.add("refuse-message-id-reused", "envelope", "CN", "a second, different envelope with the message id of "
+          "envelopes/v1-vn-cn-ida.bin after that one", ["envelopes/v1-vn-cn-ida.bin",
+                                                        w.file("envelopes/refuse-message-id-reused.bin", again.data)],
+          [_ok(_mid(1), "IDA", p_ida, suite=SUITE_V1), _refused("ENV-10 MESSAGE_ID_REUSED")])
     w.add("refuse-replayed", "envelope", "CN", "the same envelope twice: the second is a replay",
           ["envelopes/v1-vn-cn-ida.bin", "envelopes/v1-vn-cn-ida.bin"],
           [_ok(_mid(1), "IDA", p_ida, suite=SUITE_V1), _refused("ENV-10 REPLAYED")])
@@ -321,6 +326,12 @@ def _receipts(w: _Writer, keys: _Keys, sealed: dict[str, SealedEnvelope]) -> Non
           [w.file(f"receipts/v2-decision-cn-vn-{k}.bin", e.data) for k, e in enumerate(answers, 1)],
           [_receipt_expect(_mid(11), "envelopes/v2-vn-cn-batch-1.bin", "ACK", business_status="HELD"),
            _receipt_expect(_mid(1), "envelopes/v1-vn-cn-ida.bin", "ACK", business_status="ACCEPTED")])
+    forged_issuer = make_receipt(_opened(keys, sealed["v1-cn-vn"].data, "VN"), receiver="CN", outcome="ACK",
+                                 received_at=at)
+    w.add("refuse-receipt-wrong-issuer", "receipt", "CN", "a receipt naming CN as its issuer but signed by VN",
+          [w.file("receipts/refuse-wrong-issuer.bin", seal_receipt(forged_issuer, me=keys.me("VN"),
+                                                                   trust=keys.trust("VN"), now=at).data)],
+          [_refused("ENV-11 RECEIPT_MISMATCH")])
     w.add("refuse-receipt-not-a-receipt", "receipt", "VN", "a CN declaration envelope read as a receipt",
           ["envelopes/v1-cn-vn-export.bin"], [_refused("ENV-11 NOT_A_RECEIPT")])
 
@@ -430,7 +441,7 @@ Keys, message ids, payloads, checkpoint notes and the manifest are the same on e
 (random serial numbers) and envelopes (a fresh HPKE ephemeral key per seal) differ between runs; their
 verdicts do not. Byte-exact known answers for both suites are in docs/envelope.md §6 and §8.6.
 Not covered yet: witness cosignatures (issue 12: not implemented on main when these vectors were made),
-ENV-1 (a 1 MiB file), ENV-9 and ENV-10 MESSAGE_ID_REUSED.
+ENV-1 (a 1 MiB file) and ENV-9 (the sealer refuses to make one).
 """
 
 
