@@ -87,6 +87,14 @@ class Settings(BaseSettings):
                               description="the status feed for senders: one record per state change (key = "
                               "declaration number); never leaves the site")
     topic_partitions: int = Field(default=3, ge=1, description="partitions of every gateway topic")
+    topic_vn_audit_checkpoints: str = Field(default="xb.vn.audit.checkpoints",
+                                            description="VN's signed audit checkpoints, VN -> CN (CN's witness)")
+    topic_cn_audit_checkpoints: str = Field(default="xb.cn.audit.checkpoints",
+                                            description="CN's signed audit checkpoints, CN -> VN (VN's witness)")
+    topic_vn_audit_cosignatures: str = Field(default="xb.vn.audit.cosignatures",
+                                             description="VN's cosignatures of CN's checkpoints, VN -> CN")
+    topic_cn_audit_cosignatures: str = Field(default="xb.cn.audit.cosignatures",
+                                             description="CN's cosignatures of VN's checkpoints, CN -> VN")
 
     # --- exchange (connectors: outbound, nanning endpoint, receipt tracker) --------------------
     exchange_batch_max: int = Field(default=500, ge=1, le=10_000,
