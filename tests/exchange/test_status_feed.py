@@ -163,3 +163,44 @@ def test_status_cli_on_the_real_broker(kafka_bootstrap: str, topic_prefix: str, 
                               "999999999999", "--topic", topic], capture_output=True, text=True, env=env,
                              timeout=60, check=False)
     assert missing.returncode == 1
+
+
+# --- wired into the outbound connector: its transaction carries the feed's records --------------------------
+def test_outbound_writes_taken_in_sent_and_rejected_to_the_feed(tmp_path: Path) -> None:
+    from xborder_gateway.connectors import OutboundProcessor
+    from xborder_gateway.samples import generate
+    from xborder_gateway.transport import Incoming
+
+    from .conftest import make_home
+
+    home = make_home(tmp_path / "home")
+    s = home.settings
+    ida = next(iter(generate("IDA", 1, seed=5)))
+    tir = next(iter(generate("TIR", 1, seed=5)))
+    bad = b"<IDA>not a declaration"
+    ob = OutboundProcessor(s, home.vn, home.vn_trust)
+    try:
+        res = ob.process([Incoming(s.topic_intake, 0, 1, ida.business_key.encode(), ida.xml),
+                          Incoming(s.topic_intake, 0, 2, tir.business_key.encode(), tir.xml),
+                          Incoming(s.topic_intake, 1, 9, None, bad)])
+    finally:
+        ob.close()
+    feed = [read_status(o.value) for o in res.outputs if o.topic == s.topic_status]
+    by_key = {(c.declaration_number, c.kind.value): c for c in feed}
+    assert {k for k in by_key if k[0] == ida.business_key} == {(ida.business_key, "TAKEN_IN"),
+                                                                (ida.business_key, "SENT")}
+    sent = by_key[(ida.business_key, "SENT")]
+    exchange_ids = {o.header("xbg-message-id") for o in res.outputs if o.topic in (s.topic_exchange,
+                                                                                   s.topic_exchange_priority)}
+    assert sent.message_id is not None
+    assert sent.message_id.encode() in exchange_ids
+    assert by_key[(ida.business_key, "TAKEN_IN")].intake == (s.topic_intake, 0, 1)
+    vehicle = by_key[(tir.business_key, "SENT")].vehicle
+    assert vehicle is not None
+    assert vehicle.plate
+    assert vehicle.linked_declarations
+    rejected = [c for c in feed if c.kind is StatusKind.REJECTED]
+    assert len(rejected) == 1
+    assert rejected[0].declaration_number == unknown_key(bad)
+    assert rejected[0].reasons
+    assert rejected[0].intake == (s.topic_intake, 1, 9)

@@ -187,8 +187,8 @@ def _third_authority(home: Home) -> tuple[LocalAuthority, TrustStore]:
     """A third authority VN trusts (as a home serving more than one counterpart would)."""
     s = home.settings
     init_authority(s, "LA", PASSPHRASE)
-    import_bundle(s, "VN", export_bundle(s, "LA"))
-    import_bundle(s, "LA", export_bundle(s, "VN"))
+    import_bundle(s, "VN", export_bundle(s, "LA"), allow_other_authority=True)  # a third authority, on purpose
+    import_bundle(s, "LA", export_bundle(s, "VN"), allow_other_authority=True)
     return LocalAuthority.load(s, "LA", PASSPHRASE), TrustStore.load(s, "LA")
 
 
@@ -358,4 +358,60 @@ def test_message_id_reused_with_other_bytes_is_nacked_never_the_original_answers
     assert record["envelope_sha256"] == other.sha256, "the NACK names the reused bytes, not the original"
     assert tcounts["nack"] == 1
     cn.close()
+    tracker.close()
+
+
+# --- the sender's status feed (issue 10 item 4): the tracker's state changes -----------------------------
+def _tracked_with_key(home: Home) -> tuple[ReceiptTracker, SealedEnvelope]:
+    """As outbound commits it: the exchange record names its declaration number and type in headers."""
+    tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
+    env = _sealed(home)
+    r = _incoming(home.settings.topic_exchange, env)
+    headers = (*r.headers, ("xbg-business-key", b"100000000001"), ("xbg-doc-type", b"IDA"))
+    tracker.consume([Incoming(r.topic, r.partition, r.offset, r.key, r.value, headers, r.timestamp_ms)])
+    return tracker, env
+
+
+def _states(outputs: list[Outgoing], topic: str) -> list[str]:
+    from xborder_gateway.exchange import read_status
+
+    return [read_status(o.value).kind.value for o in outputs if o.topic == topic]
+
+
+def test_delivery_and_late_receipt_go_to_the_status_feed(fast: Home) -> None:
+    tracker, env = _tracked_with_key(fast)
+    res = tracker.consume([_receipt(fast, env)])
+    assert _states(res.outputs, fast.settings.topic_status) == ["DELIVERED"]
+    assert res.outputs[0].key == b"100000000001"  # keyed by the declaration number
+    again = tracker.consume([_receipt(fast, env)])  # a duplicate receipt is no state change
+    assert _states(again.outputs, fast.settings.topic_status) == []
+    tracker.close()
+    tracker, env = _tracked_with_key(fast)
+    for step in range(3):
+        claims = _claim_at(tracker, step)
+    assert _states(tracker.claims_status(claims), fast.settings.topic_status) == ["DEAD_LETTERED"]
+    late = tracker.consume([_receipt(fast, env)])
+    assert _states(late.outputs, fast.settings.topic_status) == ["LATE_RECEIPT"]
+    tracker.close()
+
+
+def test_resends_go_to_the_status_feed_with_their_attempt(fast: Home) -> None:
+    from xborder_gateway.exchange import read_status
+
+    tracker, _env = _tracked_with_key(fast)
+    claims = _claim_at(tracker, 0)
+    (record,) = tracker.claims_status(claims)
+    change = read_status(record.value)
+    assert (change.kind.value, change.attempt) == ("RESENT", 2)
+    tracker.close()
+
+
+def test_a_refused_receipt_leaves_no_status_record(fast: Home) -> None:
+    tracker, env = _tracked_with_key(fast)
+    forged = _receipt(fast, env)
+    bad = type(forged)(forged.topic, forged.partition, forged.offset, forged.key,
+                       forged.value[:-1] + bytes([forged.value[-1] ^ 1]), forged.headers, forged.timestamp_ms)
+    res = tracker.consume([bad])
+    assert res.counts["bad_receipt"] == 1
+    assert _states(res.outputs, fast.settings.topic_status) == []
     tracker.close()

@@ -12,6 +12,7 @@ events with ``audit`` before it returns, AUD-5) and returns one :class:`ProcessR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -38,6 +39,8 @@ from xborder_gateway.transport import (
     TransactionalBatchLoop,
     ensure_gateway_topics,
     install_shutdown,
+    kafka_boundary,
+    make_producer,
 )
 
 __all__ = ["ConnectorSpec", "Guarantee", "ProcessResult", "Processor", "Runtime", "run_connector"]
@@ -129,7 +132,8 @@ def _loop_config(settings: Settings, spec: ConnectorSpec, ident: Identity) -> Lo
                       txn_timeout_s=settings.exchange_txn_timeout_s)
 
 
-async def run_connector(settings: Settings, spec: ConnectorSpec, options: ConnectorOptions) -> int:
+async def run_connector(settings: Settings, spec: ConnectorSpec, options: ConnectorOptions  # noqa: PLR0915
+                        ) -> int:
     """Run ``spec`` until SIGTERM/SIGINT (or a hook ends the process); returns the exit code."""
     me, trust = load_keys(settings, spec.authority, options.passphrase_file)
     ident = Identity(spec.name, options.instance, settings.exchange_group_prefix)
@@ -167,8 +171,23 @@ async def run_connector(settings: Settings, spec: ConnectorSpec, options: Connec
             spec.after_batch(rt, processor, result)
         return result.outputs
 
+    feed: Any = None
+
     async def sink(records: list[Incoming]) -> None:
-        await handle(records)
+        # An at-least-once role's outputs (the tracker's status-feed records) are produced after its state
+        # commit and before the offsets commit: a crash in between can repeat them, a crash before the state
+        # commit produces nothing (the batch is redone).
+        nonlocal feed
+        outputs = await handle(records)
+        if not outputs:
+            return
+        if feed is None:
+            feed = make_producer(settings.bootstrap, client_id=f"{ident.client_id}-feed")
+            with kafka_boundary("start feed producer"):
+                await feed.start()
+        with kafka_boundary("produce feed"):
+            futures = [await feed.send(o.topic, value=o.value, key=o.key, headers=list(o.headers)) for o in outputs]
+            await asyncio.gather(*futures)
 
     loop: TransactionalBatchLoop | AtLeastOnceLoop
     if spec.guarantee is Guarantee.EXACTLY_ONCE:
@@ -188,6 +207,9 @@ async def run_connector(settings: Settings, spec: ConnectorSpec, options: Connec
             if task is not None:
                 await task  # re-raises a failure of the background task (the process then exits non-zero)
         finally:
+            if feed is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(feed.stop(), timeout=15)
             ops.close()
             auditor.close()
             processor.close()

@@ -49,7 +49,7 @@ from xborder_gateway.connectors._common import (
 from xborder_gateway.connectors._runtime import ConnectorSpec, Guarantee, ProcessResult, run_connector
 from xborder_gateway.envelope import LocalAuthority, TrustStore, seal
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
-from xborder_gateway.exchange import transaction
+from xborder_gateway.exchange import StatusChange, StatusKind, StatusVehicle, status_record, transaction, unknown_key
 from xborder_gateway.exchange._state import (
     VN_SCHEMA,
     IntakeCoordinates,
@@ -264,6 +264,11 @@ class OutboundProcessor:
                                     business_key=r.key.decode("utf-8", "replace") if r.key else None,
                                     kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                                     outcome="rejected", reason_code=exc.code))
+                # the sender's status feed (issue 10 item 4), committed in the same transaction
+                outputs.append(status_record(s.topic_status, StatusChange(
+                    _status_key(r), AUTHORITY, StatusKind.REJECTED, now_ms(),
+                    reasons=((exc.code, str(exc.message)[:_MAX_STATUS_REASON_TEXT]),),
+                    intake=(r.topic, r.partition, r.offset))))
                 if isinstance(exc, DuplicateSubmissionError):
                     counts["duplicate_submission"] += 1
                     log_line(logging.WARNING, "duplicate submission rejected", source=source,
@@ -290,10 +295,39 @@ class OutboundProcessor:
                                 signing_key_id=sealed.header.signing_key_id.hex(),
                                 encryption_key_id=sealed.header.encryption_key_id.hex(),
                                 kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
+            at_ms = now_ms()
+            vehicle = _vehicle_of(doc)
+            outputs.append(status_record(s.topic_status, StatusChange(
+                doc.business_key, AUTHORITY, StatusKind.TAKEN_IN, at_ms, doc.doc_type,
+                intake=(r.topic, r.partition, r.offset), vehicle=vehicle)))
+            outputs.append(status_record(s.topic_status, StatusChange(
+                doc.business_key, AUTHORITY, StatusKind.SENT, at_ms, doc.doc_type, message_id=mid, attempt=1,
+                vehicle=vehicle)))
             log_line(logging.DEBUG, "sealed", message_id=mid, business_key=doc.business_key, topic=topic)
             counts["sealed"] += 1
             counts["priority"] += int(doc.perishable)
         return ProcessResult(outputs, events, counts)
+
+
+_MAX_STATUS_REASON_TEXT = 500
+
+
+def _status_key(r: Incoming) -> str:
+    """The status feed's key for an intake record: its declaration number, else a digest of its bytes."""
+    key = r.key.decode("utf-8", "replace").strip() if r.key else ""
+    return key if key and len(key) <= 64 and key.isprintable() else unknown_key(r.value)
+
+
+def _vehicle_of(doc: Any) -> StatusVehicle | None:
+    """Plate, containers and linked declarations of a vehicle declaration (what the smart gate reads)."""
+    if doc.schema_name != "VehicleManifest":
+        return None
+    from xborder_gateway.avro import decode
+
+    rec = decode(doc.payload).record
+    plate = str((rec.get("vehicle") or {}).get("plate") or "")
+    containers = tuple(str(c.get("number")) for c in rec.get("containers") or () if c.get("number"))
+    return StatusVehicle(plate, containers, tuple(doc.linked_declarations), bool(doc.perishable))
 
 
 def outbound_spec() -> ConnectorSpec:

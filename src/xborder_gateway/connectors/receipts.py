@@ -83,6 +83,8 @@ from xborder_gateway.exchange import (
     Action,
     MessageState,
     PendingMessage,
+    StatusChange,
+    StatusKind,
     Stimulus,
     TrackerPolicy,
     TrackerStore,
@@ -90,6 +92,7 @@ from xborder_gateway.exchange import (
     connect,
     decide_message,
     is_retriable_nack,
+    status_record,
     transaction,
 )
 from xborder_gateway.transport import (
@@ -138,6 +141,8 @@ class ReceiptTracker:
         self.timeout_ms = int(settings.exchange_receipt_timeout_s * 1000)
         self.exchange_topics = {settings.topic_exchange, settings.topic_exchange_priority}
         self.pending_seen = 0  # refreshed by the resend task; read by the health endpoint (another thread)
+        self._status: list[Outgoing] = []
+        self._status_mark = 0
         self.policy = TrackerPolicy(max_attempts=settings.exchange_resend_max_attempts,
                                     receipt_timeout_ms=self.timeout_ms,
                                     backoff_ms=lambda sends: int(self.backoff.seconds(sends) * 1000))
@@ -165,6 +170,7 @@ class ReceiptTracker:
         counts = {"sent": 0, "rejected": 0, "delivered": 0, "duplicate_receipt": 0, "nack": 0, "business": 0,
                   "bad_receipt": 0, "late_receipt": 0, "failed": 0}
         latencies: list[float] = []
+        self._status = []  # the sender's status feed (issue 10 item 4): produced after the state commit
         order = {self.settings.topic_rejected: 1, self.settings.topic_receipts: 2}
         with transaction(self.conn) as conn:
             for r in sorted(records, key=lambda x: order.get(x.topic, 0)):
@@ -179,7 +185,8 @@ class ReceiptTracker:
                 # audit log (outbound, other tracker instances, their resend tasks, the checkpoint thread)
                 # waits for the state file while holding the audit log, so this cannot deadlock.
                 audit(events)
-        return ProcessResult([], events, counts, latencies)
+        status, self._status = self._status, []
+        return ProcessResult(status, events, counts, latencies)
 
     def _sent(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int]) -> None:
         mid = r.header_str(H_MESSAGE_ID) or (r.key or b"").decode()
@@ -213,6 +220,7 @@ class ReceiptTracker:
         failure, an audit event) -- it never blocks the partition."""
         conn.execute("SAVEPOINT receipt")
         mark = len(events)
+        self._status_mark = len(self._status)
         try:
             if (r.header_str("xbg-kind") or "receipt") == "receipt":
                 opened, record = open_receipt(r.value, me=self.me, trust=self.trust, replay=None)
@@ -227,6 +235,11 @@ class ReceiptTracker:
                 self.store.record_business(str(response["message_id"]), str(response["status"]),
                                            response.get("reasons"))
                 counts["business"] += 1
+                self._status.append(status_record(self.settings.topic_status, StatusChange(
+                    str(response["business_key"]), AUTHORITY, StatusKind.BUSINESS_OUTCOME, now_ms(),
+                    str(response.get("document_type") or "") or None, message_id=str(response["message_id"]),
+                    business_status=str(response["status"]),
+                    reasons=tuple((str(x["code"]), str(x["text"])[:500]) for x in response.get("reasons") or ()))))
         except GatewayError as exc:  # a receipt we cannot trust changes nothing
             self._undo(conn, events, mark)
             counts["bad_receipt"] += 1
@@ -249,11 +262,11 @@ class ReceiptTracker:
             return
         conn.execute("RELEASE receipt")
 
-    @staticmethod
-    def _undo(conn: sqlite3.Connection, events: list[AuditEvent], mark: int) -> None:
+    def _undo(self, conn: sqlite3.Connection, events: list[AuditEvent], mark: int) -> None:
         conn.execute("ROLLBACK TO receipt")
         conn.execute("RELEASE receipt")
         del events[mark:]
+        del self._status[self._status_mark:]
 
     def _technical(self, conn: sqlite3.Connection, issuer: str, record: dict[str, Any], r: Incoming, *,
                    events: list[AuditEvent], counts: dict[str, int], latencies: list[float]) -> None:
@@ -307,11 +320,37 @@ class ReceiptTracker:
                                 document_type=record.get("document_type"), kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, attempt=attempts))
             log_line(logging.DEBUG, "delivered", message_id=mid)
+            self._status_change(tracked.business_key or record.get("business_key"), StatusKind.DELIVERED, mid,
+                                tracked.doc_type or record.get("document_type"), attempt=attempts)
         elif step.action is Action.LATE_RECEIPT:  # recorded (the event above), no second outcome
+            self._status_change(tracked.business_key or record.get("business_key"), StatusKind.LATE_RECEIPT, mid,
+                                tracked.doc_type or record.get("document_type"), attempt=attempts)
             counts["late_receipt"] = counts.get("late_receipt", 0) + 1
             log_line(logging.WARNING, "receipt after dead letter", message_id=mid)
         else:
             counts["duplicate_receipt"] += 1
+
+    def _status_change(self, business_key: Any, kind: StatusKind, mid: str, doc_type: Any, *,
+                       attempt: int | None, reasons: tuple[tuple[str, str], ...] = ()) -> None:
+        if business_key:
+            self._status.append(status_record(self.settings.topic_status, StatusChange(
+                str(business_key), AUTHORITY, kind, now_ms(), str(doc_type) if doc_type else None,
+                message_id=mid, attempt=attempt, reasons=reasons)))
+
+    def claims_status(self, claims: Claims) -> list[Outgoing]:
+        """The status feed's records of a tick's claims (RESENT, DEAD_LETTERED)."""
+        out: list[Outgoing] = []
+        for m in claims.resend:
+            if m.business_key:
+                out.append(status_record(self.settings.topic_status, StatusChange(
+                    m.business_key, AUTHORITY, StatusKind.RESENT, now_ms(), m.doc_type, message_id=m.message_id,
+                    attempt=m.attempts + 1)))
+        for m, why in claims.dead:
+            if m.business_key:
+                out.append(status_record(self.settings.topic_status, StatusChange(
+                    m.business_key, AUTHORITY, StatusKind.DEAD_LETTERED, now_ms(), m.doc_type,
+                    message_id=m.message_id, attempt=m.attempts, reasons=(("DEAD_LETTER", why[:500]),))))
+        return out
 
     # --- resend / dead letter ------------------------------------------------------------------------
     def due(self, limit: int = 500, owned: set[tuple[str, int]] | None = None, *, now: int | None = None
@@ -415,6 +454,8 @@ async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: O
                                   "message_id": m.message_id, "topic": m.topic})
             out = Outgoing(settings.topic_dead_letter, m.key, m.data, (*m.headers, (H_REASONS, reasons.encode())))
             futures.append(await producer.send(out.topic, value=out.value, key=out.key, headers=list(out.headers)))
+        for st in tracker.claims_status(claims):  # the sender's status feed (at least once)
+            futures.append(await producer.send(st.topic, value=st.value, key=st.key, headers=list(st.headers)))
         if futures:
             await asyncio.gather(*futures)
     # a crash or a Kafka failure before this line produces the dead letters again at the next tick (the

@@ -44,6 +44,8 @@ class TrackedMessage:
     data: bytes | None
     published_ms: int | None
     next_due_ms: int | None
+    business_key: str | None = None
+    doc_type: str | None = None
 
 
 _PENDING_COLUMNS = "message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack"
@@ -95,14 +97,15 @@ class TrackerStore:
 
     def message(self, message_id: str) -> TrackedMessage:
         """The tracked message; a receipt that overtook our view of the exchange topic creates its row."""
-        row = self.conn.execute("SELECT state, attempts, data, published_ms, next_due_ms FROM xbg_messages "
-                                "WHERE message_id = ?", (message_id,)).fetchone()
+        row = self.conn.execute("SELECT state, attempts, data, published_ms, next_due_ms, business_key, doc_type "
+                                "FROM xbg_messages WHERE message_id = ?", (message_id,)).fetchone()
         if row is None:
             self.conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0)",
                               (message_id,))
             return TrackedMessage(MessageState.PENDING, 0, None, None, None)
         return TrackedMessage(MessageState(row[0]), int(row[1]), None if row[2] is None else bytes(row[2]),
-                              None if row[3] is None else int(row[3]), None if row[4] is None else int(row[4]))
+                              None if row[3] is None else int(row[3]), None if row[4] is None else int(row[4]),
+                              row[5], row[6])
 
     def due(self, now_ms: int, limit: int, owned: set[tuple[str, int]] | None
             ) -> list[tuple[PendingMessage, str | None]]:

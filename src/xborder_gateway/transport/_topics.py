@@ -33,6 +33,7 @@ def gateway_topics(settings: Settings) -> tuple[str, ...]:
         settings.topic_exchange_priority,
         settings.topic_receipts,
         settings.topic_dead_letter,
+        settings.topic_status,
     )
 
 
