@@ -3,6 +3,7 @@ announces the new one; verifiers and the witness follow the chain."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def test_rotation_is_announced_followed_and_witnessed(settings: Settings, tmp_pa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     retired_file = next(key_file.parent.glob(f"vn.note-key.retired-{old.key_hash.hex()}.pem"))
-    retired_key = load_pem_private_key(retired_file.read_bytes(), password=None)
+    retired_key = load_pem_private_key(retired_file.read_bytes(), password=os.environ["XBG_KEY_PASSPHRASE"].encode())
     assert isinstance(retired_key, Ed25519PrivateKey)
     retired = NoteSigner(old.name, retired_key)
     assert retired.verifier == old

@@ -577,6 +577,10 @@ def import_bundle(settings: Settings, authority: str, bundle: bytes, *,
     if not certs:
         raise ConfigError("the bundle holds no certificate", code="KEYS_BUNDLE_INVALID",
                           hint="pass the file written by `xborder keys export`")
+    for cert in certs:
+        if cert.authority == authority:
+            raise ConfigError(f"the bundle holds {authority}'s own certificate", code="KEYS_BUNDLE_SELF",
+                              hint="import the counterpart's bundle, not this authority's own")
     named = sorted({c.authority for c in certs})
     if len(named) != 1:  # a bundle is one authority's generations; a mixed one smuggles a second authority in
         raise ConfigError(f"the bundle mixes certificates of {', '.join(named)}", code="KEYS_BUNDLE_MIXED",
