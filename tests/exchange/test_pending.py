@@ -490,7 +490,7 @@ def test_grace_setting_defaults_to_ten_minutes(tmp_path: Path) -> None:
         load_settings(home=tmp_path, exchange_linked_grace_s=0)
 
 
-# ---- where versions come from (ADR 0403) ------------------------------------------------------------------------
+# ---- where versions come from (ADR 0404) ------------------------------------------------------------------------
 @pytest.mark.parametrize(("record", "expected"), [
     ({"declaration_number": "1", "declaration_version": 3}, 3),  # CnExportDeclaration
     ({"manifest_number": "1", "manifest_version": 2}, 2),  # CnRoadManifest

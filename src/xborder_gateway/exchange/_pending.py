@@ -168,7 +168,7 @@ def judge_version(known: tuple[int, VersionKind] | None, version: int, kind: Ver
 VERSION_FIELDS = ("version", "declaration_version", "manifest_version")
 """Where a record carries its version: ``CnExportDeclaration.declaration_version``,
 ``CnRoadManifest.manifest_version``; ``version`` is the field proposed for Declaration v4 / VehicleManifest v2
-(ADR 0403). Declaration <= v3 and VehicleManifest v1 carry none."""
+(ADR 0404). Declaration <= v3 and VehicleManifest v1 carry none."""
 
 
 def version_of(record: Mapping[str, Any]) -> int | None:
@@ -180,7 +180,7 @@ def version_of(record: Mapping[str, Any]) -> int | None:
 
 
 def next_version(conn: sqlite3.Connection, number: str, *, vehicle: bool = False) -> int:
-    """Fallback for records without a version (ADR 0403): one more than the version known here, i.e.
+    """Fallback for records without a version (ADR 0404): one more than the version known here, i.e.
     arrival order -- each new message id for a number counts as its next amendment. Capped at 999."""
     if vehicle:
         row = conn.execute("SELECT version FROM cn_vehicles WHERE business_key = ?", (number,)).fetchone()
