@@ -204,3 +204,23 @@ def test_outbound_writes_taken_in_sent_and_rejected_to_the_feed(tmp_path: Path) 
     assert rejected[0].declaration_number == unknown_key(bad)
     assert rejected[0].reasons
     assert rejected[0].intake == (s.topic_intake, 1, 9)
+
+
+def test_run_summary_counts_business_outcomes_by_reason(tmp_path: Path) -> None:
+    """The demo's `business_by_reason` (issue 15 item 5): delivered messages' HELD/REJECTED reasons."""
+    from xborder_gateway.exchange import VN_SCHEMA, connect, summarize_run
+
+    conn = connect(tmp_path / "vn.sqlite", VN_SCHEMA)
+    rows = [("m1", "HELD", '[{"code": "SPS_PUC_NOT_REGISTERED", "text": "x"}]'),
+            ("m2", "HELD", '[{"code": "SPS_PUC_NOT_REGISTERED", "text": "x"}, '
+                           '{"code": "LICENCE_REQUIRED", "text": "y"}]'),
+            ("m3", "REJECTED", '[{"code": "SPS_PRODUCT_NOT_ADMITTED", "text": "z"}]'),
+            ("m4", "ACCEPTED", "[]")]
+    for mid, status, reasons in rows:
+        conn.execute("INSERT INTO xbg_messages (message_id, state, attempts, data, run, business_status, "
+                     "business_reasons) VALUES (?, 'delivered', 1, x'00', 'r', ?, ?)", (mid, status, reasons))
+    conn.commit()
+    summary = summarize_run(conn, "r")
+    assert summary.business_by_reason == {"HELD LICENCE_REQUIRED": 1, "HELD SPS_PUC_NOT_REGISTERED": 2,
+                                          "REJECTED SPS_PRODUCT_NOT_ADMITTED": 1}
+    assert summary.business == {"ACCEPTED": 1, "HELD": 2, "REJECTED": 1}

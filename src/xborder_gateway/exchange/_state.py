@@ -28,7 +28,7 @@ import enum
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +282,8 @@ class RunSummary:
     last_settled_ms: int | None
     p50_ms: float | None
     p99_ms: float | None
+    #: "HELD SPS_PUC_NOT_REGISTERED" -> count, over the delivered messages' business responses
+    business_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def settled(self) -> int:
@@ -306,6 +308,15 @@ def summarize_run(vn: sqlite3.Connection, run: str, cn: sqlite3.Connection | Non
         "WHERE run = ?", (run,)).fetchone()
     business = dict(vn.execute("SELECT coalesce(business_status, 'NONE'), count(*) FROM xbg_messages "
                                "WHERE run = ? AND state = 'delivered' GROUP BY 1", (run,)).fetchall())
+    by_reason: dict[str, int] = {}
+    for status, reasons in vn.execute("SELECT business_status, business_reasons FROM xbg_messages WHERE run = ? "
+                                      "AND state = 'delivered' AND business_status IN ('HELD', 'REJECTED')", (run,)):
+        try:
+            codes = {str(r.get("code")) for r in json.loads(reasons or "[]") if isinstance(r, dict)}
+        except ValueError:
+            codes = {"?"}
+        for code in sorted(codes) or ["?"]:
+            by_reason[f"{status} {code}"] = by_reason.get(f"{status} {code}", 0) + 1
     rejected_by = dict(vn.execute("SELECT coalesce(reason_code, '?'), count(*) FROM xbg_rejected WHERE run = ? "
                                   "GROUP BY 1", (run,)).fetchall())
     lat = [int(r[0]) for r in vn.execute(
@@ -335,5 +346,6 @@ def summarize_run(vn: sqlite3.Connection, run: str, cn: sqlite3.Connection | Non
         first_published_ms=int(first_pub) if first_pub is not None else None,
         last_settled_ms=int(last) if last is not None else None,
         p50_ms=_percentile(lat, 0.50),
+        business_by_reason=dict(sorted(by_reason.items())),
         p99_ms=_percentile(lat, 0.99),
     )

@@ -171,6 +171,7 @@ def _summary_text(s: dict[str, Any]) -> str:
         f"    business accepted         {biz.get('ACCEPTED', 0)}",
         f"    business held             {biz.get('HELD', 0)}",
         f"    business rejected         {biz.get('REJECTED', 0)}",
+        *(f"      {reason:<38} {count}" for reason, count in s.get("business_by_reason", {}).items()),
         f"  resent                      {s['resent']}",
         f"  duplicates eliminated       {s['duplicates_eliminated']}  (endpoint answered the original receipt)",
         f"  dead-lettered               {s['dead_lettered']}",
@@ -263,7 +264,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
         result: dict[str, Any] = {
             "run": run, "published": published, "rejected": summary.rejected,
             "rejected_by_reason": summary.rejected_by_reason, "delivered": summary.delivered,
-            "business": summary.business, "dead_lettered": summary.dead_lettered,
+            "business": summary.business, "business_by_reason": summary.business_by_reason,
+            "dead_lettered": summary.dead_lettered,
             "duplicates_eliminated": summary.duplicates_eliminated or 0, "duplicate_receipts":
             summary.duplicate_receipts, "resent": summary.resent,
             "processed_at_endpoint": summary.processed_at_endpoint,
