@@ -181,13 +181,28 @@ async def run_connector(settings: Settings, spec: ConnectorSpec, options: Connec
         outputs = await handle(records)
         if not outputs:
             return
-        if feed is None:
-            feed = make_producer(settings.bootstrap, client_id=f"{ident.client_id}-feed")
-            with kafka_boundary("start feed producer"):
-                await feed.start()
-        with kafka_boundary("produce feed"):
-            futures = [await feed.send(o.topic, value=o.value, key=o.key, headers=list(o.headers)) for o in outputs]
-            await asyncio.gather(*futures)
+        try:
+            if feed is None:  # kept only once started: a producer whose start failed is never reused
+                producer = make_producer(settings.bootstrap, client_id=f"{ident.client_id}-feed")
+                try:
+                    with kafka_boundary("start feed producer"):
+                        await producer.start()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(producer.stop(), timeout=15)
+                    raise
+                feed = producer
+            with kafka_boundary("produce feed"):
+                futures = [await feed.send(o.topic, value=o.value, key=o.key, headers=list(o.headers))
+                           for o in outputs]
+                await asyncio.gather(*futures)
+        except BaseException:
+            # the loop restarts its consumer and redoes the batch; the feed gets a fresh producer too
+            broken, feed = feed, None
+            if broken is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(broken.stop(), timeout=15)
+            raise
 
     loop: TransactionalBatchLoop | AtLeastOnceLoop
     if spec.guarantee is Guarantee.EXACTLY_ONCE:

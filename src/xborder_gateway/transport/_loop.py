@@ -81,6 +81,12 @@ def to_incoming(record: Any) -> Incoming:
                     int(record.timestamp or 0))
 
 
+def _being_cancelled() -> bool:
+    """Whether the running task itself has been asked to stop (not just a client's inner task)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, lock: asyncio.Lock, stats: LoopStats) -> None:
         self._lock = lock
@@ -130,6 +136,13 @@ class _BaseLoop:
         if consumer is not None:
             try:
                 await asyncio.wait_for(consumer.stop(), timeout=_STOP_TIMEOUT_S)
+            except asyncio.CancelledError:
+                # aiokafka's fetcher re-raises the cancellation of its own task from stop() after a broker
+                # outage; only a cancellation of THIS task may propagate, or the loop would die instead of
+                # restarting its clients
+                if _being_cancelled():
+                    raise
+                log.debug("consumer stop: its fetcher task was cancelled")
             except Exception as exc:  # noqa: BLE001 - closing a broken client; the next start reports
                 log.debug("consumer stop: %r", exc)
 
@@ -224,6 +237,10 @@ class TransactionalBatchLoop(_BaseLoop):
         if producer is not None:
             try:  # bounded: a producer whose sender task died (aiokafka #1004) may never finish stopping
                 await asyncio.wait_for(producer.stop(), timeout=_STOP_TIMEOUT_S)
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise
+                log.debug("producer stop: its sender task was cancelled")
             except Exception as exc:  # noqa: BLE001 - closing a broken client
                 log.debug("producer stop: %r", exc)
 
