@@ -40,7 +40,9 @@ class Gate:
         ours = {"XBG_KAFKA_BOOTSTRAP": bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": prefix,
                 "XBG_TOPIC_GATE_ARRIVALS": f"{prefix}.arrivals", "XBG_TOPIC_GATE_DECISIONS": f"{prefix}.decisions",
                 "XBG_TOPIC_GATE_FEED": f"{prefix}.status", "XBG_EXCHANGE_POLL_MS": "50",
-                "XBG_GATE_SUPERSEDE_WINDOW_S": str(10 * 365 * 86400)}  # the simulated day lies in the past
+                "XBG_GATE_SUPERSEDE_WINDOW_S": str(10 * 365 * 86400),  # the simulated day lies in the past
+                # every private key of a home is encrypted (issue 9 item 5): the gate's audit key too
+                "XBG_KEY_PASSPHRASE": "gate tests passphrase"}
         self.env = {**os.environ, **ours}
         self.env.pop("XBG_CONFIG", None)
         self.settings = load_settings(home=home, **{k.removeprefix("XBG_").lower(): v for k, v in ours.items()})

@@ -87,6 +87,9 @@ def _make_site(root: Path, name: str, ports: dict[str, tuple[int, int, int, int]
         "home": root / name.lower(), "site_authority": name, "kafka_port": p[0], "kafka_controller_port": p[1],
         "kafka_link_port": p[2], "link_rest_port": p[3], "link_remote_bootstrap": f"127.0.0.1:{o[2]}",
         "kafka_heap": "384m", "link_heap": "320m",
+        # each site's clients (MirrorMaker's target included) talk to the site's own broker, never to the
+        # session broker scripts/test.sh exports as XBG_KAFKA_BOOTSTRAP
+        "kafka_bootstrap": f"127.0.0.1:{p[0]}",
     }
     return Site(name, load_settings(**overrides), overrides)
 
