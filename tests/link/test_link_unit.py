@@ -223,9 +223,10 @@ def test_the_broker_properties_of_a_linked_site(tmp_path: Path) -> None:
     assert Path(props["listener.name.link.ssl.truststore.location"]).read_bytes().count(b"BEGIN CERTIFICATE") == 1
 
 
-def test_mm2_properties(tmp_path: Path) -> None:
+def test_mm2_properties(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from xborder_gateway.link import LinkMirror, link_files
 
+    monkeypatch.delenv("XBG_KAFKA_BOOTSTRAP", raising=False)  # make test exports the session broker's
     s = _linked(tmp_path, "CN")
     text = LinkMirror(s).mm2_properties()
     props = {k.strip(): v.strip() for k, v in (line.split("=", 1) for line in text.splitlines()
