@@ -140,7 +140,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     is_integration = item.get_closest_marker("integration") is not None
     if is_integration:
-        if report.when == "call":
+        if hasattr(report, "wasxfail"):  # an expected failure, written down with its reason: not a skip
+            _integration["xfailed"] = _integration.get("xfailed", 0) + 1
+        elif report.when == "call":
             _integration["passed" if report.passed else "failed" if report.failed else "skipped"] += 1
         elif report.skipped:
             _integration["skipped"] += 1
@@ -157,7 +159,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     executed = _integration["passed"] + _integration["failed"]
     terminalreporter.write_line(
         f"integration tests executed: {executed} "
-        f"(passed {_integration['passed']}, failed {_integration['failed']}, skipped {_integration['skipped']})"
+        f"(passed {_integration['passed']}, failed {_integration['failed']}, skipped {_integration['skipped']}, "
+        f"xfailed {_integration.get('xfailed', 0)})"
     )
     if IN_CI and _integration["skipped"]:
         terminalreporter.write_line(
