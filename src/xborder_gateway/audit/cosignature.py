@@ -13,8 +13,6 @@ seen for this origin has this root (COSIG-1). Pure functions over text; keys fro
 from __future__ import annotations
 
 import base64
-import hashlib
-import re
 import struct
 from dataclasses import dataclass, field
 from typing import Final
@@ -23,7 +21,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from xborder_gateway.audit.note import MAX_NOTE_BYTES, MAX_SIGNATURES, SIG_PREFIX, _b64decode, _check_name, _check_text
+from xborder_gateway.audit.note import (
+    MAX_NOTE_BYTES,
+    MAX_SIGNATURES,
+    SIG_PREFIX,
+    _b64decode,
+    _check_name,
+    _check_public_key,
+    _check_text,
+    format_vkey,
+    key_hash,
+    parse_vkey,
+)
 from xborder_gateway.errors import AuditIntegrityError
 
 __all__ = [
@@ -39,10 +48,6 @@ __all__ = [
 ALG_COSIGNATURE_V1: Final = 0x04
 MAX_TIMESTAMP: Final = 2**63 - 1  # COSIG-2: the spec's bound
 _HEADER: Final = "cosignature/v1\n"
-
-
-def _key_id(name: str, public_raw: bytes) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_raw).digest()[:4]
 
 
 def signed_message(checkpoint_text: str, timestamp: int) -> bytes:
@@ -61,37 +66,19 @@ class CosignatureVerifier:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if len(self.public_key) != 32:
-            raise AuditIntegrityError("an Ed25519 public key is 32 bytes", code="NOTE_KEY_INVALID")
+        _check_public_key(self.public_key)
 
     @property
     def key_hash(self) -> bytes:
-        return _key_id(self.name, self.public_key)
+        return key_hash(self.name, ALG_COSIGNATURE_V1, self.public_key)
 
     def __str__(self) -> str:
-        encoded = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key).decode("ascii")
-        return f"{self.name}+{self.key_hash.hex()}+{encoded}"
+        return format_vkey(self.name, ALG_COSIGNATURE_V1, self.public_key)
 
     @classmethod
     def parse(cls, vkey: str) -> CosignatureVerifier:
         """Parse ``<name>+<hash>+<base64(0x04 || key)>`` and check the hash (NOTE-1)."""
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise AuditIntegrityError("a verifier key is <name>+<hex hash>+<base64 key>", code="NOTE_KEY_INVALID")
-        name, hash_hex, b64 = parts
-        _check_name(name)
-        try:
-            if not re.fullmatch(r"[0-9a-f]{8}", hash_hex):
-                raise ValueError("key hash is not 8 lowercase hex digits")
-            raw = _b64decode(b64)
-        except ValueError as exc:
-            raise AuditIntegrityError(f"malformed verifier key: {exc}", code="NOTE_KEY_INVALID") from exc
-        if len(raw) != 33 or raw[0] != ALG_COSIGNATURE_V1:
-            raise AuditIntegrityError("verifier key is not a cosignature/v1 (type 0x04) key", code="NOTE_KEY_INVALID")
-        verifier = cls(name, raw[1:])
-        if verifier.key_hash.hex() != hash_hex:
-            raise AuditIntegrityError("verifier key hash does not match its name and key", code="NOTE_KEY_INVALID")
-        return verifier
+        return cls(*parse_vkey(vkey, ALG_COSIGNATURE_V1, "a cosignature/v1 (type 0x04)"))
 
     def verify(self, checkpoint_text: str, timestamp: int, signature: bytes) -> bool:
         try:

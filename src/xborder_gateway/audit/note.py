@@ -60,8 +60,42 @@ def _b64decode(text: str) -> bytes:
     return raw
 
 
-def _key_hash(name: str, public_raw: bytes) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_raw).digest()[:4]
+def key_hash(name: str, alg: int, public_raw: bytes) -> bytes:
+    """A signed-note key hash: ``SHA-256(name || 0x0A || alg || public key)[:4]`` (alg 0x01 Ed25519 notes,
+    0x04 cosignature/v1)."""
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([alg]) + public_raw).digest()[:4]
+
+
+def format_vkey(name: str, alg: int, public_raw: bytes) -> str:
+    """``<name>+<hex(key hash)>+<base64(alg || public key)>``."""
+    encoded = base64.b64encode(bytes([alg]) + public_raw).decode("ascii")
+    return f"{name}+{key_hash(name, alg, public_raw).hex()}+{encoded}"
+
+
+def parse_vkey(vkey: str, alg: int, kind: str) -> tuple[str, bytes]:
+    """Parse a verifier key of algorithm ``alg`` into (name, 32-byte public key), checking the key hash
+    (NOTE-1); ``kind`` names the algorithm in the error ("an Ed25519 (type 0x01)")."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3:
+        raise AuditIntegrityError("a verifier key is <name>+<hex hash>+<base64 key>", code="NOTE_KEY_INVALID")
+    name, hash_hex, b64 = parts
+    _check_name(name)
+    try:
+        if not re.fullmatch(r"[0-9a-f]{8}", hash_hex):
+            raise ValueError("key hash is not 8 lowercase hex digits")
+        raw = _b64decode(b64)
+    except ValueError as exc:
+        raise AuditIntegrityError(f"malformed verifier key: {exc}", code="NOTE_KEY_INVALID") from exc
+    if len(raw) != 33 or raw[0] != alg:
+        raise AuditIntegrityError(f"verifier key is not {kind} key", code="NOTE_KEY_INVALID")
+    if key_hash(name, alg, raw[1:]).hex() != hash_hex:
+        raise AuditIntegrityError("verifier key hash does not match its name and key", code="NOTE_KEY_INVALID")
+    return name, raw[1:]
+
+
+def _check_public_key(public_raw: bytes) -> None:
+    if len(public_raw) != 32:
+        raise AuditIntegrityError("an Ed25519 public key is 32 bytes", code="NOTE_KEY_INVALID")
 
 
 def _check_name(name: str) -> None:
@@ -79,37 +113,19 @@ class NoteVerifier:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if len(self.public_key) != 32:
-            raise AuditIntegrityError("an Ed25519 public key is 32 bytes", code="NOTE_KEY_INVALID")
+        _check_public_key(self.public_key)
 
     @property
     def key_hash(self) -> bytes:
-        return _key_hash(self.name, self.public_key)
+        return key_hash(self.name, ALG_ED25519, self.public_key)
 
     def __str__(self) -> str:
-        encoded = base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode("ascii")
-        return f"{self.name}+{self.key_hash.hex()}+{encoded}"
+        return format_vkey(self.name, ALG_ED25519, self.public_key)
 
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         """Parse ``<name>+<hash>+<base64 key>`` and check that the hash matches (NOTE-1)."""
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise AuditIntegrityError("a verifier key is <name>+<hex hash>+<base64 key>", code="NOTE_KEY_INVALID")
-        name, hash_hex, b64 = parts
-        _check_name(name)
-        try:
-            if not re.fullmatch(r"[0-9a-f]{8}", hash_hex):
-                raise ValueError("key hash is not 8 lowercase hex digits")
-            raw = _b64decode(b64)
-        except ValueError as exc:
-            raise AuditIntegrityError(f"malformed verifier key: {exc}", code="NOTE_KEY_INVALID") from exc
-        if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise AuditIntegrityError("verifier key is not an Ed25519 (type 0x01) key", code="NOTE_KEY_INVALID")
-        verifier = cls(name, raw[1:])
-        if verifier.key_hash.hex() != hash_hex:
-            raise AuditIntegrityError("verifier key hash does not match its name and key", code="NOTE_KEY_INVALID")
-        return verifier
+        return cls(*parse_vkey(vkey, ALG_ED25519, "an Ed25519 (type 0x01)"))
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         try:
