@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import struct
 from dataclasses import dataclass, field
-from typing import Final
+from typing import ClassVar, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -25,13 +25,10 @@ from xborder_gateway.audit.note import (
     MAX_NOTE_BYTES,
     MAX_SIGNATURES,
     SIG_PREFIX,
+    NamedKey,
     _b64decode,
     _check_name,
-    _check_public_key,
     _check_text,
-    format_vkey,
-    key_hash,
-    parse_vkey,
 )
 from xborder_gateway.errors import AuditIntegrityError
 
@@ -58,27 +55,11 @@ def signed_message(checkpoint_text: str, timestamp: int) -> bytes:
 
 
 @dataclass(frozen=True)
-class CosignatureVerifier:
+class CosignatureVerifier(NamedKey):
     """A witness's named Ed25519 public key for cosignature/v1."""
 
-    name: str
-    public_key: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        _check_name(self.name)
-        _check_public_key(self.public_key)
-
-    @property
-    def key_hash(self) -> bytes:
-        return key_hash(self.name, ALG_COSIGNATURE_V1, self.public_key)
-
-    def __str__(self) -> str:
-        return format_vkey(self.name, ALG_COSIGNATURE_V1, self.public_key)
-
-    @classmethod
-    def parse(cls, vkey: str) -> CosignatureVerifier:
-        """Parse ``<name>+<hash>+<base64(0x04 || key)>`` and check the hash (NOTE-1)."""
-        return cls(*parse_vkey(vkey, ALG_COSIGNATURE_V1, "a cosignature/v1 (type 0x04)"))
+    ALG: ClassVar[int] = ALG_COSIGNATURE_V1
+    KIND: ClassVar[str] = "a cosignature/v1 (type 0x04)"
 
     def verify(self, checkpoint_text: str, timestamp: int, signature: bytes) -> bool:
         try:

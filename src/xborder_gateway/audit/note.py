@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -105,8 +105,13 @@ def _check_name(name: str) -> None:
 
 
 @dataclass(frozen=True)
-class NoteVerifier:
-    """A named Ed25519 public key that verifies note signatures."""
+class NamedKey:
+    """A named Ed25519 public key of one signed-note algorithm (``ALG``): its key hash, its verifier-key text
+    and the parsing of that text. :class:`NoteVerifier` (0x01) and ``CosignatureVerifier`` (0x04) add how
+    they verify."""
+
+    ALG: ClassVar[int]
+    KIND: ClassVar[str]
 
     name: str
     public_key: bytes = field(repr=False)
@@ -117,15 +122,23 @@ class NoteVerifier:
 
     @property
     def key_hash(self) -> bytes:
-        return key_hash(self.name, ALG_ED25519, self.public_key)
+        return key_hash(self.name, self.ALG, self.public_key)
 
     def __str__(self) -> str:
-        return format_vkey(self.name, ALG_ED25519, self.public_key)
+        return format_vkey(self.name, self.ALG, self.public_key)
 
     @classmethod
-    def parse(cls, vkey: str) -> NoteVerifier:
-        """Parse ``<name>+<hash>+<base64 key>`` and check that the hash matches (NOTE-1)."""
-        return cls(*parse_vkey(vkey, ALG_ED25519, "an Ed25519 (type 0x01)"))
+    def parse(cls, vkey: str) -> Self:
+        """Parse ``<name>+<hash>+<base64(ALG || key)>`` and check that the hash matches (NOTE-1)."""
+        return cls(*parse_vkey(vkey, cls.ALG, cls.KIND))
+
+
+@dataclass(frozen=True)
+class NoteVerifier(NamedKey):
+    """A named Ed25519 public key that verifies note signatures."""
+
+    ALG: ClassVar[int] = ALG_ED25519
+    KIND: ClassVar[str] = "an Ed25519 (type 0x01)"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         try:
