@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -35,7 +35,8 @@ from xborder_gateway.transport._clients import make_consumer, make_producer
 from xborder_gateway.transport._errors import TransportFencedError, kafka_boundary, translate
 from xborder_gateway.transport._records import Incoming, Outgoing
 
-__all__ = ["AtLeastOnceLoop", "BatchHandler", "LoopConfig", "LoopStats", "TransactionalBatchLoop", "to_incoming"]
+__all__ = ["AtLeastOnceLoop", "BatchHandler", "LoopConfig", "LoopStats", "Ticker", "TransactionalBatchLoop",
+           "to_incoming"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,20 @@ class LoopStats:
     assigned: int | None = None
     #: polls that returned nothing (the consumer had caught up with its partitions at that moment)
     empty_polls: int = 0
+
+
+class Ticker(Protocol):
+    """Work a transactional loop does between batches, even when no input arrives (issue 15: the endpoint's
+    grace-period expiry). ``tick()`` makes its state durable and returns the records to produce; the loop
+    produces them in a Kafka transaction of their own (no input offsets) and then calls ``committed()``
+    with them. If the transaction fails, ``committed`` is not called and the next tick must return the same
+    records again (the caller keeps them in an outbox): at least once, with identical bytes."""
+
+    interval_s: float
+
+    def tick(self) -> Sequence[Outgoing]: ...
+
+    def committed(self, outputs: Sequence[Outgoing]) -> None: ...
 
 
 def to_incoming(record: Any) -> Incoming:
@@ -216,12 +231,28 @@ class _BaseLoop:
 class TransactionalBatchLoop(_BaseLoop):
     """Exactly-once consume -> transform -> produce; see the module docstring."""
 
-    def __init__(self, config: LoopConfig, handler: BatchHandler, stop: asyncio.Event) -> None:
+    def __init__(self, config: LoopConfig, handler: BatchHandler, stop: asyncio.Event,
+                 ticker: Ticker | None = None) -> None:
         if not config.transactional_id:
             raise ValueError("TransactionalBatchLoop needs a transactional_id")
         super().__init__(config, stop)
         self._handler = handler
         self._producer: Any = None
+        self._ticker = ticker
+        self._next_tick = 0.0
+
+    async def _maybe_tick(self) -> None:
+        """Run the ticker when due (between batches, under the batch lock, on the loop's own producer)."""
+        ticker = self._ticker
+        if ticker is None or time.monotonic() < self._next_tick:
+            return
+        self._next_tick = time.monotonic() + ticker.interval_s
+        async with self._lock:
+            outputs = ticker.tick()
+            if outputs:
+                await asyncio.wait_for(self._commit(outputs, {}), timeout=self.config.txn_timeout_s)
+                ticker.committed(outputs)
+                self.stats.records_out += len(outputs)
 
     async def _start(self) -> None:
         c = self.config
@@ -254,7 +285,8 @@ class TransactionalBatchLoop(_BaseLoop):
                        for o in outputs]
             if futures:
                 await asyncio.gather(*futures)
-            await producer.send_offsets_to_transaction(offsets, self.config.group_id)
+            if offsets:  # a tick's transaction consumes nothing
+                await producer.send_offsets_to_transaction(offsets, self.config.group_id)
             await producer.commit_transaction()
 
     async def run(self) -> None:
@@ -267,6 +299,7 @@ class TransactionalBatchLoop(_BaseLoop):
                         await self._start()
                     records = await self._poll()
                     if not records:
+                        await self._maybe_tick()
                         continue
                     async with self._lock:
                         outputs = await self._handler(records)
@@ -276,6 +309,7 @@ class TransactionalBatchLoop(_BaseLoop):
                     self.stats.records_in += len(records)
                     self.stats.records_out += len(outputs)
                     self.stats.last_batch_at = time.monotonic()
+                    await self._maybe_tick()
                 except TransportFencedError:
                     raise
                 except TransportError as exc:
