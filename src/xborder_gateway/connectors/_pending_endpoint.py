@@ -5,8 +5,8 @@
 Three paths produce business responses:
 
 1. **In the batch, for the message itself** (:meth:`PendingEndpoint.step`): a vehicle declaration is
-   submitted (:func:`submit_vehicle`): decided now, or PENDING -- then its receipt is an ACK carrying
-   ``reason_code`` ``LINKED_DECLARATION_PENDING`` and no business response follows yet (PEN-1). A goods
+   submitted (:func:`submit_vehicle`): decided now, or PENDING -- then its receipt is an ACK whose
+   ``reason_text`` starts with ``LINKED_DECLARATION_PENDING:`` and no business response follows yet (PEN-1). A goods
    declaration is judged by version (:func:`register_declaration`: VER-1..5; STALE -> REJECTED
    ``VERSION_STALE``) and decided by the rule set.
 2. **In the batch, for other messages** ("later answers"): the vehicles a declaration completes (PEN-2,
@@ -130,10 +130,10 @@ CREATE INDEX IF NOT EXISTS cn_pending_outbox_open ON cn_pending_outbox (produced
 @dataclass
 class Step:
     """What the endpoint answers for one decoded message: its own decision (``PENDING`` for a waiting
-    vehicle: a receipt only, with :attr:`receipt_code`) and the later answers for other messages."""
+    vehicle: an ACK receipt only, whose ``reason_text`` starts with ``LINKED_DECLARATION_PENDING:`` -- an ACK
+    carries no reason code -- signed like every receipt) and the later answers for other messages."""
 
     decision: BusinessDecision
-    receipt_code: str | None = None
     receipt_text: str | None = None
     later: list[Outgoing] = field(default_factory=list)
 
@@ -226,12 +226,12 @@ class PendingEndpoint:
                      (message_id, business_key, sender, run, now if d.pending else None, d.decision.status))
         if d.pending and d.cause is DecisionCause.SUBMITTED:  # PEN-1: a receipt now, the decision later
             missing = ", ".join(t.removeprefix("waiting for declaration ") for _c, t in d.decision.reasons)
-            return Step(d.decision, receipt_code=LINKED_DECLARATION_PENDING,
-                        receipt_text=f"received; business response follows when declaration(s) {missing} "
-                                     f"arrive (at most {self.grace_s:g} s)"[:500])
+            return Step(d.decision, receipt_text=f"{LINKED_DECLARATION_PENDING}: received; the business response "
+                                                 f"follows when declaration(s) {missing} arrive (at most "
+                                                 f"{self.grace_s:g} s)"[:500])
         if d.pending:  # a DUPLICATE version of a vehicle still waiting: say so again, decide nothing
-            return Step(d.decision, receipt_code=LINKED_DECLARATION_PENDING,
-                        receipt_text="received; still waiting for its linked declarations")
+            return Step(d.decision, receipt_text=f"{LINKED_DECLARATION_PENDING}: received; still waiting for its "
+                                                 "linked declarations")
         return Step(d.decision)
 
     def _later_vehicle(self, conn: sqlite3.Connection, d: VehicleDecision, now: int,
@@ -280,7 +280,9 @@ class PendingEndpoint:
 
     def _response(self, message_id: str, business_key: str, doc_type: str, decision: BusinessDecision, *,
                   sender: str, run: str | None, now: int) -> Outgoing:
-        at = datetime.fromtimestamp(now / 1000, UTC)
+        # sealed at the wall clock (ENV-8 checks it); ``now`` (the injectable decision clock) is not used here
+        del now
+        at = datetime.now(UTC)
         response = {"message_id": message_id, "business_key": business_key, "document_type": doc_type,
                     "status": decision.status, "reasons": decision.as_reasons(), "responded_at": at}
         payload = avro.encode("BusinessResponse", response)

@@ -334,16 +334,16 @@ class NanningProcessor:
             decision = step.decision
             later = step.later
             receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
-                                   received_at=now, reason_code=step.receipt_code, reason_text=step.receipt_text)
-            response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
-                        "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
-            payload = avro.encode("BusinessResponse", response)
-            sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
-                                   document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], now=now)
-            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data),
-                       ("business-response", sealed_response.data)]
-            if step.pending:  # PEN-1: the receipt now, the business response when decided
-                answers = answers[:1]
+                                   received_at=now, reason_text=step.receipt_text)
+            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data)]
+            if not step.pending:  # PEN-1: a PENDING vehicle gets the receipt now, its business response later
+                response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
+                            "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
+                payload = avro.encode("BusinessResponse", response)
+                sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
+                                       document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10],
+                                       now=now)
+                answers.append(("business-response", sealed_response.data))
             status = decision.status
             events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
                                 business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
