@@ -327,6 +327,8 @@ class ExpiryTicker:
         self.store = store
         self.audit = audit
         self.interval_s = max(0.2, min(1.0, endpoint.grace_s / 10))
+        # under continuous input (never caught up), expiries are at most one more grace period late
+        self.max_wait_s = endpoint.grace_s
         self.expired = 0
         self._inflight: list[int] = []
 

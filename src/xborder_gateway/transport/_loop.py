@@ -84,6 +84,9 @@ class Ticker(Protocol):
     records again (the caller keeps them in an outbox): at least once, with identical bytes."""
 
     interval_s: float
+    #: the loop ticks when it has caught up with every assigned partition (nothing left to read up to the
+    #: last stable offset), or, under continuous input, once this long has passed since the last tick
+    max_wait_s: float
 
     def tick(self) -> Sequence[Outgoing]: ...
 
@@ -240,13 +243,30 @@ class TransactionalBatchLoop(_BaseLoop):
         self._producer: Any = None
         self._ticker = ticker
         self._next_tick = 0.0
+        self._last_tick = time.monotonic()
 
-    async def _maybe_tick(self) -> None:
-        """Run the ticker when due (between batches, under the batch lock, on the loop's own producer)."""
+    async def _caught_up(self) -> bool:
+        """Whether every assigned partition has been read up to its last stable offset (known once fetched)."""
+        consumer = self._consumer
+        if consumer is None or self._ticker is None:
+            return False
+        with kafka_boundary("lag"):
+            for tp in consumer.assignment():
+                lso = consumer.last_stable_offset(tp)
+                if lso is None or lso < 0 or await consumer.position(tp) < lso:
+                    return False
+        return True
+
+    async def _maybe_tick(self, caught_up: bool) -> None:
+        """Run the ticker when due (between batches, under the batch lock, on the loop's own producer): when
+        caught up with the input, so a backlog read after an outage is handled before any tick decides on
+        time, or after ``max_wait_s`` without a tick under continuous input."""
         ticker = self._ticker
-        if ticker is None or time.monotonic() < self._next_tick:
+        now = time.monotonic()
+        if ticker is None or now < self._next_tick or (not caught_up and now - self._last_tick < ticker.max_wait_s):
             return
-        self._next_tick = time.monotonic() + ticker.interval_s
+        self._next_tick = now + ticker.interval_s
+        self._last_tick = now
         async with self._lock:
             outputs = ticker.tick()
             if outputs:
@@ -299,7 +319,7 @@ class TransactionalBatchLoop(_BaseLoop):
                         await self._start()
                     records = await self._poll()
                     if not records:
-                        await self._maybe_tick()
+                        await self._maybe_tick(await self._caught_up())
                         continue
                     async with self._lock:
                         outputs = await self._handler(records)
@@ -309,7 +329,7 @@ class TransactionalBatchLoop(_BaseLoop):
                     self.stats.records_in += len(records)
                     self.stats.records_out += len(outputs)
                     self.stats.last_batch_at = time.monotonic()
-                    await self._maybe_tick()
+                    await self._maybe_tick(caught_up=False)
                 except TransportFencedError:
                     raise
                 except TransportError as exc:
