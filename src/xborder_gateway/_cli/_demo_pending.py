@@ -43,9 +43,26 @@ def _counts(vn_db: Path, cn_db: Path, run: str) -> tuple[dict[str, int], int]:
             pending = pending_summary(cn, run)
         except sqlite3.OperationalError:  # the endpoint has not created its tables
             pending = {"pending_then_decided": 0, "expired": 0, "still_pending": 0, "released": 0}
+        with contextlib.suppress(sqlite3.OperationalError):
+            pending["expired_links_rejected_at_intake"] = _orphans_explained(cn, vn, run)
         undecided = int(vn.execute("SELECT count(*) FROM xbg_messages WHERE run = ? AND state = 'delivered' AND "
                                    "business_status IS NULL", (run,)).fetchone()[0])
     return pending, undecided
+
+
+def _orphans_explained(cn: sqlite3.Connection, vn: sqlite3.Connection, run: str) -> int:
+    """Expired vehicles of ``run`` every one of whose missing declarations was refused at VN's intake (the
+    generator's invalid documents): true orphans, not a race."""
+    rejected = {str(k) for (k,) in vn.execute("SELECT business_key FROM xbg_rejected WHERE run = ? AND "
+                                               "business_key IS NOT NULL", (run,))}
+    explained = 0
+    for (vehicle,) in cn.execute("SELECT business_key FROM cn_vehicle_messages WHERE run = ? AND "
+                                 "cause = 'GRACE_EXPIRED'", (run,)).fetchall():
+        missing = {str(k) for (k,) in cn.execute(
+            "SELECT declaration_number FROM cn_vehicle_links WHERE vehicle_key = ? AND declaration_number NOT IN "
+            "(SELECT business_key FROM cn_declarations)", (vehicle,))}
+        explained += bool(missing) and missing <= rejected
+    return explained
 
 
 def wait_for_pending(vn_db: Path, cn_db: Path, run: str, deadline: float,
@@ -74,5 +91,7 @@ def pending_lines(result: dict[str, Any]) -> list[str]:
         f"  vehicles PENDING, decided   {p.get('pending_then_decided', 0)} when their declarations arrived, "
         f"{p.get('expired', 0)} after the grace (LINKED_DECLARATION_UNKNOWN), {p.get('still_pending', 0)} "
         "still waiting",
+        f"    expired: linked declaration refused at VN intake (never sent) "
+        f"{p.get('expired_links_rejected_at_intake', 0)} of {p.get('expired', 0)}",
         f"  holds released              {p.get('released', 0)} by amendments (a new business response ACCEPTED)",
     ]
