@@ -111,9 +111,12 @@ async def _until_decided(ex: Exchange, ids: list[str], limit_s: float,
 
 
 async def _business_responses(ex: Exchange) -> Counter[str]:
-    """How many business responses each message id got on the receipts topic (read_committed)."""
+    """How many DIFFERENT business responses (by bytes) each message id got on the receipts topic
+    (read_committed). A resend of a message is answered with its original bytes again (ENV-10), so copies
+    of the same bytes are one decision."""
     consumer = make_consumer(ex.bootstrap, group_id=None, batch_max=500, topics=(ex.settings.topic_receipts,))
     await consumer.start()
+    seen: set[tuple[str, bytes]] = set()
     out: Counter[str] = Counter()
     try:
         idle_since = time.monotonic()
@@ -122,7 +125,9 @@ async def _business_responses(ex: Exchange) -> Counter[str]:
             for recs in batch.values():
                 for r in recs:
                     idle_since = time.monotonic()
-                    if dict(r.headers).get("xbg-kind") == b"business-response":
+                    if dict(r.headers).get("xbg-kind") == b"business-response" and \
+                            (r.key.decode(), r.value) not in seen:
+                        seen.add((r.key.decode(), r.value))
                         out[r.key.decode()] += 1
     finally:
         await consumer.stop()

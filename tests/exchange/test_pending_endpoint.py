@@ -132,6 +132,10 @@ def test_vehicle_before_its_declarations_is_pending_then_decided_by_the_completi
     # a crash after the SQLite commit replays the completing batch as duplicates: the later answer comes again
     replay = endpoint.process(ins[-1:])
     assert [o.value for o in replay.outputs] == [o.value for o in res.outputs]
+    # a resend of that declaration (another offset) gets its own answers only, not the vehicle's again
+    last = ins[-1]
+    resend = Incoming(last.topic, last.partition, last.offset + 1000, last.key, last.value, last.headers)
+    assert {m for _k, m, _r in _answers(home, endpoint.process([resend]).outputs)} == {_mid(last)}
     # a duplicate of the vehicle message gets everything it was sent, in order: receipt, then the response
     dup = _answers(home, endpoint.process([tir_in]).outputs)
     assert [k for k, _m, _r in dup] == ["receipt", "business-response"]

@@ -15,6 +15,8 @@ Three paths produce business responses:
    decision, and stored as answers of the triggering message too (``cn_answers``), so a crash after the
    SQLite commit and before the Kafka commit, which redelivers the batch as duplicates, replays them
    with the original answers: never lost, never decided twice (the compare-and-set is ``_settle``, PEN-4).
+   Only that redelivery (the same Kafka position, ``cn_later_triggers``) repeats them; a resend of the
+   triggering message (another offset) gets its own answers only (:meth:`PendingEndpoint.replay`).
    They are also appended to the answered message's own ``cn_answers``, so a later duplicate of it is
    answered with everything it was sent, in order.
 3. **The grace tick** (:class:`ExpiryTicker`, run by the transactional loop between batches, also when no
@@ -75,6 +77,7 @@ from xborder_gateway.exchange._pending import (
 from xborder_gateway.exchange._rules import RuleSet
 from xborder_gateway.exchange._rules_cn import CnRuleSet, ReleaseAction, decide_release
 from xborder_gateway.exchange._state import decode_headers, encode_headers
+from xborder_gateway.exchange._stores import StoredAnswer
 from xborder_gateway.transport import Outgoing
 
 __all__ = ["HOLD_RELEASED", "PENDING_ENDPOINT_SCHEMA", "ExpiryTicker", "PendingEndpoint", "Step",
@@ -113,6 +116,12 @@ CREATE TABLE IF NOT EXISTS cn_releases (
     action               TEXT NOT NULL,
     run                  TEXT,
     at_ms                INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS cn_later_triggers (
+    message_id TEXT PRIMARY KEY,
+    topic      TEXT NOT NULL,
+    part       INTEGER NOT NULL,
+    offs       INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS cn_pending_outbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -176,8 +185,32 @@ class PendingEndpoint:
 
     # --- path 1 and 2: inside a batch ----------------------------------------------------------------
     def step(self, conn: sqlite3.Connection, doc_type: str, record: Mapping[str, Any], *, business_key: str | None,
-             message_id: str, sender: str, run: str | None, events: list[AuditEvent]) -> Step:
-        """Decide ``record`` (decoded, verified) inside the batch's transaction; see the module docstring."""
+             message_id: str, sender: str, run: str | None, events: list[AuditEvent],
+             position: tuple[str, int, int] | None = None) -> Step:
+        """Decide ``record`` (decoded, verified) inside the batch's transaction; see the module docstring.
+        ``position`` is the record's Kafka (topic, partition, offset): see :meth:`replay`."""
+        result = self._step(conn, doc_type, record, business_key=business_key, message_id=message_id,
+                            sender=sender, run=run, events=events)
+        if result.later and position is not None:
+            conn.execute("INSERT OR IGNORE INTO cn_later_triggers (message_id, topic, part, offs) VALUES (?, ?, ?, ?)",
+                         (message_id, *position))
+        return result
+
+    def replay(self, conn: sqlite3.Connection, message_id: str, position: tuple[str, int, int],
+               originals: list[StoredAnswer]) -> list[StoredAnswer]:
+        """The stored answers a duplicate of ``message_id`` at ``position`` is given (ENV-10): its own answers
+        always; the later answers it caused for OTHER messages only when the duplicate is the redelivery of
+        the very record that caused them (same Kafka position: the batch's Kafka transaction was lost after
+        the SQLite commit). A resend (another offset) does not repeat other messages' responses."""
+        row = conn.execute("SELECT topic, part, offs FROM cn_later_triggers WHERE message_id = ?",
+                           (message_id,)).fetchone()
+        if row is not None and (str(row[0]), int(row[1]), int(row[2])) == position:
+            return originals
+        mine = message_id.encode()
+        return [a for a in originals if dict(a.headers).get(H_MESSAGE_ID, mine) == mine]
+
+    def _step(self, conn: sqlite3.Connection, doc_type: str, record: Mapping[str, Any], *, business_key: str | None,
+              message_id: str, sender: str, run: str | None, events: list[AuditEvent]) -> Step:
         now = self.clock()
         look = cn_declarations_lookup(conn)
         if doc_type in VEHICLE_TYPES and business_key:

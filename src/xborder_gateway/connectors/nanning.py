@@ -256,6 +256,8 @@ class NanningProcessor:
             mid = str(exc.header.message_id) if exc.header is not None else "?"
             if exc.same_bytes:  # ENV-10: answer with the ORIGINAL answers, do not process again
                 originals = self.answers.original_answers(mid)
+                # issue 15 hook: other messages' later answers only on the crash replay of the same record
+                originals = self.pending.replay(conn, mid, (r.topic, r.partition, r.offset), originals)
                 self.answers.record_duplicate(mid, run, now_ms())
                 events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
                                     envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
@@ -330,7 +332,8 @@ class NanningProcessor:
             # issue 15 hook: the decision by version, PENDING for a waiting vehicle, and the later answers
             # (other messages' business responses) this message causes -- connectors/_pending_endpoint.py
             step = self.pending.step(conn, doc_type, record, business_key=business_key, message_id=mid,
-                                     sender=header.sender, run=run, events=events)
+                                     sender=header.sender, run=run, events=events,
+                                     position=(r.topic, r.partition, r.offset))
             decision = step.decision
             later = step.later
             receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
