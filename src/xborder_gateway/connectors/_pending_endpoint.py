@@ -365,9 +365,20 @@ class ExpiryTicker:
         self.expired = 0
         self._inflight: list[int] = []
 
+    def _idle(self) -> bool:
+        """Nothing due and nothing unconfirmed: no write transaction needed (read in autocommit)."""
+        conn = self.store.connection
+        due = next_expiry_ms(conn, grace_s=self.endpoint.grace_s)
+        if due is not None and due <= self.endpoint.clock():
+            return False
+        return conn.execute("SELECT 1 FROM cn_pending_outbox WHERE produced_ms IS NULL LIMIT 1").fetchone() is None
+
     def tick(self) -> Sequence[Outgoing]:
         events: list[AuditEvent] = []
         try:
+            if self._idle():
+                self._inflight = []
+                return []
             with self.store.transaction() as conn:
                 n = self.endpoint.expire_into_outbox(conn, events)
                 if self.audit is not None and events:
