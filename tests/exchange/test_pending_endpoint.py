@@ -200,6 +200,18 @@ def test_catching_up_after_an_outage_rejects_nothing(home: Home, endpoint: Nanni
     assert statuses == ["ACCEPTED"]
 
 
+def test_declarations_arriving_after_the_grace_in_one_backlog_still_decide(
+        home: Home, endpoint: NanningProcessor, clock: Clock) -> None:
+    """PEN-3: only the tick rejects. The endpoint was down longer than the grace period; the vehicle's
+    declarations come in the backlog after it: the first arrival must not reject it for the second."""
+    decls, tir = next((d, t) for d, t in (_truck(seed) for seed in range(3, 60)) if len(d) >= 2)
+    tir_in = _incoming(home, tir)
+    endpoint.process([tir_in])
+    clock.ms += int(GRACE_S * 1000) * 5
+    res = endpoint.process([_incoming(home, d) for d in decls])
+    assert [r["status"] for _k, m, r in _answers(home, res.outputs) if m == _mid(tir_in)] == ["ACCEPTED"]
+
+
 def test_restart_while_pending_decides_after_restart_exactly_once(home: Home, clock: Clock) -> None:
     decls, tir = _truck()
     _d2, tir2 = _truck(seed=11)

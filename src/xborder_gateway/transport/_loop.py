@@ -281,6 +281,7 @@ class TransactionalBatchLoop(_BaseLoop):
             await producer.start()  # init_transactions: fences a zombie with our id, settles its transaction
         self._producer = producer
         await self._start_consumer()
+        self._last_tick = time.monotonic()  # max_wait_s counts from when this consumer started reading
 
     async def _stop(self) -> None:
         await self._stop_consumer()
