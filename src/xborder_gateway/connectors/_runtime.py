@@ -42,6 +42,7 @@ from xborder_gateway.transport import (
     kafka_boundary,
     make_producer,
 )
+from xborder_gateway.transport._loop import Ticker
 
 __all__ = ["ConnectorSpec", "Guarantee", "ProcessResult", "Processor", "Runtime", "run_connector"]
 
@@ -120,6 +121,9 @@ class ConnectorSpec:
     before_batch: Callable[[Runtime], Awaitable[None]] | None = None
     after_batch: Callable[[Runtime, Processor, ProcessResult], None] | None = None
     background: Callable[[Runtime, Processor], Coroutine[Any, Any, None]] | None = None
+    #: exactly-once roles only: work between batches produced in its own Kafka transaction (issue 15: the
+    #: endpoint's grace-period expiry); see :class:`~xborder_gateway.transport._loop.Ticker`
+    ticker: Callable[[Runtime, Processor], Ticker | None] | None = None
 
 
 def _loop_config(settings: Settings, spec: ConnectorSpec, ident: Identity) -> LoopConfig:
@@ -206,7 +210,8 @@ async def run_connector(settings: Settings, spec: ConnectorSpec, options: Connec
 
     loop: TransactionalBatchLoop | AtLeastOnceLoop
     if spec.guarantee is Guarantee.EXACTLY_ONCE:
-        loop = TransactionalBatchLoop(_loop_config(settings, spec, ident), handle, rt.stop)
+        ticker = spec.ticker(rt, processor) if spec.ticker is not None else None
+        loop = TransactionalBatchLoop(_loop_config(settings, spec, ident), handle, rt.stop, ticker)
     else:
         loop = AtLeastOnceLoop(_loop_config(settings, spec, ident), sink, rt.stop)
     rt.loop = loop

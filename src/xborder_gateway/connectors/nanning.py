@@ -51,6 +51,7 @@ from xborder_gateway.connectors._common import (
     log_line,
     now_ms,
 )
+from xborder_gateway.connectors._pending_endpoint import ExpiryTicker, PendingEndpoint
 from xborder_gateway.connectors._runtime import (
     ConnectorSpec,
     Guarantee,
@@ -149,6 +150,9 @@ class NanningProcessor:
         # the receiving authority's rules (CN: exchange/_rules_cn.py, configured from the settings)
         self.rules = rules if rules is not None else rule_set_for(AUTHORITY, settings)
         self.processed = 0
+        # issue 15: PENDING vehicles, versions, later answers, releases (connectors/_pending_endpoint.py)
+        self.pending = PendingEndpoint(settings, me, trust, self.rules, self.store.connection,
+                                       authority=AUTHORITY, process=PROCESS)
 
     def close(self) -> None:
         self.store.close()
@@ -252,6 +256,8 @@ class NanningProcessor:
             mid = str(exc.header.message_id) if exc.header is not None else "?"
             if exc.same_bytes:  # ENV-10: answer with the ORIGINAL answers, do not process again
                 originals = self.answers.original_answers(mid)
+                # issue 15 hook: other messages' later answers only on the crash replay of the same record
+                originals = self.pending.replay(conn, mid, (r.topic, r.partition, r.offset), originals)
                 self.answers.record_duplicate(mid, run, now_ms())
                 events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
                                     envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
@@ -320,20 +326,27 @@ class NanningProcessor:
                                    reason_text=exc.message[:300])
             answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust).data)]
             status = "NACK"
+            later = []
         else:
             business_key = str(record.get("declaration_number") or "") or None
-            decision = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
-            if self.rules.remembers(doc_type) and business_key:
-                self.answers.record_declaration(business_key, doc_type, record.get("gross_weight_kg"), mid)
+            # issue 15 hook: the decision by version, PENDING for a waiting vehicle, and the later answers
+            # (other messages' business responses) this message causes -- connectors/_pending_endpoint.py
+            step = self.pending.step(conn, doc_type, record, business_key=business_key, message_id=mid,
+                                     sender=header.sender, run=run, events=events,
+                                     position=(r.topic, r.partition, r.offset))
+            decision = step.decision
+            later = step.later
             receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
-                                   received_at=now)
-            response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
-                        "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
-            payload = avro.encode("BusinessResponse", response)
-            sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
-                                   document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], now=now)
-            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data),
-                       ("business-response", sealed_response.data)]
+                                   received_at=now, reason_text=step.receipt_text)
+            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data)]
+            if not step.pending:  # PEN-1: a PENDING vehicle gets the receipt now, its business response later
+                response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
+                            "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
+                payload = avro.encode("BusinessResponse", response)
+                sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
+                                       document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10],
+                                       now=now)
+                answers.append(("business-response", sealed_response.data))
             status = decision.status
             events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
                                 business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
@@ -342,6 +355,7 @@ class NanningProcessor:
                                 reason_code=decision.reasons[0][0] if decision.reasons else None))
         outputs = [self._answer(mid, kind, data, mid=mid, run=run, business_key=business_key)
                    for kind, data in answers]
+        outputs += later  # issue 15: in this batch's transaction, and replayed with this message's answers
         self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
         self.answers.record_processed(message_id=mid, run=run, doc_type=doc_type, business_key=business_key,
                                       status=status, received_ms=now_ms())
@@ -414,7 +428,14 @@ def nanning_spec() -> ConnectorSpec:
         priority_topics=lambda s: frozenset({s.topic_exchange_priority}), guarantee=Guarantee.EXACTLY_ONCE,
         processor=lambda rt: NanningProcessor(rt.settings, rt.me, rt.trust, _faults(rt)),
         started_line="nanning endpoint started", before_start=_offline, before_batch=_delay,
-        after_batch=_crash_after)
+        after_batch=_crash_after, ticker=_grace_ticker)
+
+
+def _grace_ticker(rt: Runtime, processor: Processor) -> ExpiryTicker | None:
+    """Issue 15: the grace-period tick (PEN-3), produced by the loop between batches."""
+    if not isinstance(processor, NanningProcessor):
+        return None
+    return ExpiryTicker(processor.pending, processor.store, rt.auditor.append if rt.auditor else None)
 
 
 async def run_nanning(settings: Settings, options: NanningOptions) -> int:

@@ -322,6 +322,13 @@ class ReceiptTracker:
             log_line(logging.DEBUG, "delivered", message_id=mid)
             self._status_change(tracked.business_key or record.get("business_key"), StatusKind.DELIVERED, mid,
                                 tracked.doc_type or record.get("document_type"), attempt=attempts)
+            key = tracked.business_key or record.get("business_key")
+            if key and str(record.get("reason_text") or "").startswith("LINKED_DECLARATION_PENDING:"):  # issue 15
+                self._status.append(status_record(self.settings.topic_status, StatusChange(  # PEN-1: decided later
+                    str(key), AUTHORITY,
+                    StatusKind.BUSINESS_OUTCOME, now_ms(), tracked.doc_type or record.get("document_type"),
+                    message_id=mid, business_status="PENDING",
+                    reasons=(("LINKED_DECLARATION_PENDING", str(record.get("reason_text") or "")[:500]),))))
         elif step.action is Action.LATE_RECEIPT:  # recorded (the event above), no second outcome
             self._status_change(tracked.business_key or record.get("business_key"), StatusKind.LATE_RECEIPT, mid,
                                 tracked.doc_type or record.get("document_type"), attempt=attempts)

@@ -18,7 +18,9 @@ Rules:
 - PEN-3 it is REJECTED ``LINKED_DECLARATION_UNKNOWN`` only once the grace period
   (``exchange_linked_grace_s``) has passed since the endpoint **processed** it (``processed_ms``, the
   endpoint's clock), never since the sender created it, so catching up after an outage rejects nothing
-  whose declarations are right behind it (:func:`expire`).
+  whose declarations are right behind it (:func:`expire`). Only the tick rejects: an arriving
+  declaration re-evaluates a vehicle as at its processing time, so it never rejects it for another
+  declaration still missing (after an outage both may be in the same backlog).
 - PEN-4 a vehicle is decided once per version: the PENDING -> DECIDED step is one compare-and-set
   (:func:`_settle`), re-checked on the row, so a tick and an arrival cannot both answer it.
 - PEN-5 a linked declaration that is cancelled makes every vehicle linking it re-evaluate: HELD
@@ -440,8 +442,11 @@ def on_declaration(conn: sqlite3.Connection, declaration_number: str, version: i
             # a first version cannot change a decision taken with it known; a REJECTED vehicle stays rejected
             # (its sender resubmits a new version of the vehicle declaration)
             continue
+        # PEN-3: an arrival never rejects -- only the tick (``expire``) does, once the endpoint has caught up
+        # with its input; judged as at processing time, a vehicle still missing another declaration waits
+        # (after an outage, its other declarations may be in the same backlog, right behind this one)
         decision = decide_vehicle(row.doc_type, row.linked, gross_weight_kg=row.gross_weight_kg, lookup=look,
-                                  cancelled=cancelled, processed_ms=row.processed_ms, now_ms=now_ms,
+                                  cancelled=cancelled, processed_ms=row.processed_ms, now_ms=row.processed_ms,
                                   grace_ms=grace_ms)
         if decision == row.decision:
             continue  # still pending with the same reasons, or the same outcome: nothing new to answer

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -35,7 +35,8 @@ from xborder_gateway.transport._clients import make_consumer, make_producer
 from xborder_gateway.transport._errors import TransportFencedError, kafka_boundary, translate
 from xborder_gateway.transport._records import Incoming, Outgoing
 
-__all__ = ["AtLeastOnceLoop", "BatchHandler", "LoopConfig", "LoopStats", "TransactionalBatchLoop", "to_incoming"]
+__all__ = ["AtLeastOnceLoop", "BatchHandler", "LoopConfig", "LoopStats", "Ticker", "TransactionalBatchLoop",
+           "to_incoming"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,23 @@ class LoopStats:
     assigned: int | None = None
     #: polls that returned nothing (the consumer had caught up with its partitions at that moment)
     empty_polls: int = 0
+
+
+class Ticker(Protocol):
+    """Work a transactional loop does between batches, even when no input arrives (issue 15: the endpoint's
+    grace-period expiry). ``tick()`` makes its state durable and returns the records to produce; the loop
+    produces them in a Kafka transaction of their own (no input offsets) and then calls ``committed()``
+    with them. If the transaction fails, ``committed`` is not called and the next tick must return the same
+    records again (the caller keeps them in an outbox): at least once, with identical bytes."""
+
+    interval_s: float
+    #: the loop ticks when it has caught up with every assigned partition (nothing left to read up to the
+    #: last stable offset), or, under continuous input, once this long has passed since the last tick
+    max_wait_s: float
+
+    def tick(self) -> Sequence[Outgoing]: ...
+
+    def committed(self, outputs: Sequence[Outgoing]) -> None: ...
 
 
 def to_incoming(record: Any) -> Incoming:
@@ -216,12 +234,45 @@ class _BaseLoop:
 class TransactionalBatchLoop(_BaseLoop):
     """Exactly-once consume -> transform -> produce; see the module docstring."""
 
-    def __init__(self, config: LoopConfig, handler: BatchHandler, stop: asyncio.Event) -> None:
+    def __init__(self, config: LoopConfig, handler: BatchHandler, stop: asyncio.Event,
+                 ticker: Ticker | None = None) -> None:
         if not config.transactional_id:
             raise ValueError("TransactionalBatchLoop needs a transactional_id")
         super().__init__(config, stop)
         self._handler = handler
         self._producer: Any = None
+        self._ticker = ticker
+        self._next_tick = 0.0
+        self._last_tick = time.monotonic()
+
+    async def _caught_up(self) -> bool:
+        """Whether every assigned partition has been read up to its last stable offset (known once fetched)."""
+        consumer = self._consumer
+        if consumer is None or self._ticker is None:
+            return False
+        with kafka_boundary("lag"):
+            for tp in consumer.assignment():
+                lso = consumer.last_stable_offset(tp)
+                if lso is None or lso < 0 or await consumer.position(tp) < lso:
+                    return False
+        return True
+
+    async def _maybe_tick(self, caught_up: bool) -> None:
+        """Run the ticker when due (between batches, under the batch lock, on the loop's own producer): when
+        caught up with the input, so a backlog read after an outage is handled before any tick decides on
+        time, or after ``max_wait_s`` without a tick under continuous input."""
+        ticker = self._ticker
+        now = time.monotonic()
+        if ticker is None or now < self._next_tick or (not caught_up and now - self._last_tick < ticker.max_wait_s):
+            return
+        self._next_tick = now + ticker.interval_s
+        self._last_tick = now
+        async with self._lock:
+            outputs = ticker.tick()
+            if outputs:
+                await asyncio.wait_for(self._commit(outputs, {}), timeout=self.config.txn_timeout_s)
+                ticker.committed(outputs)
+                self.stats.records_out += len(outputs)
 
     async def _start(self) -> None:
         c = self.config
@@ -230,6 +281,7 @@ class TransactionalBatchLoop(_BaseLoop):
             await producer.start()  # init_transactions: fences a zombie with our id, settles its transaction
         self._producer = producer
         await self._start_consumer()
+        self._last_tick = time.monotonic()  # max_wait_s counts from when this consumer started reading
 
     async def _stop(self) -> None:
         await self._stop_consumer()
@@ -254,7 +306,8 @@ class TransactionalBatchLoop(_BaseLoop):
                        for o in outputs]
             if futures:
                 await asyncio.gather(*futures)
-            await producer.send_offsets_to_transaction(offsets, self.config.group_id)
+            if offsets:  # a tick's transaction consumes nothing
+                await producer.send_offsets_to_transaction(offsets, self.config.group_id)
             await producer.commit_transaction()
 
     async def run(self) -> None:
@@ -267,6 +320,7 @@ class TransactionalBatchLoop(_BaseLoop):
                         await self._start()
                     records = await self._poll()
                     if not records:
+                        await self._maybe_tick(await self._caught_up())
                         continue
                     async with self._lock:
                         outputs = await self._handler(records)
@@ -276,6 +330,7 @@ class TransactionalBatchLoop(_BaseLoop):
                     self.stats.records_in += len(records)
                     self.stats.records_out += len(outputs)
                     self.stats.last_batch_at = time.monotonic()
+                    await self._maybe_tick(caught_up=False)
                 except TransportFencedError:
                     raise
                 except TransportError as exc:

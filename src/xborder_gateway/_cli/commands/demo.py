@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from xborder_gateway._cli import add_command
+from xborder_gateway._cli._demo_pending import demo_documents, demo_env, pending_lines, wait_for_pending
 from xborder_gateway._cli.commands.publish import positive
 from xborder_gateway._private import private_dir
 from xborder_gateway.config import Settings
@@ -118,6 +119,7 @@ def _wait_ready(children: list[_Child], timeout: float) -> None:
 def _connectors(settings: Settings, args: argparse.Namespace, passphrase_file: Path, bootstrap: str,
                 log_dir: Path) -> Iterator[list[_Child]]:
     env = dict(os.environ, XBG_KAFKA_BOOTSTRAP=bootstrap, XBG_HOME=str(settings.home))
+    args.linked_grace_s = demo_env(env)  # issue 15: the demo's short grace period (_cli/_demo_pending.py)
     if args.chaos:
         env.setdefault("XBG_EXCHANGE_RECEIPT_TIMEOUT_S", "3")
         env.setdefault("XBG_EXCHANGE_BACKOFF_INITIAL_S", "0.5")
@@ -172,6 +174,7 @@ def _summary_text(s: dict[str, Any]) -> str:
         f"    business held             {biz.get('HELD', 0)}",
         f"    business rejected         {biz.get('REJECTED', 0)}",
         *(f"      {reason:<38} {count}" for reason, count in s.get("business_by_reason", {}).items()),
+        *(line for line in pending_lines(s) if line),
         f"  resent                      {s['resent']}",
         f"  duplicates eliminated       {s['duplicates_eliminated']}  (endpoint answered the original receipt)",
         f"  dead-lettered               {s['dead_lettered']}",
@@ -188,7 +191,6 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
     import asyncio
     import sqlite3
 
-    from xborder_gateway._cli.commands.publish import generated
     from xborder_gateway.connectors import publish_documents
     from xborder_gateway.exchange import summarize_run
 
@@ -223,7 +225,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
             _say("demo: every connector joined its consumer group")
             t0 = time.monotonic()
             seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-            docs = generated(args.count, seed, None, 0.05)
+            docs = demo_documents(args.count, seed, 0.05)  # issue 15: with amendments that release holds
             run_settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
             published = asyncio.run(publish_documents(run_settings, docs, run=run))
             _say(f"demo: published {published} documents in {time.monotonic() - t0:.1f}s; waiting for receipts")
@@ -254,6 +256,11 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
                         if summary.settled >= published:
                             break
                 time.sleep(0.5)
+            # issue 15: vehicles still PENDING are decided by their declarations or by the short grace
+            pending = wait_for_pending(vn_db, cn_db, run, deadline, _say)
+            with contextlib.closing(sqlite3.connect(vn_db, timeout=10)) as vn, \
+                    contextlib.closing(sqlite3.connect(cn_db, timeout=10)) as cn:
+                summary = summarize_run(vn, run, cn) if summary is not None else None
         if summary is None or summary.settled < published:
             raise DemoError(f"not every document settled within {args.timeout:.0f}s "
                             f"({summary.settled if summary else 0}/{published})",
@@ -273,6 +280,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
             "p99_ms": summary.p99_ms, "keys": keys_note, "logs": str(log_dir),
         }
         result["reconciles"] = published == summary.rejected + summary.delivered + summary.dead_lettered
+        result["pending"], result["linked_grace_s"] = pending, args.linked_grace_s  # issue 15
         print(_summary_text(result))
         if args.json:
             print(json.dumps(result, sort_keys=True))

@@ -1,0 +1,315 @@
+"""The pending store wired into the Nanning endpoint (issue 15 items 1-2), without Kafka: real envelopes,
+real SQLite, an injected clock. Vehicles before their declarations are PENDING (receipt only) and decided in
+the batch that completes them; the grace tick rejects only from processing time, exactly once, and
+re-produces its answers (identical bytes) until the Kafka commit is confirmed; a restart keeps both; an
+amendment releases a HELD declaration with a new business response that the tracker records."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from xborder_gateway import avro
+from xborder_gateway.connectors import Faults, NanningProcessor, ReceiptTracker
+from xborder_gateway.connectors._pending_endpoint import ExpiryTicker, pending_summary
+from xborder_gateway.documents import translate_xml
+from xborder_gateway.envelope import open_envelope, open_receipt, seal
+from xborder_gateway.exchange import read_status
+from xborder_gateway.samples import Sample, generate_mix
+from xborder_gateway.transport import Incoming, Outgoing
+
+from .conftest import Home
+
+GRACE_S = 20.0
+T0 = 1_800_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = T0
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def _home_settings(home: Home) -> Any:
+    return home.settings.model_copy(update={"exchange_linked_grace_s": GRACE_S})
+
+
+def _endpoint(home: Home, clock: Clock) -> NanningProcessor:
+    cn = NanningProcessor(_home_settings(home), home.cn, home.cn_trust, Faults())
+    cn.pending.clock = clock
+    return cn
+
+
+_offsets = iter(range(1, 10**9))
+
+
+def _incoming(home: Home, sample: Sample, *, partition: int = 0) -> Incoming:
+    doc = translate_xml(sample.xml)
+    env = seal(doc.payload, sender=home.vn, recipient="CN", trust=home.vn_trust, document_type=doc.doc_type,
+               schema_fingerprint=doc.schema_fingerprint)
+    mid = str(env.message_id).encode()
+    return Incoming(home.settings.topic_exchange, partition, next(_offsets), mid, env.data,
+                    (("xbg-message-id", mid), ("xbg-run", b"r1"), ("xbg-attempt", b"1"),
+                     ("xbg-published-ms", b"1000"), ("xbg-doc-type", doc.doc_type.encode())),
+                    timestamp_ms=int(time.time() * 1000))
+
+
+def _truck(seed: int = 3) -> tuple[list[Sample], Sample]:
+    """The declarations and the TIR of the first truck of a generated stream whose documents are all valid."""
+    samples = list(generate_mix(60, seed, invalid_ratio=0.0))
+    decls: list[Sample] = []
+    for s in samples:
+        if s.kind == "TIR":
+            if decls:
+                return decls, s
+            decls = []
+        else:
+            decls.append(s)
+    raise AssertionError("no truck")
+
+
+def _answers(home: Home, outputs: list[Outgoing]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, message id, record) of each answer, opened with VN's keys as the tracker would."""
+    out = []
+    for o in outputs:
+        kind = (o.header("xbg-kind") or b"").decode()
+        if kind == "receipt":
+            _opened, record = open_receipt(o.value, me=home.vn, trust=home.vn_trust, replay=None)
+        else:
+            opened = open_envelope(o.value, me=home.vn, trust=home.vn_trust, replay=None)
+            record = dict(avro.decode(opened.payload).record)
+        out.append((kind, str(record["message_id"]), record))
+    return out
+
+
+def _mid(r: Incoming) -> str:
+    return (r.key or b"").decode()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def endpoint(home: Home, clock: Clock) -> Iterator[NanningProcessor]:
+    cn = _endpoint(home, clock)
+    yield cn
+    cn.close()
+
+
+# --- PEN-1 / PEN-2: PENDING, then decided in the batch that completes it --------------------------------
+def test_vehicle_before_its_declarations_is_pending_then_decided_by_the_completing_batch(
+        home: Home, endpoint: NanningProcessor, clock: Clock) -> None:
+    decls, tir = _truck()
+    tir_in = _incoming(home, tir, partition=1)
+    res = endpoint.process([tir_in])
+    answers = _answers(home, res.outputs)
+    assert [(k, m) for k, m, _r in answers] == [("receipt", _mid(tir_in))], "PENDING: the receipt only"
+    assert answers[0][2]["outcome"] == "ACK"
+    assert answers[0][2]["reason_text"].startswith("LINKED_DECLARATION_PENDING: ")
+    pending_events = [e for e in res.events if e.event_type.value == "business_response"]
+    assert [(e.outcome, e.reason_code) for e in pending_events] == [("pending", "LINKED_DECLARATION_PENDING")]
+
+    clock.ms += 5_000
+    ins = [_incoming(home, d, partition=2) for d in decls]
+    res = endpoint.process(ins[:-1])
+    assert all(m != _mid(tir_in) for _k, m, _r in _answers(home, res.outputs)), "still waiting for the last one"
+    res = endpoint.process(ins[-1:])
+    answers = _answers(home, res.outputs)
+    later = [(k, r) for k, m, r in answers if m == _mid(tir_in)]
+    assert [k for k, _r in later] == ["business-response"], "decided in the same batch (transaction)"
+    assert later[0][1]["status"] == "ACCEPTED"
+    events = [e for e in res.events if e.event_type.value == "business_response" and e.message_id == _mid(tir_in)]
+    assert [e.outcome for e in events] == ["accepted"]
+
+    # a crash after the SQLite commit replays the completing batch as duplicates: the later answer comes again
+    replay = endpoint.process(ins[-1:])
+    assert [o.value for o in replay.outputs] == [o.value for o in res.outputs]
+    # a resend of that declaration (another offset) gets its own answers only, not the vehicle's again
+    last = ins[-1]
+    resend = Incoming(last.topic, last.partition, last.offset + 1000, last.key, last.value, last.headers)
+    assert {m for _k, m, _r in _answers(home, endpoint.process([resend]).outputs)} == {_mid(last)}
+    # a duplicate of the vehicle message gets everything it was sent, in order: receipt, then the response
+    dup = _answers(home, endpoint.process([tir_in]).outputs)
+    assert [k for k, _m, _r in dup] == ["receipt", "business-response"]
+    with sqlite3.connect(home.settings.state_db("CN")) as db:
+        assert pending_summary(db, "r1") == {"pending_then_decided": 1, "expired": 0, "still_pending": 0,
+                                             "released": 0}
+
+
+def test_declarations_first_decide_the_vehicle_at_once(home: Home, endpoint: NanningProcessor) -> None:
+    decls, tir = _truck()
+    endpoint.process([_incoming(home, d) for d in decls])
+    tir_in = _incoming(home, tir)
+    answers = _answers(home, endpoint.process([tir_in]).outputs)
+    assert [k for k, _m, _r in answers] == ["receipt", "business-response"]
+    assert answers[0][2]["reason_text"] is None
+    assert answers[1][2]["status"] == "ACCEPTED"
+
+
+# --- PEN-3 / PEN-4 / TICK-1: the grace tick ---------------------------------------------------------------
+def test_grace_tick_rejects_from_processing_time_once_and_reproduces_until_committed(
+        home: Home, endpoint: NanningProcessor, clock: Clock) -> None:
+    _decls, tir = _truck()
+    tir_in = _incoming(home, tir)
+    endpoint.process([tir_in])
+    audited: list[Any] = []
+    ticker = ExpiryTicker(endpoint.pending, endpoint.store, audited.extend)
+    clock.ms += int(GRACE_S * 1000) - 1
+    assert list(ticker.tick()) == [], "inside the grace period nothing is decided"
+    clock.ms += 1
+    first = list(ticker.tick())
+    answers = _answers(home, first)
+    assert [(k, m) for k, m, _r in answers] == [("business-response", _mid(tir_in))]
+    assert answers[0][2]["status"] == "REJECTED"
+    assert {r["code"] for r in answers[0][2]["reasons"]} == {"LINKED_DECLARATION_UNKNOWN"}
+    assert [(e.outcome, e.reason_code) for e in audited] == [("rejected", "LINKED_DECLARATION_UNKNOWN")]
+    # the Kafka transaction failed (committed() not called): the same bytes again, no second decision
+    clock.ms += 1_000
+    again = list(ticker.tick())
+    assert [o.value for o in again] == [o.value for o in first]
+    assert len(audited) == 1, "decided once"
+    ticker.committed(again)
+    assert list(ticker.tick()) == []
+    # a late declaration does not revive a vehicle rejected after the grace period (PEN-3)
+    decls, _ = _truck()
+    res = endpoint.process([_incoming(home, d) for d in decls])
+    assert all(m != _mid(tir_in) for _k, m, _r in _answers(home, res.outputs))
+    with sqlite3.connect(home.settings.state_db("CN")) as db:
+        assert pending_summary(db, "r1")["expired"] == 1
+
+
+def test_catching_up_after_an_outage_rejects_nothing(home: Home, endpoint: NanningProcessor, clock: Clock) -> None:
+    """The grace period runs from processing, not creation: vehicles created long ago (a backlog) still wait."""
+    decls, tir = _truck()
+    tir_in = _incoming(home, tir)  # created "an hour ago": the envelope's time plays no part
+    clock.ms += 3_600_000
+    endpoint.process([tir_in])
+    ticker = ExpiryTicker(endpoint.pending, endpoint.store, None)
+    clock.ms += 2_000
+    assert list(ticker.tick()) == []
+    res = endpoint.process([_incoming(home, d) for d in decls])
+    statuses = [r["status"] for k, m, r in _answers(home, res.outputs) if m == _mid(tir_in)]
+    assert statuses == ["ACCEPTED"]
+
+
+def test_declarations_arriving_after_the_grace_in_one_backlog_still_decide(
+        home: Home, endpoint: NanningProcessor, clock: Clock) -> None:
+    """PEN-3: only the tick rejects. The endpoint was down longer than the grace period; the vehicle's
+    declarations come in the backlog after it: the first arrival must not reject it for the second."""
+    decls, tir = next((d, t) for d, t in (_truck(seed) for seed in range(3, 60)) if len(d) >= 2)
+    tir_in = _incoming(home, tir)
+    endpoint.process([tir_in])
+    clock.ms += int(GRACE_S * 1000) * 5
+    res = endpoint.process([_incoming(home, d) for d in decls])
+    assert [r["status"] for _k, m, r in _answers(home, res.outputs) if m == _mid(tir_in)] == ["ACCEPTED"]
+
+
+def test_restart_while_pending_decides_after_restart_exactly_once(home: Home, clock: Clock) -> None:
+    decls, tir = _truck()
+    _d2, tir2 = _truck(seed=11)
+    cn = _endpoint(home, clock)
+    tir_in, orphan_in = _incoming(home, tir), _incoming(home, tir2)
+    cn.process([tir_in, orphan_in])
+    ticker = ExpiryTicker(cn.pending, cn.store, None)
+    clock.ms += int(GRACE_S * 1000)
+    ins = [_incoming(home, d) for d in decls]
+    cn.process(ins)  # tir decided by its declarations; the orphan expires at the next tick ...
+    produced = list(ticker.tick())
+    cn.close()  # ... and the process dies before the tick's Kafka transaction commits
+    cn = _endpoint(home, clock)
+    ticker = ExpiryTicker(cn.pending, cn.store, None)
+    after = list(ticker.tick())
+    assert [o.value for o in after] == [o.value for o in produced], "the outbox is found again in SQLite"
+    assert [m for _k, m, _r in _answers(home, after)] == [_mid(orphan_in)]
+    ticker.committed(after)
+    assert list(ticker.tick()) == []
+    # and a declaration after the restart still completes a vehicle that was pending before it
+    decls3, tir3 = _truck(seed=19)
+    tir3_in = _incoming(home, tir3)
+    cn.process([tir3_in])
+    cn.close()
+    cn = _endpoint(home, clock)
+    ins3 = [_incoming(home, d) for d in decls3]
+    res = cn.process(ins3)
+    assert [r["status"] for _k, m, r in _answers(home, res.outputs) if m == _mid(tir3_in)] == ["ACCEPTED"]
+    res = cn.process(ins3)  # redelivered: duplicates, nothing decided again
+    assert [e.event_type.value for e in res.events] == ["duplicate"] * len(decls3)
+    cn.close()
+
+
+# --- REL-1..4: a HELD declaration released by an amendment -------------------------------------------------
+def _held_with_amendment() -> tuple[Sample, Sample]:
+    for seed in range(1, 40):
+        for s in generate_mix(200, seed, invalid_ratio=0.0, amendments=True):
+            if s.expected_holds and s.amended_by is not None and not s.amendment:
+                return s, s.amended_by
+    raise AssertionError("no held declaration with an amendment")
+
+
+def test_amendment_releases_a_held_declaration_with_a_new_business_response(
+        home: Home, endpoint: NanningProcessor) -> None:
+    held, amendment = _held_with_amendment()
+    held_in = _incoming(home, held)
+    first = _answers(home, endpoint.process([held_in]).outputs)
+    assert first[1][2]["status"] == "HELD"
+    assert [r["code"] for r in first[1][2]["reasons"]] == list(held.expected_holds)
+    amend_in = _incoming(home, amendment)
+    res = endpoint.process([amend_in])
+    answers = _answers(home, res.outputs)
+    own = [r["status"] for k, m, r in answers if m == _mid(amend_in) and k == "business-response"]
+    release = [r for k, m, r in answers if m == _mid(held_in)]
+    assert own == ["ACCEPTED"]
+    assert [r["status"] for r in release] == ["ACCEPTED"], "a new business response for the HELD message"
+    assert [(e.message_id, e.reason_code) for e in res.events if e.event_type.value == "business_response"
+            and e.message_id == _mid(held_in)] == [(_mid(held_in), "HOLD_RELEASED")]
+    # the tracker records the later outcome for the delivered message, and says so on the status feed
+    tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
+    try:
+        sent = Incoming(home.settings.topic_exchange, 0, 1, held_in.key, held_in.value, held_in.headers)
+        tracker.consume([sent])
+        outs = endpoint.process([held_in]).outputs  # the original answers (receipt, HELD) + the release
+        as_in = [Incoming(o.topic, 0, 100 + i, o.key, o.value, o.headers) for i, o in enumerate(outs)]
+        res_t = tracker.consume(as_in)
+        row = tracker.conn.execute("SELECT state, business_status FROM xbg_messages WHERE message_id = ?",
+                                   (_mid(held_in),)).fetchone()
+        assert tuple(row) == ("delivered", "ACCEPTED")
+        feed = [read_status(o.value) for o in res_t.outputs]
+        assert [(f.kind.value, f.business_status) for f in feed if f.kind.value == "BUSINESS_OUTCOME"] == [
+            ("BUSINESS_OUTCOME", "HELD"), ("BUSINESS_OUTCOME", "ACCEPTED")]
+    finally:
+        tracker.close()
+    with sqlite3.connect(home.settings.state_db("CN")) as db:
+        assert pending_summary(db, "r1")["released"] == 1
+
+
+def test_an_accepted_declaration_is_not_released_again(home: Home, endpoint: NanningProcessor) -> None:
+    held, amendment = _held_with_amendment()
+    endpoint.process([_incoming(home, amendment)])  # the amendment's bytes first: ACCEPTED (REL-1)
+    held_in = _incoming(home, held)
+    res = endpoint.process([held_in])
+    # no version on VN records yet (ADR 0404): the later arrival is the newer version and decided alone
+    assert all(m == _mid(held_in) for _k, m, _r in _answers(home, res.outputs))
+
+
+def test_tracker_puts_pending_on_the_status_feed(home: Home, endpoint: NanningProcessor) -> None:
+    _decls, tir = _truck()
+    tir_in = _incoming(home, tir)
+    outs = endpoint.process([tir_in]).outputs
+    tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
+    try:
+        tracker.consume([Incoming(home.settings.topic_exchange, 0, 1, tir_in.key, tir_in.value, tir_in.headers)])
+        res = tracker.consume([Incoming(o.topic, 0, 7, o.key, o.value, o.headers) for o in outs])
+        feed = [read_status(o.value) for o in res.outputs]
+        assert [(f.kind.value, f.business_status) for f in feed] == [("DELIVERED", None),
+                                                                    ("BUSINESS_OUTCOME", "PENDING")]
+        assert feed[1].reasons[0][0] == "LINKED_DECLARATION_PENDING"
+    finally:
+        tracker.close()
