@@ -396,6 +396,14 @@ class Bench:
                 counts[key] = len(seen[key])
         return counts
 
+    def receipt_delays_ms(self) -> dict[str, tuple[int, int]]:
+        """message id -> (sends, first send -> delivered in ms) of the run's delivered messages (sender's state)."""
+        db = self.settings.state_db(self.direction.sender)
+        with contextlib.closing(sqlite3.connect(db, timeout=10)) as c:
+            return {str(m): (int(a), int(d) - int(f)) for m, a, d, f in c.execute(
+                "SELECT message_id, attempts, delivered_ms, first_sent_ms FROM xbg_messages WHERE run = ? AND "
+                "state = 'delivered' AND delivered_ms IS NOT NULL AND first_sent_ms IS NOT NULL", (RUN,))}
+
     def receiver_processed(self) -> Counter[str]:
         """How many times the receiving endpoint processed each business key (its own store)."""
         db = self.settings.state_db(self.direction.receiver)
@@ -442,14 +450,20 @@ Scenario = Callable[[Bench], Awaitable[None]]
 
 
 async def happy_path(bench: Bench) -> None:
-    """No faults: everything valid delivered once, no resend, no duplicate."""
+    """No faults: everything valid delivered once; no resend unless a receipt really took longer than the
+    receipt timeout (a shared, loaded machine can be that slow -- then every resend must have been due)."""
     bench.tune(exchange_receipt_timeout_s=15.0)  # a slow batch must not look like a lost envelope
     await bench.start_all()
     samples = await bench.publish_samples(bench.docs, seed=5)
     summary = await bench.check_outcome(samples)
     assert summary.business.get("ACCEPTED", 0) > 0
-    assert summary.resent == 0, "nothing was lost: no resend needed"
-    assert summary.duplicates_eliminated == 0
+    timeout_ms = int(bench.settings.exchange_receipt_timeout_s * 1000)
+    delays = bench.receipt_delays_ms()
+    if max(d for _, d in delays.values()) < timeout_ms:
+        assert summary.resent == 0, "every receipt came within the timeout: nothing may have been resent"
+        assert summary.duplicates_eliminated == 0
+    early = {m: v for m, v in delays.items() if v[0] > 1 and v[1] < timeout_ms}
+    assert early == {}, "resent although its receipt came within the timeout"
 
 
 async def drop_and_duplicate(bench: Bench) -> None:
