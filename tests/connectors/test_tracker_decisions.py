@@ -17,7 +17,6 @@ from xborder_gateway.transport import Incoming
 
 from ..exchange.conftest import Home  # noqa: TID252 - tests/ is no package on sys.path (import-mode=importlib)
 
-
 CASES = [("IDA", False), ("RECEIPT", False), ("BUSINESS_RESPONSE_V0", False),
          ("BUSINESS_RESPONSE", True)]  # the control: the same envelope as a business response is taken
 
