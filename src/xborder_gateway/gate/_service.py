@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from xborder_gateway.audit import AuditEvent, EventType
 from xborder_gateway.gate._codec import GateInputError, decode_arrival, encode_decision
 from xborder_gateway.gate._decide import GatePolicy, decide, redecide
-from xborder_gateway.gate._feed import decode_feed
+from xborder_gateway.gate._feed import decode_feed_record
 from xborder_gateway.gate._model import (
     Arrival,
     Colour,
@@ -36,6 +36,7 @@ __all__ = ["BatchResult", "GateProcessor"]
 
 log = logging.getLogger(__name__)
 _CAS_RETRIES = 3
+_UNKNOWN_STATE = "GATE_FEED_STATE_UNKNOWN"
 
 AuditSink = Callable[[Sequence[AuditEvent]], object]
 
@@ -47,6 +48,8 @@ class BatchResult:
     events: list[AuditEvent] = field(default_factory=list)
     replayed: int = 0
     invalid: int = 0
+    ignored: int = 0
+    """Feed records with a state the gate does not know (kept, see :mod:`xborder_gateway.gate._feed`)."""
 
 
 class GateProcessor:
@@ -96,14 +99,23 @@ class GateProcessor:
     # ---- feed -----------------------------------------------------------------------------------------
     def _feed(self, rec: Incoming, now: int, changed: set[str], plates: set[str], result: BatchResult) -> None:
         try:
-            events = decode_feed(rec.value)
+            feed = decode_feed_record(rec.value)
         except GateInputError as exc:
             self.store.keep_invalid(rec.topic, rec.partition, rec.offset, exc.code, rec.value)
             result.invalid += 1
             result.events.append(self._event(now, EventType.REJECTED, rec, outcome="rejected",
                                              reason_code=exc.code, business_key=_key(rec)))
             return
-        for ev in events:
+        if feed.ignored is not None:
+            # a state this gate does not know (a newer feed schema): its vehicle part is applied below, the
+            # state is not; the raw bytes are kept so an upgraded gate can replay it (docs/gate.md)
+            self.store.keep_invalid(rec.topic, rec.partition, rec.offset, _UNKNOWN_STATE, rec.value)
+            result.ignored += 1
+            result.events.append(self._event(now, EventType.RECEIVED, rec, outcome="ignored",
+                                             reason_code=_UNKNOWN_STATE, business_key=_key(rec)))
+            log.warning("status feed: unknown state %r at %s/%d/%d ignored", feed.ignored, rec.topic,
+                        rec.partition, rec.offset)
+        for ev in feed.events:
             touched = self.store.apply(ev, now)
             changed |= touched
             if touched and isinstance(ev, VehicleDeclarationSeen):

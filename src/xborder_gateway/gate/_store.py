@@ -86,9 +86,14 @@ def accepts_status(old: DeclRecord | None, old_version: int, new: DeclarationSta
     forward, except that a later *answer* replaces an earlier one (HELD -> ACCEPTED by a new business
     response). A late SENT/DELIVERED of an answered version is ignored.
     """
-    if old is None or new.version > old_version:
+    if new.at_intake and old is not None:  # a refusal at intake never overturns a submission (docs/gate.md)
+        return False
+    if old is None or new.new_submission:
         return True
-    if new.version < old_version:
+    version = old_version if new.version is None else new.version
+    if version > old_version:
+        return True
+    if version < old_version:
         return False
     if _RANK[new.state] == _RANK[old.state] == 4:
         return new.state is not old.state
@@ -202,12 +207,17 @@ class GateStore:
         old = None if row is None else DeclRecord(DeclState(row[0]), row[2])
         if not accepts_status(old, 0 if row is None else row[1], ev):
             return set()
+        # the version this state belongs to: a new submission is the next one, None is the one held
+        version = (row[1] + 1 if row is not None else 1) if ev.new_submission else \
+            (ev.version if ev.version is not None else (row[1] if row is not None else 1))
+        if ev.new_submission and row is not None:
+            old = None  # its grace period starts again
         sent_ms = ev.at_ms if (old is None or (ev.state is DeclState.SENT and old.state is DeclState.TAKEN_IN)) \
             else old.sent_ms
         self._db.execute("INSERT INTO declarations VALUES (?,?,?,?,?,?) ON CONFLICT(number) DO UPDATE SET "
                          "state=excluded.state, version=excluded.version, sent_ms=excluded.sent_ms, "
                          "updated_ms=excluded.updated_ms, reasons=excluded.reasons",
-                         (ev.number, ev.state.value, ev.version, sent_ms, now_ms, json.dumps(list(ev.reasons))))
+                         (ev.number, ev.state.value, version, sent_ms, now_ms, json.dumps(list(ev.reasons))))
         return {ev.number}
 
     def _apply_finding(self, ev: MirrorFinding) -> set[str]:
