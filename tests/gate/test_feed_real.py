@@ -195,3 +195,61 @@ def test_another_schema_on_the_feed_and_broken_fields_are_refused_with_a_code() 
     ("CN", "CN_ROAD_MANIFEST", Direction.ENTRY_FROM_CN)])
 def test_direction_of_a_vehicle_declaration(authority: str, doc_type: str | None, direction: Direction) -> None:
     assert direction_of(authority, doc_type) is direction
+
+
+# ---- item 4: time-driven re-decisions (injected clock) ------------------------------------------------------
+def _awaiting(site: Site) -> list[Incoming]:
+    vehicle = StatusVehicle(PLATE, (), (GOODS,))
+    return [*site.submitted(GOODS, "EDA"), *site.submitted(TOR, "TOR", vehicle), *site.answered(TOR, "ACCEPTED"),
+            site.change(GOODS, StatusKind.DELIVERED, message_id="m-" + GOODS)]
+
+
+def test_an_answer_outstanding_past_its_grace_period_is_re_decided_overdue_by_a_superseding_record() -> None:
+    clock = [NOW]
+    site, (p, store) = Site(), gate(clock)
+    site.t = NOW - 60_000  # sent a minute ago: within the 600 s grace
+    first = p.handle([*_awaiting(site), site.arrival("a1")]).decisions
+    assert [(d.colour, d.reasons) for d in first] == [(Colour.YELLOW, (Reason.AWAITING_COUNTERPART,))]
+    sent = store.declaration(GOODS)
+    assert sent is not None
+    # the grace has not passed yet: nothing changes with the next batch
+    clock[0] = sent.sent_ms + GatePolicy().grace_ms
+    assert p.handle([site.arrival("b1", plate="29H1-234.56")]).decisions[0].arrival_id == "b1"
+    # one millisecond later it has: the next batch (any record) carries the superseding decision
+    clock[0] += 1
+    later = p.handle([site.arrival("b2", plate="29H1-234.57")]).decisions
+    (over,) = [d for d in later if d.arrival_id == "a1"]
+    assert (over.colour, over.reasons, over.sequence, over.supersedes) == (
+        Colour.YELLOW, (Reason.COUNTERPART_ANSWER_OVERDUE,), 2, "a1/1")
+    # decided once: no further re-decision by time, and a replay of that batch re-emits it, never re-decides
+    assert [d.arrival_id for d in p.handle([site.arrival("b3", plate="29H1-234.58")]).decisions] == ["b3"]
+    assert store.query("SELECT count(*) FROM timers") == [(0,)]
+    # the answer then arrives: GREEN supersedes the overdue decision
+    green = p.handle([site.change(GOODS, StatusKind.BUSINESS_OUTCOME, message_id="m", business_status="ACCEPTED")])
+    assert [(d.arrival_id, d.colour, d.supersedes) for d in green.decisions] == [("a1", Colour.GREEN, "a1/2")]
+
+
+def test_an_answer_within_the_grace_period_cancels_the_timer() -> None:
+    clock = [NOW]
+    site, (p, store) = Site(), gate(clock)
+    site.t = NOW - 60_000
+    p.handle([*_awaiting(site), site.arrival("a1")])
+    assert store.query("SELECT count(*) FROM timers") == [(1,)]
+    green = p.handle([site.change(GOODS, StatusKind.BUSINESS_OUTCOME, message_id="m", business_status="ACCEPTED")])
+    assert [d.colour for d in green.decisions] == [Colour.GREEN]
+    clock[0] += 3_600_000
+    assert [d.arrival_id for d in p.handle([site.arrival("b1", plate="29H1-234.56")]).decisions] == ["b1"]
+
+
+def test_a_time_driven_decision_is_re_emitted_when_its_batch_is_replayed() -> None:
+    clock = [NOW]
+    site, (p, _) = Site(), gate(clock)
+    site.t = NOW - 60_000
+    p.handle([*_awaiting(site), site.arrival("a1")])
+    clock[0] += 3_600_000
+    batch = [site.arrival("b1", plate="29H1-234.56")]
+    first = p.handle(batch)
+    again = p.handle(batch)  # the Kafka transaction of the first did not commit
+    assert again.replayed == 1
+    assert sorted(o.value for o in again.outputs) == sorted(o.value for o in first.outputs)
+    assert len(first.outputs) == 2

@@ -23,6 +23,7 @@ from xborder_gateway.gate._model import (
     Arrival,
     Colour,
     Decision,
+    DeclState,
     Direction,
     Reason,
     VehicleDeclarationSeen,
@@ -37,6 +38,7 @@ __all__ = ["BatchResult", "GateProcessor"]
 log = logging.getLogger(__name__)
 _CAS_RETRIES = 3
 _UNKNOWN_STATE = "GATE_FEED_STATE_UNKNOWN"
+_OUTSTANDING = frozenset({DeclState.TAKEN_IN, DeclState.SENT, DeclState.DELIVERED, DeclState.PENDING})
 
 AuditSink = Callable[[Sequence[AuditEvent]], object]
 
@@ -89,9 +91,10 @@ class GateProcessor:
                 else:
                     self._feed(rec, now, changed, plates, result)
                 self.store.mark(rec.topic, rec.partition, rec.offset)
-            if changed or plates:
-                last = ordered[-1]
-                self._review(changed, plates, now, last, result)
+            if ordered and (changed or plates):
+                self._review(changed, plates, now, ordered[-1], result)
+            if ordered:
+                self._overdue(now, ordered[-1], result)
             if self.audit is not None and result.events:
                 self.audit(result.events)  # durable before the state (and then the offsets) commit
         return result
@@ -125,19 +128,41 @@ class GateProcessor:
                 result: BatchResult) -> None:
         since = now - self.policy.supersede_window_ms
         for aid in self.store.arrivals_to_review(numbers, plates, since):
-            for _ in range(_CAS_RETRIES):
-                previous = self.store.current_decision(aid)
-                arrival = self.store.arrival(aid)
-                if previous is None or arrival is None:
-                    break
-                fresh = redecide(previous, arrival, self.store, self.policy, now)
-                if fresh is None:
-                    break
-                try:
-                    self._record(fresh, arrival, source, now, result)
-                    break
-                except StaleDecisionError:  # re-checked before acting: decide again on the moved state
-                    continue
+            self._review_one(aid, now, source, result)
+
+    def _review_one(self, aid: str, now: int, source: Incoming, result: BatchResult) -> None:
+        for _ in range(_CAS_RETRIES):
+            previous = self.store.current_decision(aid)
+            arrival = self.store.arrival(aid)
+            if previous is None or arrival is None:
+                return
+            fresh = redecide(previous, arrival, self.store, self.policy, now)
+            if fresh is None:
+                return
+            try:
+                self._record(fresh, arrival, source, now, result)
+                return
+            except StaleDecisionError:  # re-checked before acting: decide again on the moved state
+                continue
+
+    def _overdue(self, now: int, source: Incoming, result: BatchResult) -> None:
+        """Time-driven re-decisions: an arrival YELLOW AWAITING_COUNTERPART whose grace period has passed is
+        re-decided (COUNTERPART_ANSWER_OVERDUE, a superseding record). Runs with every batch, so the change
+        is emitted with the first batch after the grace ends (docs/gate.md); its source is the batch's last
+        record, so a replayed batch re-emits it like any other decision."""
+        for aid in self.store.due_arrivals(now):
+            before = len(result.decisions)
+            self._review_one(aid, now, source, result)
+            if len(result.decisions) == before:  # no new outcome (e.g. out of the window): stop watching
+                self.store.clear_timer(aid)
+
+    def _due(self, d: Decision, now: int) -> int | None:
+        """When ``d`` turns by itself: the end of the earliest grace period it waits on, if it waits."""
+        if Reason.AWAITING_COUNTERPART not in d.reasons or d.vehicle_declaration is None:
+            return None
+        starts = [rec.sent_ms for n in (d.vehicle_declaration, *d.linked_declarations)
+                  if (rec := self.store.declaration(n)) is not None and rec.state in _OUTSTANDING]
+        return min(starts) + self.policy.grace_ms if starts else now + self.policy.grace_ms
 
     # ---- arrivals -------------------------------------------------------------------------------------
     def _arrival(self, rec: Incoming, now: int, result: BatchResult) -> None:
@@ -181,7 +206,8 @@ class GateProcessor:
             plate: str | None = normalise_plate(arrival.plate_read)
         except PlateError:
             plate = None
-        self.store.record_decision(d, arrival, plate, record, (rec.topic, rec.partition, rec.offset))
+        self.store.record_decision(d, arrival, plate, record, (rec.topic, rec.partition, rec.offset),
+                                   due_ms=self._due(d, now))
         result.decisions.append(d)
         result.outputs.append(Outgoing(self.decisions_topic, d.arrival_id.encode(), record))
         # GATE-7: the plate enters the log only as its keyed HMAC (raw_sha256 holds HMAC-SHA256, docs/gate.md)

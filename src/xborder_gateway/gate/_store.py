@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS decisions(decision_id TEXT PRIMARY KEY, arrival_id TE
 CREATE INDEX IF NOT EXISTS decisions_src ON decisions(src_topic, src_part, src_offset);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(decided_ms);
 CREATE TABLE IF NOT EXISTS clearances(vehicle TEXT PRIMARY KEY, arrival_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS timers(arrival_id TEXT PRIMARY KEY, due_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS timers_due ON timers(due_ms);
 CREATE TABLE IF NOT EXISTS invalid_inputs(topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,
     code TEXT NOT NULL, raw BLOB NOT NULL, PRIMARY KEY(topic, part, off));
 """
@@ -288,8 +290,16 @@ class GateStore:
         row = self._db.execute("SELECT plate FROM vehicles WHERE number=?", (number,)).fetchone()
         return None if row is None else str(row[0])
 
+    def due_arrivals(self, now_ms: int) -> list[str]:
+        """Arrivals whose decision waits on a grace period that has passed (time-driven re-decisions)."""
+        return [str(a) for (a,) in self._db.execute(
+            "SELECT arrival_id FROM timers WHERE due_ms < ? ORDER BY due_ms, arrival_id", (now_ms,))]
+
+    def clear_timer(self, arrival_id: str) -> None:
+        self._db.execute("DELETE FROM timers WHERE arrival_id=?", (arrival_id,))
+
     def record_decision(self, d: Decision, arrival: Arrival, plate: str | None, record: bytes,
-                        source: tuple[str, int, int]) -> None:
+                        source: tuple[str, int, int], *, due_ms: int | None = None) -> None:
         """Write ``d`` if the arrival is still at ``d.sequence - 1`` (compare-and-set), claim or release the
         vehicle declaration's clearance; :class:`StaleDecisionError` if either check fails (GATE-4, GATE-6)."""
         db = self._db
@@ -318,6 +328,11 @@ class GateStore:
         elif d.vehicle_declaration is not None:
             db.execute("DELETE FROM clearances WHERE vehicle=? AND arrival_id=?",
                        (d.vehicle_declaration, arrival.arrival_id))
+        # the time at which the outcome changes by itself (AWAITING_COUNTERPART -> ..._OVERDUE), if any
+        if due_ms is None:
+            db.execute("DELETE FROM timers WHERE arrival_id=?", (arrival.arrival_id,))
+        else:
+            db.execute("INSERT OR REPLACE INTO timers VALUES (?,?)", (arrival.arrival_id, due_ms))
         db.execute("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                    (d.decision_id, d.arrival_id, d.sequence, d.colour.name, json.dumps([r.value for r in d.reasons]),
                     d.supersedes, d.decided_ms, source[0], source[1], source[2], record))
