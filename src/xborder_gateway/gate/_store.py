@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS vehicles(number TEXT PRIMARY KEY, direction TEXT NOT 
     version INTEGER NOT NULL, cancelled INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS vehicles_plate ON vehicles(plate);
 CREATE TABLE IF NOT EXISTS links(declaration TEXT NOT NULL, vehicle TEXT NOT NULL, PRIMARY KEY(declaration, vehicle));
+CREATE INDEX IF NOT EXISTS links_vehicle ON links(vehicle);
 CREATE TABLE IF NOT EXISTS declarations(number TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,
     sent_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, reasons TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS findings(number TEXT NOT NULL, code TEXT NOT NULL, blocking INTEGER NOT NULL,
