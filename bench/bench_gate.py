@@ -149,7 +149,7 @@ def pure_costs(vehicles: int) -> dict[str, list[float]]:
 
     home = Path(tempfile.mkdtemp(prefix="xbg-gate-bench-pure-"))
     store = GateStore.open(home / "gate.sqlite")
-    auditor = Auditor(load_settings(home=home), "VN")
+    auditor = Auditor(load_settings(home=home, key_passphrase="bench only, throwaway home"), "VN")  # noqa: S106
     proc = GateProcessor(store, PlateHasher(b"b" * 32), GatePolicy(), lambda: int(time.time() * 1000),
                          arrivals_topic="arr", decisions_topic="dec", audit=auditor.append)
     feed: list[Incoming] = []
@@ -241,7 +241,7 @@ def main() -> int:
     print(f"generated {len(docs)} documents in {time.perf_counter() - t:.1f}s", file=sys.stderr)
 
     async def setup() -> int:
-        await ensure_topics(bootstrap, [*topics.values(), f"{p}.relay-in", f"{p}.relay-out"],
+        await ensure_topics(bootstrap, sorted({*topics.values(), f"{p}.relay-in", f"{p}.relay-out"}),
                             settings.topic_partitions)
         producer = make_producer(bootstrap, client_id="bench-setup")
         await producer.start()
