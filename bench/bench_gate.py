@@ -96,7 +96,7 @@ async def drive(bootstrap: str, contenders: dict[str, tuple[str, str]], *, args:
     reader = asyncio.create_task(read())
     # warm-up: one arrival answered end to end by each (group joined, transactions initialised)
     await send("bench-warm", "12C-100.00", "L1")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 60
     while not all((n, "bench-warm") in seen for n in contenders) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     del sent["bench-warm"]
@@ -273,7 +273,7 @@ def main() -> int:
             _wait_ready(children, 120)
         procs.append(subprocess.Popen([sys.executable, __file__, "--relay", bootstrap, f"{p}.relay-in",
                                        f"{p}.relay-out", p], env=env))
-        procs.append(subprocess.Popen([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "run",
+        procs.append(subprocess.Popen([sys.executable, "-m", "xborder_gateway._cli", "-v", "--home", str(home), "run",
                                        "gate"], env=env, stdout=log, stderr=subprocess.STDOUT))
         _wait_feed(home / "gate" / "vn.sqlite", settings.topic_gate_feed, feed_records)
 

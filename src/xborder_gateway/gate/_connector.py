@@ -114,7 +114,6 @@ async def recover_lost_tail(settings: Settings, processor: GateProcessor, group_
     topic = settings.topic_gate_arrivals
     consumer = make_consumer(settings.bootstrap, group_id=group_id, batch_max=batch,
                              client_id="xbg-gate-recover")
-    producer = make_producer(settings.bootstrap, client_id="xbg-gate-recover")
     recovered = 0
     with kafka_boundary("gate recovery"):
         await consumer.start()
@@ -123,6 +122,7 @@ async def recover_lost_tail(settings: Settings, processor: GateProcessor, group_
             todo = await _behind(consumer, processor.store, topic, deadline)
             if not todo:
                 return 0
+            producer = make_producer(settings.bootstrap, client_id="xbg-gate-recover")
             await producer.start()
             try:
                 while todo and time.monotonic() < deadline:
@@ -194,10 +194,11 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
                             topics=(settings.topic_gate_feed, settings.topic_gate_arrivals),
                             group_id=ident.group_id, client_id=ident.client_id,
                             transactional_id=ident.transactional_id, batch_max=settings.exchange_batch_max,
-                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s,
-                            # the feed first: its records lead every batch, and while it has a backlog (catch-up
-                            # after a restart) the arrivals wait a few polls, so trucks are decided on a fresh view
-                            priority_topics=frozenset({settings.topic_gate_feed}))
+                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s)
+        # No priority lane for the feed: the catch-up above brought the view to the feed's end before the first
+        # arrival, and within a batch the processor applies feed records first. Pausing the arrivals while the
+        # feed had a backlog (as before) starved them when the exchange writes the feed at full rate; a feed
+        # record that lands after a truck's decision re-decides it (GATE-6, a superseding record) instead.
         loop: TransactionalBatchLoop | None = None
         ops = Ops("gate", options.metrics_port, lambda: {
             "ok": loop is not None and not stop.is_set(), "connector": "gate", "instance": options.instance,
