@@ -112,14 +112,16 @@ async def recover_lost_tail(settings: Settings, processor: GateProcessor, group_
     the processor: the arrivals get their clearances back (GATE-4) and their decisions are produced again
     (the same decision ids; a consumer keeps the first of a decision id)."""
     topic = settings.topic_gate_arrivals
-    consumer = make_consumer(settings.bootstrap, group_id=group_id, batch_max=batch,
-                             client_id="xbg-gate-recover")
+    consumer = make_consumer(settings.bootstrap, group_id=None, batch_max=batch, client_id="xbg-gate-recover",
+                             topics=(topic,))
+    group = make_consumer(settings.bootstrap, group_id=group_id, batch_max=1, client_id="xbg-gate-recover-offsets")
     recovered = 0
     with kafka_boundary("gate recovery"):
         await consumer.start()
+        await group.start()
         try:
             deadline = time.monotonic() + timeout_s
-            todo = await _behind(consumer, processor.store, topic, deadline)
+            todo = await _behind(consumer, group, processor.store, deadline)
             if not todo:
                 return 0
             producer = make_producer(settings.bootstrap, client_id="xbg-gate-recover")
@@ -139,29 +141,22 @@ async def recover_lost_tail(settings: Settings, processor: GateProcessor, group_
             finally:
                 await producer.stop()
         finally:
+            await group.stop()
             await consumer.stop()
     if recovered:
         log_line(logging.WARNING, "gate state recovered a lost tail", records=recovered)
     return recovered
 
 
-async def _behind(consumer: Any, store: GateStore, topic: str, deadline: float) -> dict[Any, int]:
-    """The partitions of ``topic`` whose stored offset is behind the group's committed one (consumer seeked
-    to the stored offset): partition -> committed offset."""
-    from aiokafka import TopicPartition
-
-    parts: set[int] | None = None
-    while time.monotonic() < deadline:
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            break
+async def _behind(consumer: Any, group: Any, store: GateStore, deadline: float) -> dict[Any, int]:
+    """The partitions ``consumer`` was assigned (group-less) whose stored offset is behind ``group``'s committed
+    one; ``consumer`` is seeked to the stored offset. Returns partition -> committed offset."""
+    while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
         await asyncio.sleep(0.1)
-    tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
-    consumer.assign(tps)
     todo: dict[Any, int] = {}
-    for tp in tps:
-        committed = await consumer.committed(tp)
-        stored = store.next_offset(topic, tp.partition)
+    for tp in sorted(consumer.assignment(), key=lambda t: t.partition):
+        committed = await group.committed(tp)
+        stored = store.next_offset(tp.topic, tp.partition)
         if committed is not None and stored < committed:
             todo[tp] = committed
             consumer.seek(tp, stored)
