@@ -1,22 +1,28 @@
-"""Benchmark of the smart gate: arrival -> decision latency under convoy bursts, beside a bare relay.
+"""Benchmark of the smart gate: arrival -> decision latency under convoy bursts, while the exchange runs,
+beside a bare consume -> produce relay of the same events in the same run.
 
     XBG_KAFKA_BOOTSTRAP=127.0.0.1:29222 python bench/bench_gate.py
-    python bench/bench_gate.py --bursts 10 --burst-size 50 --feed-rate 200
+    python bench/bench_gate.py --bursts 6 --burst-size 50 --exchange-rate 200
 
-Both contenders run as their own process on the same broker in the same run, and get the same events:
-1. **baseline**: a bare consume -> produce relay on the project's transport (read_committed consumer, one
-   Kafka transaction per batch with the offsets, as the gate), forwarding each arrival unchanged;
-2. **gate**: ``xborder run gate`` with a view of 1,500 pre-declared vehicles (the feed is read first).
-Load: ``--bursts`` convoys of ``--burst-size`` arrivals sent within one second (a convoy released from the
-logistics park), while status-feed records arrive at ``--feed-rate`` per second (the exchange's traffic as
-the gate sees it). Latency = the time the decision (or relayed record) is read back by a read_committed
-consumer minus the time the arrival was sent; p50 / p99 / max per contender.
+What runs, all on the same broker and machine, at the same time:
+1. **the exchange**: the real outbound connector, Nanning endpoint and receipt tracker (``xborder run …``,
+   one process each), fed generated documents at ``--exchange-rate`` declarations per second for the whole
+   measurement; they write the real status feed (``DeclarationStatus.v1``) the gate reads;
+2. **gate**: ``xborder run gate`` whose view holds ``--vehicles`` pre-declared vehicles (written on the same
+   status feed in its real Avro form before the start) plus everything the running exchange reports;
+3. **baseline**: a bare consume -> produce relay on the project's transport (read_committed consumer, one
+   Kafka transaction per batch with the offsets, as the gate), forwarding each arrival unchanged.
+Load: ``--bursts`` convoys of ``--burst-size`` arrivals within one second (a convoy released from the
+logistics park); each arrival is sent to the gate's and the relay's input back to back. Latency = the time
+the decision (or relayed record) is read back by a read_committed consumer minus the time the arrival was
+sent; p50 / p99 / max per contender, their ratio, the exchange's achieved rate and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -27,6 +33,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from xborder_gateway.config import load_settings
 
@@ -51,20 +58,22 @@ async def relay(bootstrap: str, source: str, target: str, group: str) -> None:
     await TransactionalBatchLoop(config, handler, stop).run()
 
 
-async def drive(bootstrap: str, arrivals_topic: str, out_topic: str, feed_topic: str, *, args: argparse.Namespace,
-                key_of: str) -> list[float]:
-    from xborder_gateway.gate import Arrival, DeclarationStatus, DeclState, Direction, encode_arrival
-    from xborder_gateway.gate._feed import encode_view_event
+async def drive(bootstrap: str, contenders: dict[str, tuple[str, str]], *, args: argparse.Namespace,
+                ) -> dict[str, list[float]]:
+    """Send the bursts to every contender's input (back to back); latencies in ms per contender."""
+    from xborder_gateway.gate import Arrival, Direction, encode_arrival
     from xborder_gateway.transport import make_consumer, make_producer
 
     producer = make_producer(bootstrap, client_id="bench-gate", linger_ms=0)
-    consumer = make_consumer(bootstrap, group_id=None, batch_max=1000, topics=(out_topic,))
+    outs = {out: name for name, (_, out) in contenders.items()}
+    consumer = make_consumer(bootstrap, group_id=None, batch_max=1000, topics=tuple(outs))
     await producer.start()
     await consumer.start()
+    while not consumer.assignment():  # noqa: ASYNC110 - aiokafka has no event for it
+        await asyncio.sleep(0.05)
     await consumer.seek_to_end()
     sent: dict[str, float] = {}
-    seen: dict[str, float] = {}
-    total = args.bursts * args.burst_size
+    seen: dict[tuple[str, str], float] = {}
     stop = asyncio.Event()
 
     async def read() -> None:
@@ -73,61 +82,49 @@ async def drive(bootstrap: str, arrivals_topic: str, out_topic: str, feed_topic:
             now = time.perf_counter()
             for recs in batch.values():
                 for r in recs:
-                    key = r.key.decode()
-                    if key in sent and key not in seen:
+                    key = (outs[r.topic], r.key.decode())
+                    if key[1] in sent and key not in seen:
                         seen[key] = now
 
-    async def feed_load() -> None:
-        n = 0
-        start = time.perf_counter()
-        while not stop.is_set():
-            number = f"8{n:011d}"
-            ev = DeclarationStatus(number, DeclState.ACCEPTED, int(time.time() * 1000))
-            await producer.send(feed_topic, encode_view_event(ev), key=number.encode())
-            n += 1
-            await asyncio.sleep(max(0.0, start + n / args.feed_rate - time.perf_counter()))
+    async def send(aid: str, plate: str, lane: str) -> None:
+        value = encode_arrival(Arrival(aid, "HUU_NGHI", lane, Direction.EXIT_TO_CN, plate, 0.96,
+                                       int(time.time() * 1000)))
+        sent[aid] = time.perf_counter()
+        for source, _ in contenders.values():
+            await producer.send(source, value, key=aid.encode())
 
     reader = asyncio.create_task(read())
-    # warm-up: one arrival answered end to end (group joined, transactions initialised) before measuring
-    warm = f"bench-{key_of}-warm"
-    sent[warm] = time.perf_counter()
-    await producer.send(arrivals_topic, encode_arrival(Arrival(warm, "HUU_NGHI", "L1", Direction.EXIT_TO_CN,
-                                                               "12C-100.00", 0.96, int(time.time() * 1000))),
-                        key=warm.encode())
-    deadline = time.monotonic() + 120
-    while warm not in seen and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a dict the reader fills
+    # warm-up: one arrival answered end to end by each (group joined, transactions initialised)
+    await send("bench-warm", "12C-100.00", "L1")
+    deadline = time.monotonic() + 60
+    while not all((n, "bench-warm") in seen for n in contenders) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
-    del sent[warm]
-    seen.pop(warm, None)
-    loader = asyncio.create_task(feed_load()) if args.feed_rate > 0 else None
-    await asyncio.sleep(2.0)
+    del sent["bench-warm"]
     plates = [f"12C{10000 + i:05d}" for i in range(args.vehicles)]
     k = 0
     for b in range(args.bursts):
         t0 = time.perf_counter()
         for i in range(args.burst_size):
-            aid = f"bench-{key_of}-{b}-{i}"
             plate = plates[k % len(plates)]
             k += 1
-            a = Arrival(aid, "HUU_NGHI", f"L{i % 4 + 1}", Direction.EXIT_TO_CN, f"{plate[:3]}-{plate[3:6]}.{plate[6:]}",
-                        0.96, int(time.time() * 1000))
-            sent[aid] = time.perf_counter()
-            await producer.send(arrivals_topic, encode_arrival(a), key=aid.encode())
+            await send(f"bench-{b}-{i}", f"{plate[:3]}-{plate[3:6]}.{plate[6:]}", f"L{i % 4 + 1}")
             await asyncio.sleep(max(0.0, t0 + (i + 1) / args.burst_size * 0.98 - time.perf_counter()))
         await asyncio.sleep(args.gap)
+    total = args.bursts * args.burst_size
     deadline = time.monotonic() + 30
-    while len(seen) < total and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a dict the reader fills
+    while sum(1 for (_, a) in seen if a in sent) < total * len(contenders) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     stop.set()
     await reader
-    if loader:
-        await loader
     await consumer.stop()
     await producer.stop()
-    missing = total - len(seen)
-    if missing:
-        print(f"  WARNING: {missing} of {total} never answered within 30 s", file=sys.stderr)
-    return [(seen[k] - sent[k]) * 1000 for k in seen]
+    out: dict[str, list[float]] = {}
+    for name in contenders:
+        lat = [(seen[(name, a)] - t) * 1000 for a, t in sent.items() if (name, a) in seen]
+        if len(lat) < total:
+            print(f"  WARNING: {name}: {total - len(lat)} of {total} never answered within 30 s", file=sys.stderr)
+        out[name] = lat
+    return out
 
 
 def pure_costs(vehicles: int) -> dict[str, list[float]]:
@@ -152,7 +149,7 @@ def pure_costs(vehicles: int) -> dict[str, list[float]]:
 
     home = Path(tempfile.mkdtemp(prefix="xbg-gate-bench-pure-"))
     store = GateStore.open(home / "gate.sqlite")
-    auditor = Auditor(load_settings(home=home), "VN")
+    auditor = Auditor(load_settings(home=home, key_passphrase="bench only, throwaway home"), "VN")  # noqa: S106
     proc = GateProcessor(store, PlateHasher(b"b" * 32), GatePolicy(), lambda: int(time.time() * 1000),
                          arrivals_topic="arr", decisions_topic="dec", audit=auditor.append)
     feed: list[Incoming] = []
@@ -202,10 +199,11 @@ def _wait_feed(db: Path, topic: str, want: int, timeout: float = 180) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bursts", type=int, default=8)
+    parser.add_argument("--bursts", type=int, default=6)
     parser.add_argument("--burst-size", type=int, default=50)
     parser.add_argument("--gap", type=float, default=2.0, help="seconds between bursts")
-    parser.add_argument("--feed-rate", type=float, default=200.0, help="status-feed records per second meanwhile")
+    parser.add_argument("--exchange-rate", type=float, default=200.0,
+                        help="declarations per second through the real exchange meanwhile (0: no exchange)")
     parser.add_argument("--vehicles", type=int, default=1500)
     parser.add_argument("--relay", nargs=4, metavar=("BOOTSTRAP", "SOURCE", "TARGET", "GROUP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,71 +213,129 @@ def main() -> int:
     pure = pure_costs(args.vehicles)
     # $XBG_KAFKA_BOOTSTRAP, else the home's local broker (`make bench` starts it with `xborder kafka start`)
     bootstrap = os.environ.get("XBG_KAFKA_BOOTSTRAP") or load_settings().bootstrap
-    from xborder_gateway.gate import DeclarationStatus, DeclState, Direction, VehicleDeclarationSeen
-    from xborder_gateway.gate._feed import encode_view_event
+    from xborder_gateway._cli.commands.demo import _connectors, _ensure_keys, _passphrase_file, _wait_ready
+    from xborder_gateway.connectors import publish_documents
+    from xborder_gateway.exchange._status import StatusChange, StatusKind, StatusVehicle, status_record
+    from xborder_gateway.samples import generate_mix
     from xborder_gateway.transport import ensure_topics, make_producer
 
     p = f"bench{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp(prefix="xbg-gate-bench-"))
-    env = {**os.environ, "XBG_KAFKA_BOOTSTRAP": bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": p,
-           "XBG_TOPIC_GATE_ARRIVALS": f"{p}.arrivals", "XBG_TOPIC_GATE_DECISIONS": f"{p}.decisions",
-           "XBG_TOPIC_GATE_FEED": f"{p}.status"}
-    env.pop("XBG_CONFIG", None)
-    settings = load_settings(home=home, kafka_bootstrap=bootstrap, topic_gate_arrivals=f"{p}.arrivals",
-                             topic_gate_decisions=f"{p}.decisions", topic_gate_feed=f"{p}.status")
-    topics = (f"{p}.status", f"{p}.arrivals", f"{p}.decisions", f"{p}.relay-in", f"{p}.relay-out", f"{p}.status-idle")
+    topics = {"XBG_TOPIC_INTAKE": f"{p}.raw", "XBG_TOPIC_REJECTED": f"{p}.rejected",
+              "XBG_TOPIC_EXCHANGE": f"{p}.exchange", "XBG_TOPIC_EXCHANGE_PRIORITY": f"{p}.exchange.priority",
+              "XBG_TOPIC_RECEIPTS": f"{p}.receipts", "XBG_TOPIC_DEAD_LETTER": f"{p}.dead-letter",
+              "XBG_TOPIC_STATUS": f"{p}.status", "XBG_TOPIC_GATE_FEED": f"{p}.status",
+              "XBG_TOPIC_GATE_ARRIVALS": f"{p}.arrivals", "XBG_TOPIC_GATE_DECISIONS": f"{p}.decisions"}
+    os.environ.update({**topics, "XBG_KAFKA_BOOTSTRAP": bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": p})
+    os.environ.pop("XBG_CONFIG", None)
+    settings = load_settings(home=home, kafka_bootstrap=bootstrap, exchange_group_prefix=p,
+                             **{k.removeprefix("XBG_").lower(): v for k, v in topics.items()})
+    passphrase_file = _passphrase_file(home)
+    settings = settings.model_copy(update={"key_passphrase_file": passphrase_file})
+    os.environ["XBG_KEY_PASSPHRASE_FILE"] = str(passphrase_file)
+    _ensure_keys(settings, passphrase_file)
+    duration = args.bursts * (1 + args.gap) + 10
+    t = time.perf_counter()
+    docs = [(s.business_key, s.xml) for s in generate_mix(int(args.exchange_rate * duration), 7)] \
+        if args.exchange_rate > 0 else []
+    print(f"generated {len(docs)} documents in {time.perf_counter() - t:.1f}s", file=sys.stderr)
 
     async def setup() -> int:
-        await ensure_topics(bootstrap, topics, settings.topic_partitions)
+        await ensure_topics(bootstrap, sorted({*topics.values(), f"{p}.relay-in", f"{p}.relay-out"}),
+                            settings.topic_partitions)
         producer = make_producer(bootstrap, client_id="bench-setup")
         await producer.start()
         n = 0
-        for i in range(args.vehicles):
-            v = VehicleDeclarationSeen(f"91{i:010d}", Direction.EXIT_TO_CN, f"12C{10000 + i:05d}",
-                                       linked=(f"30{i:010d}",), perishable=i % 2 == 0)
-            for ev in (v, DeclarationStatus(v.number, DeclState.ACCEPTED, 1),
-                       DeclarationStatus(v.linked[0], DeclState.ACCEPTED, 1)):
-                await producer.send(settings.topic_gate_feed, encode_view_event(ev), key=v.number.encode())
+        for i in range(args.vehicles):  # the real feed's form, as the outbound connector and tracker write it
+            tor, goods = f"91{i:010d}", f"30{i:010d}"
+            v = StatusVehicle(f"12C{10000 + i:05d}", (), (goods,), i % 2 == 0)
+            now = int(time.time() * 1000)
+            for ch in (StatusChange(tor, "VN", StatusKind.SENT, now, "TOR", message_id="m", vehicle=v),
+                       StatusChange(tor, "VN", StatusKind.BUSINESS_OUTCOME, now, business_status="ACCEPTED"),
+                       StatusChange(goods, "VN", StatusKind.SENT, now, "EDA", message_id="m"),
+                       StatusChange(goods, "VN", StatusKind.BUSINESS_OUTCOME, now, business_status="ACCEPTED")):
+                out = status_record(settings.topic_status, ch)
+                await producer.send(out.topic, out.value, key=out.key)
                 n += 1
         await producer.flush()
         await producer.stop()
         return n
 
     feed_records = asyncio.run(setup())
-    results: dict[str, list[float]] = {}
-    # 1. baseline relay
-    relay_proc = subprocess.Popen([sys.executable, __file__, "--relay", bootstrap, f"{p}.relay-in",
-                                   f"{p}.relay-out", p], env=env)
-    try:
-        results["baseline: bare consume->produce"] = asyncio.run(
-            drive(bootstrap, f"{p}.relay-in", f"{p}.relay-out", f"{p}.status-idle", args=args, key_of="relay"))
-    finally:
-        relay_proc.send_signal(signal.SIGTERM)
-        relay_proc.wait(30)
-    # 2. the gate
+    env = dict(os.environ)
+    procs: list[subprocess.Popen[bytes]] = []
     log = (home / "gate.log").open("wb")
-    gate = subprocess.Popen([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "run", "gate"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    exchange = contextlib.ExitStack()
     try:
+        if args.exchange_rate > 0:
+            children = exchange.enter_context(_connectors(settings, argparse.Namespace(chaos=False, config=None),
+                                                          passphrase_file, bootstrap, home / "logs"))
+            _wait_ready(children, 120)
+        procs.append(subprocess.Popen([sys.executable, __file__, "--relay", bootstrap, f"{p}.relay-in",
+                                       f"{p}.relay-out", p], env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "xborder_gateway._cli", "-v", "--home", str(home), "run",
+                                       "gate"], env=env, stdout=log, stderr=subprocess.STDOUT))
         _wait_feed(home / "gate" / "vn.sqlite", settings.topic_gate_feed, feed_records)
-        results["gate: xborder run gate"] = asyncio.run(
-            drive(bootstrap, settings.topic_gate_arrivals, settings.topic_gate_decisions, settings.topic_gate_feed,
-                  args=args, key_of="gate"))
+
+        async def measure() -> tuple[dict[str, list[float]], float]:
+            publisher = asyncio.create_task(publish_documents(settings, docs, run=p, rate_per_s=args.exchange_rate)) \
+                if docs else None
+            t0 = time.perf_counter()
+            await asyncio.sleep(3.0 if docs else 0)  # the exchange at its rate first
+            results = await drive(bootstrap, {"baseline: bare consume->produce": (f"{p}.relay-in", f"{p}.relay-out"),
+                                              "gate: xborder run gate": (settings.topic_gate_arrivals,
+                                                                         settings.topic_gate_decisions)}, args=args)
+            elapsed = time.perf_counter() - t0
+            published = 0
+            if publisher is not None:
+                publisher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    published = await publisher
+            del published
+            return results, elapsed
+
+        load_before = os.getloadavg()
+        results, elapsed = asyncio.run(measure())
+        sealed = _settled(settings, p)
+        load = os.getloadavg()
     finally:
-        gate.send_signal(signal.SIGTERM)
-        gate.wait(30)
-    print(f"\nsmart gate, {args.bursts} bursts of {args.burst_size} arrivals within 1 s, feed at "
-          f"{args.feed_rate:.0f}/s during the gate run, view of {args.vehicles} vehicles ({dt.date.today()})")
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
+        exchange.close()
+    print(f"\nsmart gate, {args.bursts} bursts of {args.burst_size} arrivals within 1 s, the exchange offered "
+          f"{args.exchange_rate:.0f} declarations/s meanwhile (settled {sealed} in {elapsed:.0f}s = "
+          f"{sealed / elapsed:.0f}/s), view of {args.vehicles} vehicles ({dt.date.today()})")
     print(f"{'contender':<36}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, lat in results.items():
         if lat:
             print(f"{name:<36}{len(lat):>6}{_pct(lat, 0.5):>9.1f}{_pct(lat, 0.99):>9.1f}{max(lat):>9.1f}")
+    base, gate = results["baseline: bare consume->produce"], results["gate: xborder run gate"]
+    if base and gate:
+        print(f"ratio gate / baseline: p50 {_pct(gate, 0.5) / _pct(base, 0.5):.2f}, "
+              f"p99 {_pct(gate, 0.99) / _pct(base, 0.99):.2f}")
     print("\nthe gate's own CPU work (no Kafka), same run:")
     for name, lat in pure.items():
         print(f"{name:<52}{len(lat):>6}  p50 {_pct(lat, 0.5):.2f} ms  p99 {_pct(lat, 0.99):.2f} ms")
-    load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(f"machine: {os.cpu_count()} CPUs, load average before {load_before[0]:.1f}, after {load[0]:.1f} / "
+          f"{load[1]:.1f} / {load[2]:.1f}")
     return 0
+
+
+def _settled(settings: Any, run: str) -> int:
+    """Declarations of this run the exchange settled (delivered, rejected or dead-lettered) so far."""
+    from xborder_gateway.exchange import summarize_run
+
+    vn_db, cn_db = settings.state_db("VN"), settings.state_db("CN")
+    if not (vn_db.exists() and cn_db.exists()):
+        return 0
+    with contextlib.closing(sqlite3.connect(vn_db, timeout=10)) as vn, \
+            contextlib.closing(sqlite3.connect(cn_db, timeout=10)) as cn:
+        try:
+            return int(summarize_run(vn, run, cn).settled)
+        except sqlite3.OperationalError:
+            return 0
 
 
 if __name__ == "__main__":

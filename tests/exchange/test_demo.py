@@ -22,6 +22,9 @@ def test_demo_json_reconciles(tmp_path: Path, kafka_bootstrap: str, topic_prefix
            "XBG_TOPIC_EXCHANGE": f"{topic_prefix}.exchange",
            "XBG_TOPIC_EXCHANGE_PRIORITY": f"{topic_prefix}.exchange.priority",
            "XBG_TOPIC_RECEIPTS": f"{topic_prefix}.receipts", "XBG_TOPIC_DEAD_LETTER": f"{topic_prefix}.dead-letter"}
+    # the gate's hour (issue 14): its own status feed, arrivals and decisions topics
+    env.update({"XBG_TOPIC_STATUS": f"{topic_prefix}.status", "XBG_TOPIC_GATE_ARRIVALS": f"{topic_prefix}.arrivals",
+                "XBG_TOPIC_GATE_DECISIONS": f"{topic_prefix}.decisions"})
     env.pop("XBG_CONFIG", None)
     home = tmp_path / "home"
     out = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "demo", "--count",
@@ -36,6 +39,13 @@ def test_demo_json_reconciles(tmp_path: Path, kafka_bootstrap: str, topic_prefix
     assert result["delivered"] > 150
     assert result["throughput_per_s"] > 0
     assert result["p50_ms"] <= result["p99_ms"]
+    # the simulated hour at the gate over the run's own vehicle declarations (issue 14 item 5)
+    gate = result["gate"]
+    assert gate["vehicles"] > 0
+    assert gate["arrivals"] == gate["GREEN"] + gate["YELLOW"] + gate["RED"] == sum(gate["by_reason"].values())
+    assert gate["GREEN"] > 0
+    assert gate["by_reason"]["NO_PRE_DECLARATION"] >= 2
+    assert "simulated hour" in out.stdout
     # keys and trust were created, the passphrase file is private, progress went to stderr
     assert (home / "keys" / "VN" / "own").is_dir()
     assert (home / "keys" / "CN" / "own").is_dir()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xborder_gateway.config import Settings
 from xborder_gateway.connectors._common import Auditor, ConnectorOptions, Identity, Ops, log_line
@@ -30,11 +31,13 @@ from xborder_gateway.transport import (
     ensure_topics,
     kafka_boundary,
     make_consumer,
+    make_producer,
     to_incoming,
 )
 from xborder_gateway.transport import install_shutdown as _install_shutdown
 
-__all__ = ["GateOptions", "catch_up_feed", "gate_db", "gate_hmac_key", "gate_policy", "gate_topics", "run_gate"]
+__all__ = ["GateOptions", "catch_up_feed", "gate_db", "gate_hmac_key", "gate_policy", "gate_topics",
+           "recover_lost_tail", "run_gate"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,68 @@ async def catch_up_feed(settings: Settings, processor: GateProcessor, *, batch: 
     return applied
 
 
+async def recover_lost_tail(settings: Settings, processor: GateProcessor, group_id: str, *, batch: int = 500,
+                            timeout_s: float = 120.0) -> int:
+    """Re-apply arrivals the gate's database lost although Kafka committed their batch; returns how many.
+
+    The database runs WAL with ``synchronous=NORMAL`` (docs/gate.md "Speed"): a commit survives a crash of
+    the process, but a power loss or kernel crash may drop the last few commits while their Kafka
+    transaction (decisions + offsets) went through. The gate then finds its stored arrivals offsets behind
+    the group's committed ones, and before deciding anything new it reads that range again and hands it to
+    the processor: the arrivals get their clearances back (GATE-4) and their decisions are produced again
+    (the same decision ids; a consumer keeps the first of a decision id)."""
+    topic = settings.topic_gate_arrivals
+    consumer = make_consumer(settings.bootstrap, group_id=None, batch_max=batch, client_id="xbg-gate-recover",
+                             topics=(topic,))
+    group = make_consumer(settings.bootstrap, group_id=group_id, batch_max=1, client_id="xbg-gate-recover-offsets")
+    recovered = 0
+    with kafka_boundary("gate recovery"):
+        await consumer.start()
+        await group.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            todo = await _behind(consumer, group, processor.store, deadline)
+            if not todo:
+                return 0
+            producer = make_producer(settings.bootstrap, client_id="xbg-gate-recover")
+            await producer.start()
+            try:
+                while todo and time.monotonic() < deadline:
+                    got = await consumer.getmany(*todo, timeout_ms=500, max_records=batch)
+                    records = [to_incoming(r) for tp, recs in got.items() for r in recs if r.offset < todo[tp]]
+                    for tp in list(todo):
+                        if await consumer.position(tp) >= todo[tp]:
+                            del todo[tp]
+                    if records:
+                        result = processor.handle(records)
+                        recovered += len(records) - result.replayed
+                        for out in result.outputs:
+                            await producer.send_and_wait(out.topic, out.value, key=out.key)
+            finally:
+                await producer.stop()
+        finally:
+            await group.stop()
+            await consumer.stop()
+    if recovered:
+        log_line(logging.WARNING, "gate state recovered a lost tail", records=recovered)
+    return recovered
+
+
+async def _behind(consumer: Any, group: Any, store: GateStore, deadline: float) -> dict[Any, int]:
+    """The partitions ``consumer`` was assigned (group-less) whose stored offset is behind ``group``'s committed
+    one; ``consumer`` is seeked to the stored offset. Returns partition -> committed offset."""
+    while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
+        await asyncio.sleep(0.1)
+    todo: dict[Any, int] = {}
+    for tp in sorted(consumer.assignment(), key=lambda t: t.partition):
+        committed = await group.committed(tp)
+        stored = store.next_offset(tp.topic, tp.partition)
+        if committed is not None and stored < committed:
+            todo[tp] = committed
+            consumer.seek(tp, stored)
+    return todo
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -116,6 +181,7 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
                                   decisions_topic=settings.topic_gate_decisions, authority=options.authority,
                                   audit=auditor.append)
         await catch_up_feed(settings, processor)
+        await recover_lost_tail(settings, processor, ident.group_id)
         stop = stop or asyncio.Event()
         if install_shutdown:
             _install_shutdown(stop)
@@ -123,10 +189,11 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
                             topics=(settings.topic_gate_feed, settings.topic_gate_arrivals),
                             group_id=ident.group_id, client_id=ident.client_id,
                             transactional_id=ident.transactional_id, batch_max=settings.exchange_batch_max,
-                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s,
-                            # the feed first: its records lead every batch, and while it has a backlog (catch-up
-                            # after a restart) the arrivals wait a few polls, so trucks are decided on a fresh view
-                            priority_topics=frozenset({settings.topic_gate_feed}))
+                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s)
+        # No priority lane for the feed: the catch-up above brought the view to the feed's end before the first
+        # arrival, and within a batch the processor applies feed records first. Pausing the arrivals while the
+        # feed had a backlog (as before) starved them when the exchange writes the feed at full rate; a feed
+        # record that lands after a truck's decision re-decides it (GATE-6, a superseding record) instead.
         loop: TransactionalBatchLoop | None = None
         ops = Ops("gate", options.metrics_port, lambda: {
             "ok": loop is not None and not stop.is_set(), "connector": "gate", "instance": options.instance,

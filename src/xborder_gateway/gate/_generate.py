@@ -31,7 +31,8 @@ from xborder_gateway.gate._model import (
 )
 from xborder_gateway.gate._plates import container_check_digit, plate_kind
 
-__all__ = ["DayPlan", "display_plate", "simulate_day", "simulate_feed", "synthetic_vehicles", "trucks_per_day"]
+__all__ = ["DayPlan", "display_plate", "simulate_day", "simulate_feed", "simulate_hour", "synthetic_vehicles",
+           "trucks_per_day"]
 
 _LOCAL: Final = dt.timezone(dt.timedelta(hours=7))
 _GATES: Final = (("HUU_NGHI", 60), ("TAN_THANH", 25), ("CHI_MA", 10), ("COC_NAM", 5))
@@ -188,6 +189,52 @@ def simulate_day(vehicles: Sequence[VehicleDeclarationSeen], day: dt.date, seed:
                                 containers_read=seen))
     arrivals.sort(key=lambda a: (a.camera_ms, a.arrival_id))
     return arrivals
+
+
+def simulate_hour(vehicles: Sequence[VehicleDeclarationSeen], start_ms: int, seed: int | str, *,
+                  prefix: str = "hour", plan: DayPlan | None = None) -> list[Arrival]:
+    """One hour at the gate for ``vehicles`` (the demo's own vehicle declarations): every vehicle arrives
+    once within ``[start_ms, start_ms + 1 h)``; one convoy of up to ``plan.convoy_size`` of them reaches the
+    gate within one second; OCR errors and low-confidence reads at the plan's rates; ``undeclared_rate`` of
+    extra trucks with no pre-declaration (at least two) and a few second arrivals on a used clearance (at
+    least one when there are vehicles). Arrival ids are ``<prefix>-<nnnn>``; sorted by camera time."""
+    plan = plan or DayPlan()
+    rng = random.Random(f"hour:{seed}:{start_ms}")  # noqa: S311 - reproducible test data
+    trucks: list[VehicleDeclarationSeen | None] = list(vehicles)
+    trucks.extend([None] * max(2, round(len(vehicles) * plan.undeclared_rate)))
+    repeats = [v for v in vehicles if rng.random() < plan.second_arrival_rate]
+    if not repeats and vehicles:
+        repeats = [rng.choice(list(vehicles))]
+    rng.shuffle(trucks)
+    convoy = min(plan.convoy_size, len(trucks))
+    convoy_at = start_ms + rng.randrange(600_000, 3_000_000)
+    times = [convoy_at + rng.randrange(1000) for _ in range(convoy)]
+    times += [start_ms + rng.randrange(3_600_000) for _ in range(len(trucks) - convoy)]
+    # a second arrival comes after the first (same truck turned back and tries again, or a cloned plate)
+    timed = list(zip(trucks, times, strict=True))
+    first_at = {t.number: at for t, at in timed if t is not None}
+    timed += [(v, min(start_ms + 3_599_999, first_at[v.number] + rng.randrange(60_000, 900_000))) for v in repeats]
+    arrivals = [_arrival(rng, f"{prefix}-{i:04d}", truck, at, plan) for i, (truck, at) in enumerate(timed)]
+    arrivals.sort(key=lambda a: (a.camera_ms, a.arrival_id))
+    return arrivals
+
+
+def _arrival(rng: random.Random, arrival_id: str, truck: VehicleDeclarationSeen | None, at: int,
+             plan: DayPlan) -> Arrival:
+    gate = rng.choices([g for g, _ in _GATES], [w for _, w in _GATES])[0]
+    if truck is None:
+        plate = _vn_plate(rng) if rng.random() < 0.5 else _cn_plate(rng)
+        direction = Direction.EXIT_TO_CN if rng.random() < 0.6 else Direction.ENTRY_FROM_CN
+        boxes: tuple[str, ...] = (_container(rng),) if rng.random() < 0.5 else ()
+        perishable = False
+    else:
+        plate, direction, boxes, perishable = truck.plate, truck.direction, truck.containers, truck.perishable
+    read, confidence = _read(rng, plate, plan)
+    seen = tuple(b if rng.random() > 0.03 or not b[-1:].isdigit() else b[:-1] + str((int(b[-1]) + 1) % 10)
+                 for b in boxes if rng.random() < 0.85)
+    lane = "P1" if perishable and rng.random() < 0.8 else f"L{rng.randint(1, 4)}"
+    return Arrival(arrival_id=arrival_id, gate_id=gate, lane=lane, direction=direction, plate_read=read,
+                   plate_confidence=confidence, camera_ms=at, containers_read=seen)
 
 
 def simulate_feed(vehicles: Sequence[VehicleDeclarationSeen], seed: int | str, at_ms: int,

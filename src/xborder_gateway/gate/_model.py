@@ -122,7 +122,14 @@ class DeclarationStatus:
     state: DeclState
     at_ms: int
     reasons: tuple[str, ...] = ()
-    version: int = 1
+    version: int | None = 1
+    """Amendment counter (the JSON form); None on the real feed: the submission the view holds, unless
+    ``new_submission`` starts the next one."""
+    new_submission: bool = False
+    """The record starts a new submission of the number (the real feed's TAKEN_IN): it replaces any state
+    the previous submission reached (an amendment of a HELD or REJECTED declaration)."""
+    at_intake: bool = False
+    """A refusal at intake (nothing was sent): it only applies when the view holds nothing for the number."""
 
 
 @dataclass(frozen=True, slots=True)

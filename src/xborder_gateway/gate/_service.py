@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from xborder_gateway.audit import AuditEvent, EventType
 from xborder_gateway.gate._codec import GateInputError, decode_arrival, encode_decision
 from xborder_gateway.gate._decide import GatePolicy, decide, redecide
-from xborder_gateway.gate._feed import decode_feed
+from xborder_gateway.gate._feed import decode_feed_record
 from xborder_gateway.gate._model import (
     Arrival,
     Colour,
     Decision,
+    DeclState,
     Direction,
     Reason,
     VehicleDeclarationSeen,
@@ -36,6 +37,8 @@ __all__ = ["BatchResult", "GateProcessor"]
 
 log = logging.getLogger(__name__)
 _CAS_RETRIES = 3
+_UNKNOWN_STATE = "GATE_FEED_STATE_UNKNOWN"
+_OUTSTANDING = frozenset({DeclState.TAKEN_IN, DeclState.SENT, DeclState.DELIVERED, DeclState.PENDING})
 
 AuditSink = Callable[[Sequence[AuditEvent]], object]
 
@@ -47,6 +50,8 @@ class BatchResult:
     events: list[AuditEvent] = field(default_factory=list)
     replayed: int = 0
     invalid: int = 0
+    ignored: int = 0
+    """Feed records with a state the gate does not know (kept, see :mod:`xborder_gateway.gate._feed`)."""
 
 
 class GateProcessor:
@@ -86,9 +91,10 @@ class GateProcessor:
                 else:
                     self._feed(rec, now, changed, plates, result)
                 self.store.mark(rec.topic, rec.partition, rec.offset)
-            if changed or plates:
-                last = ordered[-1]
-                self._review(changed, plates, now, last, result)
+            if ordered and (changed or plates):
+                self._review(changed, plates, now, ordered[-1], result)
+            if ordered:
+                self._overdue(now, ordered[-1], result)
             if self.audit is not None and result.events:
                 self.audit(result.events)  # durable before the state (and then the offsets) commit
         return result
@@ -96,14 +102,23 @@ class GateProcessor:
     # ---- feed -----------------------------------------------------------------------------------------
     def _feed(self, rec: Incoming, now: int, changed: set[str], plates: set[str], result: BatchResult) -> None:
         try:
-            events = decode_feed(rec.value)
+            feed = decode_feed_record(rec.value)
         except GateInputError as exc:
             self.store.keep_invalid(rec.topic, rec.partition, rec.offset, exc.code, rec.value)
             result.invalid += 1
             result.events.append(self._event(now, EventType.REJECTED, rec, outcome="rejected",
                                              reason_code=exc.code, business_key=_key(rec)))
             return
-        for ev in events:
+        if feed.ignored is not None:
+            # a state this gate does not know (a newer feed schema): its vehicle part is applied below, the
+            # state is not; the raw bytes are kept so an upgraded gate can replay it (docs/gate.md)
+            self.store.keep_invalid(rec.topic, rec.partition, rec.offset, _UNKNOWN_STATE, rec.value)
+            result.ignored += 1
+            result.events.append(self._event(now, EventType.RECEIVED, rec, outcome="ignored",
+                                             reason_code=_UNKNOWN_STATE, business_key=_key(rec)))
+            log.warning("status feed: unknown state %r at %s/%d/%d ignored", feed.ignored, rec.topic,
+                        rec.partition, rec.offset)
+        for ev in feed.events:
             touched = self.store.apply(ev, now)
             changed |= touched
             if touched and isinstance(ev, VehicleDeclarationSeen):
@@ -113,19 +128,41 @@ class GateProcessor:
                 result: BatchResult) -> None:
         since = now - self.policy.supersede_window_ms
         for aid in self.store.arrivals_to_review(numbers, plates, since):
-            for _ in range(_CAS_RETRIES):
-                previous = self.store.current_decision(aid)
-                arrival = self.store.arrival(aid)
-                if previous is None or arrival is None:
-                    break
-                fresh = redecide(previous, arrival, self.store, self.policy, now)
-                if fresh is None:
-                    break
-                try:
-                    self._record(fresh, arrival, source, now, result)
-                    break
-                except StaleDecisionError:  # re-checked before acting: decide again on the moved state
-                    continue
+            self._review_one(aid, now, source, result)
+
+    def _review_one(self, aid: str, now: int, source: Incoming, result: BatchResult) -> None:
+        for _ in range(_CAS_RETRIES):
+            previous = self.store.current_decision(aid)
+            arrival = self.store.arrival(aid)
+            if previous is None or arrival is None:
+                return
+            fresh = redecide(previous, arrival, self.store, self.policy, now)
+            if fresh is None:
+                return
+            try:
+                self._record(fresh, arrival, source, now, result)
+                return
+            except StaleDecisionError:  # re-checked before acting: decide again on the moved state
+                continue
+
+    def _overdue(self, now: int, source: Incoming, result: BatchResult) -> None:
+        """Time-driven re-decisions: an arrival YELLOW AWAITING_COUNTERPART whose grace period has passed is
+        re-decided (COUNTERPART_ANSWER_OVERDUE, a superseding record). Runs with every batch, so the change
+        is emitted with the first batch after the grace ends (docs/gate.md); its source is the batch's last
+        record, so a replayed batch re-emits it like any other decision."""
+        for aid in self.store.due_arrivals(now):
+            before = len(result.decisions)
+            self._review_one(aid, now, source, result)
+            if len(result.decisions) == before:  # no new outcome (e.g. out of the window): stop watching
+                self.store.clear_timer(aid)
+
+    def _due(self, d: Decision, now: int) -> int | None:
+        """When ``d`` turns by itself: the end of the earliest grace period it waits on, if it waits."""
+        if Reason.AWAITING_COUNTERPART not in d.reasons or d.vehicle_declaration is None:
+            return None
+        starts = [rec.sent_ms for n in (d.vehicle_declaration, *d.linked_declarations)
+                  if (rec := self.store.declaration(n)) is not None and rec.state in _OUTSTANDING]
+        return min(starts) + self.policy.grace_ms if starts else now + self.policy.grace_ms
 
     # ---- arrivals -------------------------------------------------------------------------------------
     def _arrival(self, rec: Incoming, now: int, result: BatchResult) -> None:
@@ -169,7 +206,8 @@ class GateProcessor:
             plate: str | None = normalise_plate(arrival.plate_read)
         except PlateError:
             plate = None
-        self.store.record_decision(d, arrival, plate, record, (rec.topic, rec.partition, rec.offset))
+        self.store.record_decision(d, arrival, plate, record, (rec.topic, rec.partition, rec.offset),
+                                   due_ms=self._due(d, now))
         result.decisions.append(d)
         result.outputs.append(Outgoing(self.decisions_topic, d.arrival_id.encode(), record))
         # GATE-7: the plate enters the log only as its keyed HMAC (raw_sha256 holds HMAC-SHA256, docs/gate.md)

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS vehicles(number TEXT PRIMARY KEY, direction TEXT NOT 
     version INTEGER NOT NULL, cancelled INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS vehicles_plate ON vehicles(plate);
 CREATE TABLE IF NOT EXISTS links(declaration TEXT NOT NULL, vehicle TEXT NOT NULL, PRIMARY KEY(declaration, vehicle));
+CREATE INDEX IF NOT EXISTS links_vehicle ON links(vehicle);
 CREATE TABLE IF NOT EXISTS declarations(number TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL,
     sent_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, reasons TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS findings(number TEXT NOT NULL, code TEXT NOT NULL, blocking INTEGER NOT NULL,
@@ -63,6 +64,8 @@ CREATE TABLE IF NOT EXISTS decisions(decision_id TEXT PRIMARY KEY, arrival_id TE
 CREATE INDEX IF NOT EXISTS decisions_src ON decisions(src_topic, src_part, src_offset);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(decided_ms);
 CREATE TABLE IF NOT EXISTS clearances(vehicle TEXT PRIMARY KEY, arrival_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS timers(arrival_id TEXT PRIMARY KEY, due_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS timers_due ON timers(due_ms);
 CREATE TABLE IF NOT EXISTS invalid_inputs(topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,
     code TEXT NOT NULL, raw BLOB NOT NULL, PRIMARY KEY(topic, part, off));
 """
@@ -86,9 +89,14 @@ def accepts_status(old: DeclRecord | None, old_version: int, new: DeclarationSta
     forward, except that a later *answer* replaces an earlier one (HELD -> ACCEPTED by a new business
     response). A late SENT/DELIVERED of an answered version is ignored.
     """
-    if old is None or new.version > old_version:
+    if new.at_intake and old is not None:  # a refusal at intake never overturns a submission (docs/gate.md)
+        return False
+    if old is None or new.new_submission:
         return True
-    if new.version < old_version:
+    version = old_version if new.version is None else new.version
+    if version > old_version:
+        return True
+    if version < old_version:
         return False
     if _RANK[new.state] == _RANK[old.state] == 4:
         return new.state is not old.state
@@ -202,12 +210,17 @@ class GateStore:
         old = None if row is None else DeclRecord(DeclState(row[0]), row[2])
         if not accepts_status(old, 0 if row is None else row[1], ev):
             return set()
+        # the version this state belongs to: a new submission is the next one, None is the one held
+        version = (row[1] + 1 if row is not None else 1) if ev.new_submission else \
+            (ev.version if ev.version is not None else (row[1] if row is not None else 1))
+        if ev.new_submission and row is not None:
+            old = None  # its grace period starts again
         sent_ms = ev.at_ms if (old is None or (ev.state is DeclState.SENT and old.state is DeclState.TAKEN_IN)) \
             else old.sent_ms
         self._db.execute("INSERT INTO declarations VALUES (?,?,?,?,?,?) ON CONFLICT(number) DO UPDATE SET "
                          "state=excluded.state, version=excluded.version, sent_ms=excluded.sent_ms, "
                          "updated_ms=excluded.updated_ms, reasons=excluded.reasons",
-                         (ev.number, ev.state.value, ev.version, sent_ms, now_ms, json.dumps(list(ev.reasons))))
+                         (ev.number, ev.state.value, version, sent_ms, now_ms, json.dumps(list(ev.reasons))))
         return {ev.number}
 
     def _apply_finding(self, ev: MirrorFinding) -> set[str]:
@@ -278,8 +291,16 @@ class GateStore:
         row = self._db.execute("SELECT plate FROM vehicles WHERE number=?", (number,)).fetchone()
         return None if row is None else str(row[0])
 
+    def due_arrivals(self, now_ms: int) -> list[str]:
+        """Arrivals whose decision waits on a grace period that has passed (time-driven re-decisions)."""
+        return [str(a) for (a,) in self._db.execute(
+            "SELECT arrival_id FROM timers WHERE due_ms < ? ORDER BY due_ms, arrival_id", (now_ms,))]
+
+    def clear_timer(self, arrival_id: str) -> None:
+        self._db.execute("DELETE FROM timers WHERE arrival_id=?", (arrival_id,))
+
     def record_decision(self, d: Decision, arrival: Arrival, plate: str | None, record: bytes,
-                        source: tuple[str, int, int]) -> None:
+                        source: tuple[str, int, int], *, due_ms: int | None = None) -> None:
         """Write ``d`` if the arrival is still at ``d.sequence - 1`` (compare-and-set), claim or release the
         vehicle declaration's clearance; :class:`StaleDecisionError` if either check fails (GATE-4, GATE-6)."""
         db = self._db
@@ -308,6 +329,11 @@ class GateStore:
         elif d.vehicle_declaration is not None:
             db.execute("DELETE FROM clearances WHERE vehicle=? AND arrival_id=?",
                        (d.vehicle_declaration, arrival.arrival_id))
+        # the time at which the outcome changes by itself (AWAITING_COUNTERPART -> ..._OVERDUE), if any
+        if due_ms is None:
+            db.execute("DELETE FROM timers WHERE arrival_id=?", (arrival.arrival_id,))
+        else:
+            db.execute("INSERT OR REPLACE INTO timers VALUES (?,?)", (arrival.arrival_id, due_ms))
         db.execute("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                    (d.decision_id, d.arrival_id, d.sequence, d.colour.name, json.dumps([r.value for r in d.reasons]),
                     d.supersedes, d.decided_ms, source[0], source[1], source[2], record))

@@ -409,6 +409,8 @@ class MemoryConsumer:
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         self._manual = set(partitions)
         self.subscription = set()
+        if self._started:  # like aiokafka: a started consumer may be assigned partitions by hand
+            self._assigned = set(self._manual)
 
     async def start(self) -> None:
         self._broker.check_reachable("start consumer")

@@ -281,7 +281,13 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
         }
         result["reconciles"] = published == summary.rejected + summary.delivered + summary.dead_lettered
         result["pending"], result["linked_grace_s"] = pending, args.linked_grace_s  # issue 15
+        # --- issue 14: a simulated hour at the gate over this run's vehicle declarations (gate/_demo.py)
+        from xborder_gateway.gate._demo import demo_gate_hour, gate_hour_text
+
+        result["gate"] = demo_gate_hour(run_settings.model_copy(update={"key_passphrase_file": passphrase_file}),
+                                        run=run, since_ms=summary.first_published_ms or 0, seed=seed, say=_say)
         print(_summary_text(result))
+        print(gate_hour_text(result["gate"]))
         if args.json:
             print(json.dumps(result, sort_keys=True))
         return 0 if result["reconciles"] else 1
