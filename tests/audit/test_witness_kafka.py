@@ -252,3 +252,25 @@ def test_a_409_makes_the_next_submission_start_from_the_witness_size(tmp_path: P
     assert again is not None
     assert again[0] == 20
     assert again[1].startswith(b"old 10\n")
+
+
+def test_contract_vectors_carry_the_audit_topic_messages(tmp_path: Path) -> None:
+    """The counterpart's implementers get what travels on the audit topics: a submission and a cosigned note."""
+    import json
+
+    from xborder_gateway.audit.cosignature import CosignatureVerifier, verify_cosignature
+    from xborder_gateway.audit.note import Checkpoint, NoteVerifier
+    from xborder_gateway.audit.witness import parse_submission
+    from xborder_gateway.contract import MANIFEST_NAME, write_vectors
+
+    write_vectors(tmp_path)
+    keys = json.loads((tmp_path / MANIFEST_NAME).read_text())["keys"]
+    for site, other in (("vn", "CN"), ("cn", "VN")):
+        old, proof, note = parse_submission((tmp_path / f"checkpoints/{site}-submission.txt").read_bytes())
+        assert (old, proof) == (0, [])
+        assert note == (tmp_path / f"checkpoints/{site}-checkpoint.note").read_text()
+        cp = Checkpoint.open(note, NoteVerifier.parse(keys["note_verifier_keys"][site.upper()]))
+        cosigned = (tmp_path / f"checkpoints/{site}-cosigned-by-{other.lower()}.note").read_text()
+        witness = CosignatureVerifier.parse(keys["cosignature_verifier_keys"][other])
+        assert verify_cosignature(cosigned, witness).timestamp == 1_764_000_000
+        assert cosigned.startswith(cp.to_text())
