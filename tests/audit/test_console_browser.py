@@ -234,6 +234,7 @@ def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str
         badges = _verify_all(page)
         assert badges
         assert all("ok" in b for b in badges), badges
+        _shot(page, tmp_path, "console-timeline.png")
         types = page.eval_on_selector_all("[data-testid=timeline] li strong", "xs => xs.map(x => x.textContent)")
         logs = page.eval_on_selector_all("[data-testid=timeline] li", "ls => ls.map(l => l.dataset.log)")
         target = int(page.get_attribute("[data-testid=timeline] li[data-log=VN]", "data-index"))
@@ -267,6 +268,7 @@ def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str
             "[data-testid=timeline] li",
             "ls => ls.filter(l => l.querySelector('.badge.bad')).map(l => l.dataset.log + '#' + l.dataset.index)")
         assert sorted(bad) == sorted([f"VN#{target}", f"CN#{cn_target}"]), (bad, badges)
+        _shot(page, tmp_path, "console-timeline-tampered.png")
         page.click(f"#results button.link[data-index='{target}']")
         page.click("#verify-btn")
         page.wait_for_selector("[data-testid=verdict]")
