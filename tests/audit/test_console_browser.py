@@ -234,6 +234,9 @@ def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str
         badges = _verify_all(page)
         assert badges
         assert all("ok" in b for b in badges), badges
+        # the checkpoint status of both logs, each checked in the browser against its own pinned key
+        for authority in ("VN", "CN"):
+            assert "ok" in page.get_attribute(f"[data-testid=trace-checkpoint-{authority}]", "class"), authority
         _shot(page, tmp_path, "console-timeline.png")
         types = page.eval_on_selector_all("[data-testid=timeline] li strong", "xs => xs.map(x => x.textContent)")
         logs = page.eval_on_selector_all("[data-testid=timeline] li", "ls => ls.map(l => l.dataset.log)")

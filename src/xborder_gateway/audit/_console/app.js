@@ -332,7 +332,34 @@
     } }, t("verifyAll"));
     const problem = trace.counterpart && trace.counterpart.problem;
     box.replaceChildren(el("h2", {}, `${t("timeline")} ${decl}`), el("p", { class: "muted" }, t("crossBorder")),
-      problem ? el("p", { class: "bad", "data-testid": "counterpart-problem" }, problem) : "", all, list);
+      problem ? el("p", { class: "bad", "data-testid": "counterpart-problem" }, problem) : "",
+      await checkpointsOfParts(trace.parts || []), all, list);
+  }
+
+  // The newest checkpoint each log's part is proven against: its log signature (the pinned key of that log)
+  // and the cosignatures of pinned witness keys, checked here.
+  async function checkpointsOfParts(parts) {
+    const dl = el("dl", { "data-testid": "trace-checkpoints" });
+    for (const part of parts) {
+      const sizes = Object.keys(part.checkpoints || {}).map(Number).sort((a, b) => a - b);
+      if (!sizes.length) continue;
+      const size = sizes[sizes.length - 1];
+      let text, ok = false;
+      try {
+        const checked = await XbVerify.verifyNote(part.checkpoints[String(size)], state.keys);
+        const origin = pinnedOrigin(part.authority);
+        ok = checked.errors.length === 0 && origin !== null && checked.log.includes(origin) &&
+          checked.checkpoint.origin === origin;
+        const wit = checked.witnesses.map((w) => `${w.name} @ ${new Date(w.time * 1000).toISOString()}`).join("; ");
+        text = `${t("size")} ${checked.checkpoint.size}: ${ok ? t("verified") : t("notVerified")}` +
+          ` · ${t("witness")}: ${wit || t("none")}`;
+      } catch (err) {
+        text = `${t("notVerified")}: ${err.message}`;
+      }
+      dl.append(el("dt", {}, `${t("checkpoint")} ${part.authority}`),
+        el("dd", { class: ok ? "ok" : "bad", "data-testid": `trace-checkpoint-${part.authority}` }, text));
+    }
+    return dl;
   }
 
   // --- wiring ---------------------------------------------------------------------------------------
