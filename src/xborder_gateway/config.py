@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     )
     audit_api_host: str = Field(default="127.0.0.1", description="address of `xborder audit serve`")
     audit_api_port: int = Field(default=8441, ge=0, le=65535, description="port of `xborder audit serve`")
+    audit_counterpart_url: str | None = Field(
+        default=None, description="the counterpart site's `xborder audit serve` (http(s)://host:port): "
+        "`audit trace` and /v1/trace fetch its entries about a declaration from there; unset = this home only")
+    audit_counterpart_token_file: Path | None = Field(
+        default=None, description="file whose content is the bearer token the counterpart issued to this site "
+        "(role counterpart) for audit_counterpart_url")
 
     # --- CN business rules (exchange/_rules_cn.py, CnRulesConfig.from_settings) ---------------------
     cn_licence_required_hs6: str = Field(

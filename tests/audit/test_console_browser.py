@@ -56,29 +56,76 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) ->
     return home
 
 
+def cn_home_from(demo_home: Path, cn_home: Path) -> Path:
+    """The demo's CN log moved into a home of its own: the CN site (issue 12 item 4: sites stay isolated)."""
+    (cn_home / "audit").mkdir(parents=True)
+    for name in ("cn.sqlite", "cn.sqlite-wal", "cn.sqlite-shm", "cn.vkey"):
+        if (demo_home / "audit" / name).exists():
+            shutil.copy(demo_home / "audit" / name, cn_home / "audit" / name)
+    return cn_home
+
+
 @pytest.fixture(scope="module")
-def served(demo_home: Path) -> Iterator[dict[str, Any]]:
+def served(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from xborder_gateway.audit import AuditLog
     from xborder_gateway.audit.http import AuditApi, TokenStore, make_server, serve_in_thread
     from xborder_gateway.config import Settings
 
-    settings = Settings(home=demo_home, audit_url=None)
+    # the CN site: its own home and its own `audit serve`; it issues VN a counterpart token
+    cn_settings = Settings(home=cn_home_from(demo_home, tmp_path_factory.mktemp("cn-site") / "home"), audit_url=None)
+    cn_log = AuditLog.open(cn_settings, "CN", read_only=True)
+    cn_tokens = TokenStore(cn_settings.home / "audit" / "api-tokens.json")
+    token_file = demo_home / "audit" / "cn-counterpart.token"
+    token_file.write_text(cn_tokens.add("vn-customs", "counterpart") + "\n")
+    cn_server = make_server(AuditApi(cn_log, cn_tokens), "127.0.0.1", 0)
+    serve_in_thread(cn_server)
+    cn_url = "http://{}:{}".format(*cn_server.server_address[:2])
+
+    settings = Settings(home=demo_home, audit_url=None, audit_counterpart_url=cn_url,
+                        audit_counterpart_token_file=token_file)
     log = AuditLog.open(settings, "VN", read_only=True)
     tokens = TokenStore(demo_home / "audit" / "api-tokens.json")
     token = tokens.add("browser-test")
     delivered = [e for e in log.search(event_type="delivered", limit=1000) if e.event.document_type == "IDA"]
     assert delivered, "the demo delivered no IDA declaration"
     declaration = str(delivered[0].event.business_key)
-    server = make_server(AuditApi(log, tokens), "127.0.0.1", 0)
+    server = make_server(AuditApi(log, tokens, settings), "127.0.0.1", 0)
     serve_in_thread(server)
     host, port = server.server_address[:2]
     try:
-        yield {"base": f"http://{host}:{port}", "token": token, "key": str(log.verifier), "log": log,
-               "declaration": declaration, "db": settings.audit_db("VN")}
+        yield {"base": f"http://{host}:{port}", "token": token, "key": f"{log.verifier}\n{cn_log.verifier}",
+               "log": log, "declaration": declaration, "db": settings.audit_db("VN"),
+               "cn_db": cn_settings.audit_db("CN"), "settings": settings, "cn_log": cn_log}
     finally:
-        server.shutdown()
-        server.server_close()
+        for s in (server, cn_server):
+            s.shutdown()
+            s.server_close()
         log.close()
+        cn_log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for every console check of this module (issue 12: keep the browser tests cheap)."""
+    sync_playwright = _playwright()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+_TIMING = """() => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  const res = performance.getEntriesByType("resource");
+  return {dom_content_loaded_ms: nav.domContentLoadedEventEnd - nav.startTime,
+          load_ms: nav.loadEventEnd - nav.startTime, requests: 1 + res.length,
+          bytes: nav.decodedBodySize + res.reduce((n, r) => n + r.decodedBodySize, 0),
+          urls: res.map((r) => r.name)};
+}"""
 
 
 def _rewrite_entry_time(db: Path, index: int) -> None:
@@ -127,92 +174,119 @@ def _verify_all(page: Any) -> list[str]:
     return page.eval_on_selector_all("[data-testid=timeline] .badge", "bs => bs.map(b => b.className)")
 
 
-def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str, Any], tmp_path: Path) -> None:
-    sync_playwright = _playwright()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            response = page.goto(served["base"] + "/console/")
-            assert response is not None
-            assert response.ok
-            csp = response.headers["content-security-policy"]
-            assert "default-src 'none'" in csp
-            assert "script-src 'self'" in csp
-            assert "connect-src 'self'" in csp
-            assert "unsafe-inline" not in csp
+def test_trace_of_a_demo_declaration_from_two_homes_is_verified(served: dict[str, Any],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit trace` on the VN home: VN's events from its log, CN's from the CN home's `audit serve`."""
+    from xborder_gateway.audit.trace import build_trace
 
-            # keyboard: Tab reaches the token field from the top of the page
-            for _ in range(12):
-                page.keyboard.press("Tab")
-                if page.evaluate("document.activeElement && document.activeElement.id") == "token":
-                    break
-            else:
-                pytest.fail("the keyboard never reached the token field")
+    report = build_trace(served["settings"], "VN", served["declaration"])
+    assert report.counterpart_source == "api"
+    assert report.ok, [(e.log, e.index, e.problem) for e in report.events if not e.verified]
+    kinds = {(e.log, e.event.event_type.value) for e in report.events if e.event is not None}
+    assert {("VN", "received"), ("VN", "sent"), ("CN", "opened"), ("CN", "receipt_sent"), ("VN", "delivered")} <= kinds
+    times = [e.time for e in report.events]
+    assert times == sorted(times)  # type: ignore[type-var]
 
-            # a wrong token is refused and says so
-            page.fill("#token", "not-a-token")
-            page.fill("#keys", served["key"])
-            page.click("#signin-form button[type=submit]")
-            page.wait_for_selector("#status.bad")
-            assert page.is_visible("#signin")
 
-            _sign_in(page, served)
-            assert "ok" in page.get_attribute("[data-testid=checkpoint-log]", "class")
-            storage = page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
-            assert served["token"] not in storage
-            assert served["token"] not in page.content()
+def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str, Any], tmp_path: Path,
+                                                                browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        response = page.goto(served["base"] + "/console/")
+        assert response is not None
+        assert response.ok
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'none'" in csp
+        assert "script-src 'self'" in csp
+        assert "connect-src 'self'" in csp
+        assert "unsafe-inline" not in csp
+        page.wait_for_load_state("load")
+        timing = page.evaluate(_TIMING)  # measured, not asserted (docs/benchmarks.md records it)
+        print(f"console page: {json.dumps(timing)}")
+        (tmp_path / "console-timing.json").write_text(json.dumps(timing))
+        # index.html, app.js, verify.js, style.css (+ the browser's favicon probe): nothing from elsewhere
+        assert all(u.startswith(served["base"] + "/") for u in timing["urls"]), timing
 
-            _search(page, served["declaration"])
-            badges = _verify_all(page)
-            assert badges
-            assert all("ok" in b for b in badges), badges
-            types = page.eval_on_selector_all("[data-testid=timeline] li strong", "xs => xs.map(x => x.textContent)")
-            target = int(page.get_attribute("[data-testid=timeline] li", "data-index"))
-            assert {"received", "sealed", "delivered"} <= set(types)
-            page.click("#results button.link")
-            page.click("#verify-btn")
-            page.wait_for_selector("[data-testid=verdict]")
-            assert "ok" in page.get_attribute("[data-testid=verdict]", "class")
-            page.click("[data-lang=vi]")
-            _shot(page, tmp_path, "console-verified.png")
+        # keyboard: Tab reaches the token field from the top of the page
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement && document.activeElement.id") == "token":
+                break
+        else:
+            pytest.fail("the keyboard never reached the token field")
 
-            # 390 px: nothing wider than the screen
-            page.set_viewport_size({"width": 390, "height": 844})
-            assert page.evaluate("document.documentElement.scrollWidth") <= 392
+        # a wrong token is refused and says so
+        page.fill("#token", "not-a-token")
+        page.fill("#keys", served["key"])
+        page.click("#signin-form button[type=submit]")
+        page.wait_for_selector("#status.bad")
+        assert page.is_visible("#signin")
 
-            # tamper with one entry of this declaration behind the server's back
-            _rewrite_entry_time(served["db"], target)
+        _sign_in(page, served)
+        assert "ok" in page.get_attribute("[data-testid=checkpoint-log]", "class")
+        storage = page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
+        assert served["token"] not in storage
+        assert served["token"] not in page.content()
 
-            page.set_viewport_size({"width": 1280, "height": 900})
-            page.reload()
-            _sign_in(page, served)
-            _search(page, served["declaration"])
-            badges = _verify_all(page)
-            bad = page.eval_on_selector_all(
-                "[data-testid=timeline] li",
-                "ls => ls.filter(l => l.querySelector('.badge.bad')).map(l => +l.dataset.index)")
-            assert bad == [target], (bad, badges)
-            page.click(f"#results button.link[data-index='{target}']")
-            page.click("#verify-btn")
-            page.wait_for_selector("[data-testid=verdict]")
-            assert "bad" in page.get_attribute("[data-testid=verdict]", "class")
-            page.click("[data-lang=en]")
-            _shot(page, tmp_path, "console-tampered.png")
-            assert errors == []
-        finally:
-            browser.close()
+        _search(page, served["declaration"])
+        badges = _verify_all(page)
+        assert badges
+        assert all("ok" in b for b in badges), badges
+        # the checkpoint status of both logs, each checked in the browser against its own pinned key
+        for authority in ("VN", "CN"):
+            assert "ok" in page.get_attribute(f"[data-testid=trace-checkpoint-{authority}]", "class"), authority
+        _shot(page, tmp_path, "console-timeline.png")
+        types = page.eval_on_selector_all("[data-testid=timeline] li strong", "xs => xs.map(x => x.textContent)")
+        logs = page.eval_on_selector_all("[data-testid=timeline] li", "ls => ls.map(l => l.dataset.log)")
+        target = int(page.get_attribute("[data-testid=timeline] li[data-log=VN]", "data-index"))
+        cn_target = int(page.get_attribute("[data-testid=timeline] li[data-log=CN]", "data-index"))
+        assert {"received", "sealed", "delivered"} <= set(types)
+        # the cross-border timeline: CN's events (from CN's own server) between VN's sent and delivered
+        assert {"opened", "receipt_sent"} <= set(types), types
+        assert logs.index("CN") > types.index("sent")
+        assert logs.index("CN") < types.index("delivered")
+        page.click("#results button.link")
+        page.click("#verify-btn")
+        page.wait_for_selector("[data-testid=verdict]")
+        assert "ok" in page.get_attribute("[data-testid=verdict]", "class")
+        page.click("[data-lang=vi]")
+        _shot(page, tmp_path, "console-verified.png")
+
+        # 390 px: nothing wider than the screen
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 392
+
+        # tamper with one entry of this declaration in each log, behind each server's back
+        _rewrite_entry_time(served["db"], target)
+        _rewrite_entry_time(served["cn_db"], cn_target)
+
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.reload()
+        _sign_in(page, served)
+        _search(page, served["declaration"])
+        badges = _verify_all(page)
+        bad = page.eval_on_selector_all(
+            "[data-testid=timeline] li",
+            "ls => ls.filter(l => l.querySelector('.badge.bad')).map(l => l.dataset.log + '#' + l.dataset.index)")
+        assert sorted(bad) == sorted([f"VN#{target}", f"CN#{cn_target}"]), (bad, badges)
+        _shot(page, tmp_path, "console-timeline-tampered.png")
+        page.click(f"#results button.link[data-index='{target}']")
+        page.click("#verify-btn")
+        page.wait_for_selector("[data-testid=verdict]")
+        assert "bad" in page.get_attribute("[data-testid=verdict]", "class")
+        page.click("[data-lang=en]")
+        _shot(page, tmp_path, "console-tampered.png")
+        assert errors == []
+    finally:
+        page.close()
 
 
 def test_standalone_verifier_page_accepts_a_bundle_and_refuses_a_tampered_one(served: dict[str, Any],
-                                                                             tmp_path: Path) -> None:
+                                                                             tmp_path: Path, browser: Any) -> None:
     from xborder_gateway.audit.console import standalone_verifier
 
-    sync_playwright = _playwright()
     page_bytes, _ = standalone_verifier()
     page_file = tmp_path / "verifier.html"
     page_file.write_bytes(page_bytes)
@@ -221,16 +295,14 @@ def test_standalone_verifier_page_accepts_a_bundle_and_refuses_a_tampered_one(se
     bundle = log.bundle(index, issue=False)
     tampered = json.loads(json.dumps(bundle))
     tampered["inclusion_proof"]["hashes"][0] = "00" * 32
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.goto(page_file.as_uri())
-            page.fill("#keys", served["key"])
-            for sample, expect in ((bundle, "ok"), (tampered, "bad")):
-                page.fill("#bundle", json.dumps(sample))
-                page.click("#go")
-                page.wait_for_selector("#out .box")
-                assert expect in page.get_attribute("#out .box", "class")
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        page.goto(page_file.as_uri())
+        page.fill("#keys", served["key"])
+        for sample, expect in ((bundle, "ok"), (tampered, "bad")):
+            page.fill("#bundle", json.dumps(sample))
+            page.click("#go")
+            page.wait_for_selector("#out .box")
+            assert expect in page.get_attribute("#out .box", "class")
+    finally:
+        page.close()

@@ -36,15 +36,17 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from xborder_gateway.audit.errors import AuditNotFoundError
 from xborder_gateway.audit.events import EventType
 from xborder_gateway.audit.log import AuditLog
+from xborder_gateway.config import Settings
 from xborder_gateway.errors import AuditIntegrityError, GatewayError
 
 __all__ = [
     "AUDITOR_ROLE",
+    "COUNTERPART_ROLE",
     "AuditApi",
     "AuditHttpServer",
     "Response",
@@ -58,6 +60,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 AUDITOR_ROLE: Final = "auditor"
+#: the role of a token issued to the counterpart authority: it reads /v1/trace/{decl}?scope=local only (TRACE-3)
+COUNTERPART_ROLE: Final = "counterpart"
+ROLES: Final = (AUDITOR_ROLE, COUNTERPART_ROLE)
+_DECLARATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@#-]{0,127}")
 MAX_QUERY_CHARS: Final = 2048  # API-3: bound what we parse
 MAX_QUERY_FIELDS: Final = 20  # API-3
 MAX_INDEX: Final = 2**63 - 1  # the databases' BIGINT: anything larger is refused as a bad request
@@ -213,6 +219,15 @@ def _index_segment(text: str, what: str) -> int:
 MAX_TEXT_PARAM: Final = 200  # API-3: as the OpenAPI says (maxLength)
 
 
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    values = query.get(name)
+    if not values:
+        return False
+    if len(values) != 1 or values[0] not in ("", "1", "true", "0", "false"):
+        raise ValueError(f"{name} is 1/true or 0/false")
+    return values[0] in ("", "1", "true")
+
+
 def _str_param(query: dict[str, list[str]], name: str) -> str | None:
     values = query.get(name)
     if not values:
@@ -258,11 +273,12 @@ def _console(path: str) -> Response:
 class AuditApi:
     """The routes; ``handle`` maps a request to a :class:`Response`."""
 
-    def __init__(self, log: AuditLog, tokens: TokenStore) -> None:
+    def __init__(self, log: AuditLog, tokens: TokenStore, settings: Settings | None = None) -> None:
         self.log = log
         self.tokens = tokens
+        self.settings = settings  # with it, /v1/trace also fetches the counterpart's part (issue 12)
 
-    def handle(  # noqa: PLR0911 - one early return per refusal, in the order they are checked
+    def handle(  # noqa: PLR0911, PLR0912 - one early return per refusal, in the order they are checked
         self, method: str, target: str, authorization: str | None
     ) -> Response:
         if len(target) > MAX_QUERY_CHARS:
@@ -285,7 +301,11 @@ class AuditApi:
         if record is None or state != "active":
             return _error(401, "UNAUTHENTICATED", f"{state} token",
                           headers=(("WWW-Authenticate", 'Bearer realm="xborder-audit", error="invalid_token"'),))
-        if record.role != AUDITOR_ROLE:
+        if record.role == COUNTERPART_ROLE:
+            # TRACE-3: the counterpart's token discloses one declaration's entries of this log, nothing else
+            if not (path.startswith("/v1/trace/") and parse_qs(parts.query).get("scope") == ["local"]):
+                return _error(403, "FORBIDDEN", "a counterpart token reads /v1/trace/{declaration}?scope=local only")
+        elif record.role != AUDITOR_ROLE:
             return _error(403, "FORBIDDEN", f"role {record.role!r} may not read the audit log")
         try:
             try:
@@ -308,7 +328,7 @@ class AuditApi:
         route: dict[str, Callable[[], Response]] = {
             "/v1/tree": lambda: _json(200, {"size": log.size(), "root": log.root().hex()}),
             "/v1/key": lambda: self._text(str(log.verifier) + "\n" if log.verifier else None, "no key yet"),
-            "/v1/checkpoint": lambda: self._text(self._latest_note(), "no checkpoint yet"),
+            "/v1/checkpoint": lambda: self._text(self._latest_note(_flag(q, "cosigned")), "no checkpoint yet"),
             "/v1/entries": lambda: self._search(q),
             "/v1/proof/inclusion": lambda: _json(200, log.inclusion_proof(
                 _int_param(q, "index", required=True) or 0, _int_param(q, "size")).to_json()),
@@ -321,11 +341,28 @@ class AuditApi:
             return _json(200, log.get(_index_segment(segments[2], "entry index")).to_json())
         if len(segments) == 3 and segments[:2] == ["v1", "bundle"]:
             return _json(200, log.bundle(_index_segment(segments[2], "entry index"), issue=False))
+        if len(segments) >= 3 and segments[:2] == ["v1", "trace"]:
+            return self._trace(unquote(path[len("/v1/trace/"):]), q)
         return _error(404, "NO_SUCH_ROUTE", f"no route {path}", "see /openapi.json")
 
-    def _latest_note(self) -> str | None:
+    def _latest_note(self, cosigned: bool = False) -> str | None:
+        if cosigned:  # the note with every stored witness cosignature line (still a valid C2SP note)
+            return self.log.cosigned_note()
         latest = self.log.latest_checkpoint()
         return latest.note if latest else None
+
+    def _trace(self, declaration: str, q: dict[str, list[str]]) -> Response:
+        from xborder_gateway.audit.trace import TRACE_FORMAT, build_trace, local_part
+
+        if not _DECLARATION.fullmatch(declaration):
+            raise ValueError("not a declaration number")
+        scope = _str_param(q, "scope")
+        if scope not in (None, "local", "both"):
+            raise ValueError("scope is local or both")
+        if scope == "local" or self.settings is None:
+            return _json(200, {"format": TRACE_FORMAT, "declaration": declaration,
+                               "parts": [local_part(self.log, declaration)]})
+        return _json(200, build_trace(self.settings, self.log.authority, declaration, log=self.log).to_json())
 
     @staticmethod
     def _text(text: str | None, missing: str) -> Response:
@@ -420,7 +457,10 @@ def openapi(authority: str, max_limit: int = 1000) -> dict[str, Any]:
         "paths": {
             "/v1/tree": op("current tree size and root hash", [], ref("Tree")),
             "/v1/key": op("the checkpoint verifier key (<name>+<hash>+<key>)", [], {"type": "string"}, "text/plain"),
-            "/v1/checkpoint": op("the latest signed checkpoint note, verbatim", [], {"type": "string"}, "text/plain"),
+            "/v1/checkpoint": op("the latest signed checkpoint note, verbatim (cosigned=1: with the witness "
+                                 "cosignature lines stored beside it)",
+                                 [qp("cosigned", {"type": "string", "enum": ["", "0", "1", "false", "true"]})],
+                                 {"type": "string"}, "text/plain"),
             "/v1/entries": op("search entries (all filters AND-ed, log order)", [
                 qp("message_id", text), qp("declaration", text, desc="declaration number"),
                 qp("type", {"type": "string", "enum": sorted(t.value for t in EventType)}, desc="event type"),
@@ -434,6 +474,12 @@ def openapi(authority: str, max_limit: int = 1000) -> dict[str, Any]:
             "/v1/proof/consistency": op("consistency proof", [qp("old", index, True), qp("new", index)],
                                         ref("ConsistencyProof")),
             "/v1/bundle/{index}": op("offline proof bundle", [pp], ref("Bundle")),
+            "/v1/trace/{declaration}": op(
+                "one declaration's events in both logs, each with an inclusion proof (scope=local: this log's part "
+                "only, what a counterpart token may read)",
+                [{"name": "declaration", "in": "path", "required": True,
+                  "schema": {"type": "string", "pattern": "^" + _DECLARATION.pattern + "$"}},
+                 qp("scope", {"type": "string", "enum": ["local", "both"]})], {"type": "object"}),
         },
     }
 

@@ -618,6 +618,12 @@ class AuditLog:
             self._store.insert_cosignature(size, str(witness), cosig.line, cosig.timestamp)
         return cosig
 
+    def cosigned_sizes(self, witness: CosignatureVerifier | None = None) -> list[int]:
+        """The checkpoint sizes that have a stored cosignature of ``witness`` (of any witness if None;
+        each was verified when it was stored)."""
+        with self._lock:
+            return sorted({c[0] for c in self._store.cosignatures() if witness is None or c[1] == str(witness)})
+
     def cosigned_note(self, size: int | None = None) -> str | None:
         """The checkpoint note at ``size`` (default: latest) with every stored cosignature line appended."""
         with self._lock:

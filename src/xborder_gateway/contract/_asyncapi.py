@@ -198,10 +198,14 @@ def _message(channel: Channel, settings: Settings) -> dict[str, Any]:
             "summary": f"a C2SP signed checkpoint of the {channel.sender} audit log, for the "
             f"{channel.receiver} witness",
             "description": f"C2SP tlog-checkpoint (origin `{origin}`, size, base64 root hash) as a C2SP "
-            "signed note (Ed25519, key type 0x01); see docs/audit.md. Record key: the origin.",
+            "signed note (Ed25519, key type 0x01), framed as C2SP tlog-witness's add-checkpoint body: "
+            "`old <size>` (the size the witness last cosigned, as far as the log knows), one base64 "
+            "consistency-proof hash per line from that size, an empty line, then the signed note. Published by "
+            f"`xborder run witness --authority {channel.sender}`; see docs/audit.md. Record key: the origin.",
             "contentType": "text/plain; charset=utf-8",
             "externalDocs": {"description": "Audit log and checkpoints", "url": DOCS_BASE + "docs/audit.md"},
-            "payload": {"type": "string", "description": "the signed note, UTF-8"},
+            "payload": {"type": "string", "maxLength": 64 * 1024 + 64 * 45 + 32,
+                        "description": "the add-checkpoint body, UTF-8"},
             "bindings": {"kafka": {"key": {"type": "string", "const": origin},
                                    "bindingVersion": KAFKA_BINDING_VERSION}},
         }
@@ -212,10 +216,15 @@ def _message(channel: Channel, settings: Settings) -> dict[str, Any]:
         "summary": f"the {channel.sender} witness's cosignature of a {channel.receiver} audit checkpoint",
         "description": "C2SP tlog-cosignature (cosignature/v1, key type 0x04: key hash, timestamp, Ed25519 "
         f"signature) over a checkpoint of origin `{counter}`, as the checkpoint note with the cosignature line "
-        "added; see docs/audit.md. Record key: the cosigned checkpoint's origin.",
+        "added (header `xbg-witness-status: 200`); or tlog-witness's 409 answer, header "
+        "`xbg-witness-status: 409` and body `<size>\\n`: the witness has cosigned that size, resubmit the "
+        "checkpoint with a consistency proof from it. A checkpoint the witness refuses as split-view evidence "
+        "gets no answer (an alarm on the witness's side). See docs/audit.md. Record key: the cosigned "
+        "checkpoint's origin.",
         "contentType": "text/plain; charset=utf-8",
         "externalDocs": {"description": "Audit log, checkpoints and witnesses", "url": DOCS_BASE + "docs/audit.md"},
-        "payload": {"type": "string", "description": "the cosigned note, UTF-8"},
+        "payload": {"type": "string", "description": "the cosigned note (or `<size>\\n` with status 409), UTF-8"},
+        "headers": {"type": "object", "properties": {"xbg-witness-status": {"type": "string", "enum": ["200", "409"]}}},
         "bindings": {"kafka": {"key": {"type": "string", "const": counter}, "bindingVersion": KAFKA_BINDING_VERSION}},
     }
 

@@ -38,6 +38,8 @@ examples:
   xborder audit serve --port 8441                          read-only HTTP API (OpenAPI at /openapi.json),
                                                            auditor console at http://127.0.0.1:8441/console/
   xborder audit verifier-page --out verifier.html          the standalone verifier to keep offline
+  xborder audit trace 305123456789                         both logs' events for a declaration, each proven
+  xborder audit token create cn-customs --role counterpart   a token the counterpart's trace may use
 """
 
 AUTH_EXAMPLES = """\
@@ -49,6 +51,10 @@ examples:
 
 _TABLE_COLUMNS = ("index", "time", "event_type", "process", "message_id", "business_key", "document_type",
                   "outcome", "reason_code")
+
+
+class _UsageError(ConfigError):
+    exit_code = 2
 
 
 def _err(text: str) -> None:
@@ -339,7 +345,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     log = _open(args, settings)
     port = settings.audit_api_port if args.port is None else args.port
     limits = ServerLimits(max_connections=args.max_connections, request_timeout_s=args.request_timeout)
-    server = make_server(AuditApi(log, tokens), args.host or settings.audit_api_host, port, limits)
+    server = make_server(AuditApi(log, tokens, settings), args.host or settings.audit_api_host, port, limits)
     host, bound = server.server_address[:2]
     _err(f"audit API for {log.authority} on http://{host!s}:{bound}/ (OpenAPI: /openapi.json); Ctrl-C stops")
     try:
@@ -356,9 +362,10 @@ def _tokens_path(settings: Settings) -> Path:
     return settings.home / "audit" / "api-tokens.json"
 
 
-def _print_new_token(tokens: Any, name: str, expires_days: float | None, no_expiry: bool) -> int:
+def _print_new_token(tokens: Any, name: str, expires_days: float | None, no_expiry: bool,
+                     role: str = "auditor") -> int:
     days = None if no_expiry else (90.0 if expires_days is None else expires_days)
-    token = tokens.add(name, expires_days=days)
+    token = tokens.add(name, role, expires_days=days)
     until = "never expires" if days is None else f"expires in {days:g} days"
     _err(f"new auditor token for {name}, {until} (shown once; stored hashed in {tokens.path}):")
     print(token)
@@ -370,7 +377,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
     tokens = TokenStore(_tokens_path(settings))
     if args.auth_action == "create":
-        return _print_new_token(tokens, args.name, args.expires_days, args.no_expiry)
+        return _print_new_token(tokens, args.name, args.expires_days, args.no_expiry, args.role)
     if args.auth_action == "revoke":
         count = tokens.revoke(args.name)
         if not count:
@@ -494,6 +501,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
                    help="where to write it (e.g. xborder-verifier.html); open it from disk in a browser")
     p.set_defaults(func=_verifier_page)
 
+    p = verb("trace", "every event of both logs for one declaration, in time order, each verified")
+    p.add_argument("declaration", metavar="DECLARATION_NUMBER")
+    p.add_argument("--json", action="store_true", help="JSON: events (log, index, verified, entry) and raw parts")
+    p.set_defaults(func=_trace)
+
     p = add_command(verbs, "token", help="create, list and revoke auditor tokens of the HTTP API",
                     epilog=AUTH_EXAMPLES)
     tverbs = p.add_subparsers(dest="auth_action", metavar="ACTION", required=True)
@@ -501,6 +513,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
     t.add_argument("name", metavar="NAME", help="who the token is for")
     t.add_argument("--expires-days", type=_days, help="days until it expires (default 90)")
     t.add_argument("--no-expiry", action="store_true", help="a token that never expires (say so explicitly)")
+    t.add_argument("--role", choices=["auditor", "counterpart"], default="auditor",
+                   help="auditor (the whole read-only API, default) or counterpart (only the counterpart "
+                   "authority's trace requests: /v1/trace/{declaration}?scope=local)")
     t.set_defaults(func=_token)
     t = add_command(tverbs, "list", help="list tokens: name, role, state, created, expires", epilog=AUTH_EXAMPLES)
     t.set_defaults(func=_token)
@@ -523,3 +538,43 @@ def _verifier_page(args: argparse.Namespace, settings: Settings) -> int:
     _err(f"wrote {args.out} ({len(page):,} bytes): open it in a browser, paste the pinned verifier keys and "
          "a bundle from `xborder audit bundle N`")
     return 0
+
+
+def _trace(args: argparse.Namespace, settings: Settings) -> int:
+    """``audit trace DECL``: both logs' events for DECL, each verified against this home's pinned keys."""
+    from xborder_gateway.audit.http import _DECLARATION
+    from xborder_gateway.audit.trace import build_trace
+
+    if not _DECLARATION.fullmatch(args.declaration):
+        raise _UsageError(f"{args.declaration!r} is not a declaration number", code="TRACE_USAGE")
+    log = _open(args, settings)
+    try:
+        report = build_trace(settings, args.authority.upper(), args.declaration, log=log)
+    finally:
+        log.close()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        print("time\tlog\tindex\tevent_type\tprocess\tmessage_id\toutcome\tverification")
+        for e in report.events:
+            ev = e.event
+            check = (("OK cosigned" if e.cosigned else "OK signed, not yet witnessed") if e.verified
+                     else f"FAILED {e.problem}")
+            if ev is None:
+                print(f"-\t{e.log}\t{e.index}\t-\t-\t-\t-\t{check}")
+                continue
+            outcome = ev.outcome + (f" {ev.reason_code}" if ev.reason_code else "")
+            print(f"{ev.time.isoformat()}\t{e.log}\t{e.index}\t{ev.event_type.value}\t{ev.process}\t"
+                  f"{ev.message_id or '-'}\t{outcome}\t{check}")
+    if report.counterpart_source is None and report.counterpart_problem is None:
+        _err("note: no counterpart log configured (audit_counterpart_url): this log's events only")
+    if report.counterpart_problem is not None:
+        _err(f"error: counterpart log: {report.counterpart_problem}")
+    failed = [e for e in report.events if not e.verified]
+    if failed:
+        _err(f"error: {len(failed)} of {len(report.events)} events failed verification: "
+             + ", ".join(f"{e.log}#{e.index} {e.problem}" for e in failed[:10]))
+    if not report.events:
+        _err(f"error: no event about declaration {args.declaration} in either log")
+        return 1
+    return 0 if report.ok else 1

@@ -20,6 +20,7 @@ examples:
   xborder run receipts --passphrase-file F                               VN: receipts, resend, dead letter
   xborder run outbound --instance 2 --passphrase-file F                  a second instance in the same group
   xborder run gate                                                       gate arrivals -> GREEN/YELLOW/RED decisions
+  xborder run witness --authority CN --passphrase-file F                 CN: publish CN checkpoints, cosign VN's
 exit codes: 0 stopped by SIGTERM/SIGINT, 1 failed (the message says why), 17 --crash-after fired
 """
 
@@ -159,3 +160,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     epilog=EXAMPLES)
     _common(p)
     p.set_defaults(func=_gate)
+
+    # --- issue 12 (wit12): the witness role; its code lives in audit/_witness_service.py -------------
+    p = add_command(verbs, "witness", help="publish this log's checkpoints, cosign the counterpart's (C2SP witness)",
+                    epilog=EXAMPLES)
+    _common(p)
+    p.add_argument("--authority", type=str.upper, choices=("VN", "CN"), default="VN", metavar="A",
+                   help="the site whose log is published and whose witness cosigns the other log (default VN)")
+    p.add_argument("--publish-every", type=float, default=1.0, metavar="SECONDS",
+                   help="how often to look for a new checkpoint to publish (default 1)")
+    p.set_defaults(func=_witness)
+
+
+def _witness(args: argparse.Namespace, settings: Settings) -> int:
+    from xborder_gateway.audit._witness_service import WitnessOptions, run_witness
+
+    if not args.publish_every > 0:
+        raise _UsageError("--publish-every must be positive", code="WITNESS_USAGE")
+    opts = WitnessOptions(authority=args.authority, instance=args.instance, passphrase_file=args.passphrase_file,
+                          metrics_port=args.metrics_port, publish_every_s=args.publish_every)
+    return asyncio.run(run_witness(settings, opts))

@@ -20,7 +20,8 @@
       badToken: "The server refused the token.", badKey: "Key not accepted", needKey: "Pin at least one log key.",
       trust: "Trust: this page's script comes from the server it checks. For independent checks keep the " +
         "standalone verifier page offline and feed it exported bundles.",
-      verifyAll: "Verify every entry",
+      verifyAll: "Verify every entry", log: "Log", crossBorder: "both logs (this site and the counterpart)",
+      noLogKey: "no pinned key for this log",
     },
     vi: {
       title: "Bảng điều khiển kiểm toán", signin: "Đăng nhập", token: "Mã truy cập kiểm toán viên",
@@ -38,7 +39,8 @@
       badToken: "Máy chủ từ chối mã truy cập.", badKey: "Khóa không hợp lệ", needKey: "Hãy ghim ít nhất một khóa nhật ký.",
       trust: "Tin cậy: mã của trang này do chính máy chủ được kiểm tra cung cấp. Để kiểm tra độc lập, hãy giữ " +
         "trang xác minh độc lập ngoại tuyến và nạp các gói đã xuất.",
-      verifyAll: "Xác minh mọi mục",
+      verifyAll: "Xác minh mọi mục", log: "Nhật ký", crossBorder: "cả hai nhật ký (phía này và phía bên kia)",
+      noLogKey: "chưa ghim khóa của nhật ký này",
     },
     zh: {
       title: "审计控制台", signin: "登录", token: "审计员令牌", keys: "已固定的验证密钥",
@@ -52,7 +54,7 @@
       lag: "尚未纳入检查点的条目", refresh: "刷新", more: "更多", back: "返回", badToken: "服务器拒绝了该令牌。",
       badKey: "密钥无效", needKey: "请至少固定一个日志密钥。",
       trust: "信任说明：本页面脚本来自被检查的服务器。如需独立核验，请离线保存独立验证页面并载入导出的证明包。",
-      verifyAll: "验证全部条目",
+      verifyAll: "验证全部条目", log: "日志", crossBorder: "双方日志（本方与对方）", noLogKey: "未固定该日志的密钥",
     },
   };
 
@@ -190,7 +192,7 @@
       const entries = page.entries.filter((e) => !wanted || e.entry.outcome === wanted);
       renderResults(entries, page.next_after, after !== undefined);
       const decl = $("#q-declaration").value.trim();
-      if (decl && after === undefined) renderTimeline(decl, entries);
+      if (decl && after === undefined) await renderTimeline(decl);
       status("");
     } catch (err) {
       status(err.message, false);
@@ -258,30 +260,106 @@
     }
   }
 
-  function renderTimeline(decl, entries) {
+  // --- a declaration across the border (issue 12): both logs' events from /v1/trace/{decl} -------------
+  // Each event is checked here against the pinned key of ITS OWN log: the key whose name is the origin
+  // ending in "/vn" or "/cn" (never a key or origin the server names), and its entry must say that authority.
+  function pinnedOrigin(authority) {
+    const suffix = `/${String(authority).toLowerCase()}`;
+    const key = state.keys.find((k) => k.type === 0x01 && k.name.endsWith(suffix));
+    return key ? key.name : null;
+  }
+
+  async function verifyTraceEvent(part, item) {
+    const origin = pinnedOrigin(part.authority);
+    if (!origin) return { ok: false, steps: [{ ok: false, what: t("noLogKey") }], witnesses: [] };
+    const bytes = XbVerify.b64ToBytes(item.entry_b64);
+    const entry = JSON.parse(new TextDecoder().decode(bytes));
+    const leaf = XbVerify.bytesToHex(await XbVerify.leafHash(bytes));
+    const bundle = {
+      entry: { index: item.index, entry_b64: item.entry_b64, leaf_hash: leaf, entry },
+      inclusion_proof: { leaf_index: item.index, tree_size: item.checkpoint_size, hashes: item.proof || [] },
+      checkpoint: (part.checkpoints || {})[String(item.checkpoint_size)] || "",
+    };
+    const result = await XbVerify.verifyBundle(bundle, state.keys, origin);
+    const own = entry.authority === part.authority;
+    result.steps.push({ ok: own, what: `entry of the ${part.authority} log` });
+    result.ok = result.ok && own;
+    return result;
+  }
+
+  async function renderTimeline(decl) {
     const box = $("#detail");
+    let trace;
+    try {
+      trace = await api(`/v1/trace/${encodeURIComponent(decl)}`);
+    } catch (err) {
+      box.replaceChildren(el("p", { class: "bad" }, err.message));
+      return;
+    }
+    const rows = [];
+    for (const part of trace.parts || []) {
+      for (const item of part.entries || []) {
+        let entry = {};
+        try { entry = JSON.parse(new TextDecoder().decode(XbVerify.b64ToBytes(item.entry_b64))); } catch { /* red */ }
+        rows.push({ part, item, entry });
+      }
+    }
+    rows.sort((a, b) => (a.entry.time < b.entry.time ? -1 : a.entry.time > b.entry.time ? 1
+      : a.part.authority < b.part.authority ? -1 : a.part.authority > b.part.authority ? 1 : a.item.index - b.item.index));
     const list = el("ol", { class: "timeline", "data-testid": "timeline" });
-    const sorted = [...entries].sort((a, b) => (a.entry.time < b.entry.time ? -1 : a.entry.time > b.entry.time));
-    for (const e of sorted) {
+    for (const { part, item, entry } of rows) {
       const badge = el("span", { class: "badge" }, "…");
-      list.append(el("li", { "data-index": String(e.index) }, el("time", {}, e.entry.time), " ",
-        el("strong", {}, e.entry.event_type), " ", e.entry.outcome || "", " ", e.entry.reason_code || "", " ",
-        el("span", { class: "muted" }, `#${e.index} ${e.entry.authority}`), " ", badge));
+      const li = el("li", { "data-index": String(item.index), "data-log": part.authority },
+        el("time", {}, entry.time || ""), " ", el("span", { class: `log log-${part.authority}` }, part.authority),
+        " ", el("strong", {}, entry.event_type || "?"), " ", entry.outcome || "", " ", entry.reason_code || "", " ",
+        el("span", { class: "muted" }, `#${item.index}`), " ", badge);
+      li.xbCheck = () => verifyTraceEvent(part, item);
+      list.append(li);
     }
     const all = el("button", { type: "button", id: "verify-all", onclick: async () => {
       for (const li of list.children) {
         const badge = li.querySelector(".badge");
         try {
-          const r = await verifyIndex(Number(li.dataset.index));
+          const r = await li.xbCheck();
           badge.textContent = r.ok ? `✔ ${t("verified")}` : `✘ ${t("notVerified")}`;
           badge.className = `badge ${r.ok ? "ok" : "bad"}`;
+          badge.title = r.steps.filter((s) => !s.ok).map((s) => s.what).join("; ");
         } catch (err) {
           badge.textContent = `✘ ${err.message}`;
           badge.className = "badge bad";
         }
       }
     } }, t("verifyAll"));
-    box.replaceChildren(el("h2", {}, `${t("timeline")} ${decl}`), all, list);
+    const problem = trace.counterpart && trace.counterpart.problem;
+    box.replaceChildren(el("h2", {}, `${t("timeline")} ${decl}`), el("p", { class: "muted" }, t("crossBorder")),
+      problem ? el("p", { class: "bad", "data-testid": "counterpart-problem" }, problem) : "",
+      await checkpointsOfParts(trace.parts || []), all, list);
+  }
+
+  // The newest checkpoint each log's part is proven against: its log signature (the pinned key of that log)
+  // and the cosignatures of pinned witness keys, checked here.
+  async function checkpointsOfParts(parts) {
+    const dl = el("dl", { "data-testid": "trace-checkpoints" });
+    for (const part of parts) {
+      const sizes = Object.keys(part.checkpoints || {}).map(Number).sort((a, b) => a - b);
+      if (!sizes.length) continue;
+      const size = sizes[sizes.length - 1];
+      let text, ok = false;
+      try {
+        const checked = await XbVerify.verifyNote(part.checkpoints[String(size)], state.keys);
+        const origin = pinnedOrigin(part.authority);
+        ok = checked.errors.length === 0 && origin !== null && checked.log.includes(origin) &&
+          checked.checkpoint.origin === origin;
+        const wit = checked.witnesses.map((w) => `${w.name} @ ${new Date(w.time * 1000).toISOString()}`).join("; ");
+        text = `${t("size")} ${checked.checkpoint.size}: ${ok ? t("verified") : t("notVerified")}` +
+          ` · ${t("witness")}: ${wit || t("none")}`;
+      } catch (err) {
+        text = `${t("notVerified")}: ${err.message}`;
+      }
+      dl.append(el("dt", {}, `${t("checkpoint")} ${part.authority}`),
+        el("dd", { class: ok ? "ok" : "bad", "data-testid": `trace-checkpoint-${part.authority}` }, text));
+    }
+    return dl;
   }
 
   // --- wiring ---------------------------------------------------------------------------------------
