@@ -68,15 +68,16 @@ from xborder_gateway.envelope import (
     TrustStore,
     make_receipt,
     peek_header,
-    seal,
     seal_receipt,
 )
 from xborder_gateway.errors import ConfigError, GatewayError
 from xborder_gateway.exchange import (
     CN_SCHEMA,
+    AnswerBatch,
     EndpointStore,
     RuleSet,
     StoredAnswer,
+    immediate_decision,
     rule_set_for,
 )
 from xborder_gateway.transport import (
@@ -149,6 +150,11 @@ class NanningProcessor:
         # the receiving authority's rules (CN: exchange/_rules_cn.py, configured from the settings)
         self.rules = rules if rules is not None else rule_set_for(AUTHORITY, settings)
         self.processed = 0
+        self._batch = self._new_answers()  # issue 13: replaced per batch (per transaction attempt)
+
+    def _new_answers(self) -> AnswerBatch:
+        """Issue 13: this attempt's answers, sealed together in the configured suite (exchange/_answers.py)."""
+        return AnswerBatch(self.me, self.trust, suite=self.settings.envelope_suite)
 
     def close(self) -> None:
         self.store.close()
@@ -177,6 +183,7 @@ class NanningProcessor:
         # (the priority lane stays first among equals: the sort is stable).
         ordered = sorted(records, key=lambda x: self.rules.batch_order(x.header_str(H_DOC_TYPE)))
         with self.store.transaction() as conn:
+            self._batch = self._new_answers()  # issue 13: a fresh batch (secret) per attempt
             for r in ordered:
                 if f.drop_rate and self.rng.random() < f.drop_rate:
                     counts["dropped"] += 1
@@ -185,6 +192,7 @@ class NanningProcessor:
                 copies = 2 if f.duplicate_rate and self.rng.random() < f.duplicate_rate else 1
                 for _ in range(copies):
                     outputs.extend(self._guarded(conn, r, events, counts))
+            outputs.extend(self._batch.finish())  # issue 13: seal the batch's answers, store their bytes
             if audit is not None and events:
                 # Audit before the state commit (ADR 0400): held write lock order is state -> audit, and
                 # no writer of the CN audit log ever waits for this state file, so this cannot deadlock.
@@ -201,9 +209,11 @@ class NanningProcessor:
         never a silent skip, and a poison envelope never blocks the partition."""
         conn.execute("SAVEPOINT one")
         mark = len(events)
+        answers_mark = self._batch.mark()
         try:
             out = self._one(conn, r, events, counts)
         except Exception as exc:
+            self._batch.rollback(answers_mark)
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
             del events[mark:]
@@ -252,6 +262,8 @@ class NanningProcessor:
             mid = str(exc.header.message_id) if exc.header is not None else "?"
             if exc.same_bytes:  # ENV-10: answer with the ORIGINAL answers, do not process again
                 originals = self.answers.original_answers(mid)
+                if not originals and self._batch.pending(mid):  # issue 13: a copy met in the same batch
+                    self._batch.repeat(mid)
                 self.answers.record_duplicate(mid, run, now_ms())
                 events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
                                     envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
@@ -318,31 +330,39 @@ class NanningProcessor:
             business_key = None
             receipt = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=exc.code,
                                    reason_text=exc.message[:300])
-            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust).data)]
+            answers = [("receipt", self._batch.receipt(receipt))]
             status = "NACK"
         else:
             business_key = str(record.get("declaration_number") or "") or None
             decision = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
             if self.rules.remembers(doc_type) and business_key:
                 self.answers.record_declaration(business_key, doc_type, record.get("gross_weight_kg"), mid)
+            # issue 13: an immediate decision rides in the Receipt v2 (one answer per declaration)
+            carried = immediate_decision(decision.status, decision.reasons,
+                                         receipt_version=self.settings.envelope_receipt_version, at=now)
             receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
-                                   received_at=now)
-            response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
-                        "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
-            payload = avro.encode("BusinessResponse", response)
-            sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
-                                   document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], now=now)
-            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data),
-                       ("business-response", sealed_response.data)]
+                                   received_at=now, decision=carried)
+            answers = [("receipt", self._batch.receipt(receipt))]
+            if carried is None:
+                response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
+                            "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
+                payload = avro.encode("BusinessResponse", response)
+                answers.append(("business-response", self._batch.document(
+                    payload, recipient=header.sender, document_type=BUSINESS_DOCUMENT_TYPE)))
             status = decision.status
             events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
                                 business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
                                 outcome=status.lower(),
                                 reason_code=decision.reasons[0][0] if decision.reasons else None))
-        outputs = [self._answer(mid, kind, data, mid=mid, run=run, business_key=business_key)
-                   for kind, data in answers]
-        self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
+
+        def finish(get: Any) -> list[Outgoing]:  # issue 13: once the batch's answers are sealed
+            outputs = [self._answer(mid, kind, get(slot).data, mid=mid, run=run, business_key=business_key)
+                       for kind, slot in answers]
+            self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
+            return outputs
+
+        self._batch.then(mid, finish)
         self.answers.record_processed(message_id=mid, run=run, doc_type=doc_type, business_key=business_key,
                                       status=status, received_ms=now_ms())
         # ENV-10: recorded in the same transaction as the answers
@@ -357,7 +377,7 @@ class NanningProcessor:
                             kafka_topic=self.settings.topic_receipts, attempt=_attempt(r)))
         counts["processed"] += 1
         log_line(logging.DEBUG, "processed", message_id=mid, business_key=business_key, status=status)
-        return outputs
+        return []
 
 
 def _attempt(r: Incoming) -> int | None:
