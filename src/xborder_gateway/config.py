@@ -146,7 +146,7 @@ class Settings(BaseSettings):
 
     # --- envelope -------------------------------------------------------------------------------
     envelope_suite: int = Field(
-        default=1, ge=1, le=2, description="envelope suite this side seals: 1 = one signature and HPKE per envelope, "
+        default=2, ge=1, le=2, description="envelope suite this side seals: 1 = one signature and HPKE per envelope, "
         "2 = batch (one signature over a Merkle root, one HPKE per batch; docs/envelope.md §8); both open")
     envelope_receipt_version: int = Field(
         default=2, ge=1, le=2, description="receipts the receiving endpoint writes: 2 = a Receipt v2 carries an "
