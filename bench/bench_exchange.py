@@ -332,6 +332,8 @@ def in_process(settings: Settings, *, suite: int, n: int, batch: int) -> dict[st
     samples = [x.xml for x in generate_mix(n, 99, invalid_ratio=0.0)]
     cn_cache, vn_cache = BatchCache(), BatchCache()
     sizes = {"intake": 0, "envelope": 0, "receipt": 0}
+    for x in generate_mix(12, 98, invalid_ratio=0.0):  # warm: XSDs, mappings, code lists (loaded once per process)
+        translate_xml(x.xml)
     t0 = time.perf_counter()
     for lo in range(0, len(samples), batch):
         docs = [translate_xml(x) for x in samples[lo:lo + batch]]
@@ -364,6 +366,24 @@ def in_process(settings: Settings, *, suite: int, n: int, batch: int) -> dict[st
             **{f"{k}_bytes": v // len(samples) for k, v in sizes.items()}}
 
 
+def profile(root: Path, *, n: int) -> int:
+    """cProfile of the in-process path per suite: the functions with the most own time, grouped."""
+    import cProfile
+    import pstats
+
+    settings = load_settings(home=root / "profile")
+    in_process(settings, suite=2, n=20, batch=50)  # keys, schemas, code lists loaded before profiling
+    for suite in (1, 2):
+        prof = cProfile.Profile()
+        prof.enable()
+        r = in_process(settings, suite=suite, n=n, batch=50)
+        prof.disable()
+        print(f"\n=== suite v{suite}: {r['us_per_decl']:.0f} µs per declaration in process (profiled) ===")
+        stats = pstats.Stats(prof)
+        stats.sort_stats("tottime").print_stats(15)
+    return 0
+
+
 # --- report -----------------------------------------------------------------------------------------------------
 def _projection(cpu_us: dict[str, float], cores: int) -> float:
     """Declarations/s on ``cores`` cores with N instances per connector: the CPU per declaration of the three
@@ -382,9 +402,13 @@ def main() -> int:  # noqa: PLR0912 - one report
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke test, not a measurement)")
     parser.add_argument("--no-hsm", action="store_true", help="skip the HSM variant")
     parser.add_argument("--json", action="store_true", help="end with one JSON object of every figure")
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile the in-process path (cProfile, v1 and v2) and print where the time goes")
     args = parser.parse_args()
+    if args.profile:
+        return profile(Path(tempfile.mkdtemp(prefix="xbg-bench-")), n=60 if args.quick else 300)
     if args.quick:
-        args.count, args.rate_seconds = min(args.count, 150), min(args.rate_seconds, 1.0)
+        args.count, args.rate_seconds = min(args.count, 150), min(args.rate_seconds, 0.4)
     rates = args.rate or [500.0, 100.0]
 
     tmp = Path(tempfile.mkdtemp(prefix="xbg-bench-"))
