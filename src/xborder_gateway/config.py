@@ -146,8 +146,12 @@ class Settings(BaseSettings):
 
     # --- envelope -------------------------------------------------------------------------------
     envelope_suite: int = Field(
-        default=1, ge=1, le=2, description="envelope suite this side seals: 1 = one signature and HPKE per envelope, "
+        default=2, ge=1, le=2, description="envelope suite this side seals: 1 = one signature and HPKE per envelope, "
         "2 = batch (one signature over a Merkle root, one HPKE per batch; docs/envelope.md §8); both open")
+    envelope_receipt_version: int = Field(
+        default=2, ge=1, le=2, description="receipts the receiving endpoint writes: 2 = a Receipt v2 carries an "
+        "immediate business decision (one answer per declaration; later decisions are BusinessResponses), 1 = a "
+        "Receipt v1 and a separate BusinessResponse for every declaration; the tracker reads both")
 
     # --- audit ---------------------------------------------------------------------------------
     audit_url: str | None = Field(

@@ -38,7 +38,8 @@ from .test_endpoint_and_tracker import _as_incoming, _incoming, _sealed
 
 CRASH = 17
 CN_STEPS = ["opened", "business_response", "verified", "receipt_sent"]
-VN_STEPS = ["sent", "receipt_received", "delivered"]
+# issue 13: the Receipt v2 carries the immediate business decision, recorded (and audited) by the tracker
+VN_STEPS = ["sent", "receipt_received", "delivered", "business_response"]
 
 # The child: one batch through the real processor, whose audit sink appends durably and then kills the
 # process before the processor can commit its SQLite transaction.
@@ -142,10 +143,10 @@ def test_endpoint_dies_after_the_audit_append_the_redelivery_repeats_the_events(
         res = cn.process(batch, audit=auditor.append)
         answers, counts = res.outputs, res.counts
         assert (counts["processed"], counts["duplicate"]) == (1, 0), "not mistaken for a duplicate"
-        assert [o.header("xbg-kind") for o in answers] == [b"receipt", b"business-response"]
+        assert [o.header("xbg-kind") for o in answers] == [b"receipt"], "one answer per declaration (issue 13)"
         _assert_repeated_once(_events(home, "CN", mid), CN_STEPS)
         assert _count(home, "CN", "SELECT count(*) FROM cn_processed WHERE message_id = ?", mid) == 1
-        assert _count(home, "CN", "SELECT count(*) FROM cn_answers WHERE message_id = ?", mid) == 2
+        assert _count(home, "CN", "SELECT count(*) FROM cn_answers WHERE message_id = ?", mid) == 1
         # once committed, a further copy is a duplicate: one more event, no second processing
         counts = cn.process(batch, audit=auditor.append).counts
         assert (counts["processed"], counts["duplicate"]) == (0, 1)

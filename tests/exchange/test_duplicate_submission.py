@@ -183,7 +183,12 @@ def test_two_instances_racing_on_the_same_copies_seal_each_document_once(home: H
     docs = list(generate("IDA", 20, seed=31))
     prep = OutboundProcessor(home.settings, home.vn, home.vn_trust)
     try:
-        prepared = [(d, *prep._translate_and_seal(d.xml, "prep")) for d in docs]
+        from xborder_gateway.exchange._answers import new_batch_sealer
+
+        sealer = new_batch_sealer(prep.me, "CN", prep.trust, home.settings.envelope_suite)
+        queued = [(d, *prep._translate_and_seal(d.xml, "prep", sealer)) for d in docs]
+        envelopes = sealer.seal()
+        prepared = [(d, doc, envelopes[i]) for d, doc, i in queued]
     finally:
         prep.close()
     class SlowLookups:  # the state database on slow storage: a pause right after each lookup

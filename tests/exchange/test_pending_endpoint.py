@@ -149,9 +149,10 @@ def test_declarations_first_decide_the_vehicle_at_once(home: Home, endpoint: Nan
     endpoint.process([_incoming(home, d) for d in decls])
     tir_in = _incoming(home, tir)
     answers = _answers(home, endpoint.process([tir_in]).outputs)
-    assert [k for k, _m, _r in answers] == ["receipt", "business-response"]
+    # decided at once: one answer, the Receipt v2 carrying the outcome (issue 13)
+    assert [k for k, _m, _r in answers] == ["receipt"]
     assert answers[0][2]["reason_text"] is None
-    assert answers[1][2]["status"] == "ACCEPTED"
+    assert answers[0][2]["business_status"] == "ACCEPTED"
 
 
 # --- PEN-3 / PEN-4 / TICK-1: the grace tick ---------------------------------------------------------------
@@ -259,12 +260,13 @@ def test_amendment_releases_a_held_declaration_with_a_new_business_response(
     held, amendment = _held_with_amendment()
     held_in = _incoming(home, held)
     first = _answers(home, endpoint.process([held_in]).outputs)
-    assert first[1][2]["status"] == "HELD"
-    assert [r["code"] for r in first[1][2]["reasons"]] == list(held.expected_holds)
+    assert [k for k, _m, _r in first] == ["receipt"], "an immediate HELD rides in the Receipt v2"
+    assert first[0][2]["business_status"] == "HELD"
+    assert [r["code"] for r in first[0][2]["business_reasons"]] == list(held.expected_holds)
     amend_in = _incoming(home, amendment)
     res = endpoint.process([amend_in])
     answers = _answers(home, res.outputs)
-    own = [r["status"] for k, m, r in answers if m == _mid(amend_in) and k == "business-response"]
+    own = [r["business_status"] for k, m, r in answers if m == _mid(amend_in) and k == "receipt"]
     release = [r for k, m, r in answers if m == _mid(held_in)]
     assert own == ["ACCEPTED"]
     assert [r["status"] for r in release] == ["ACCEPTED"], "a new business response for the HELD message"

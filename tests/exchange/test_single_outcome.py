@@ -112,7 +112,9 @@ async def test_ack_between_dead_letter_claim_and_send(tmp_path: Path, kafka_boot
     letters = await _read_all(kafka_bootstrap, s.topic_dead_letter, 1, idle_s=2)
     assert [k for k, _, _ in letters] == [str(env.message_id)], "exactly one dead letter"
     kinds = [k for _, m, k in _audit_entries(s, "VN") if m == str(env.message_id)]
-    assert kinds == ["dead_lettered", "receipt_received"], "the late ACK is recorded, not delivered"
+    # issue 13: the late Receipt v2 carries CN's decision, recorded (audited) as the business outcome
+    assert kinds == ["dead_lettered", "receipt_received", "business_response"], \
+        "the late ACK is recorded, not delivered"
     assert_one_outcome_each(_audit_entries(s, "VN"))
 
 
@@ -139,7 +141,8 @@ async def test_ack_between_resend_claim_and_send(tmp_path: Path, kafka_bootstrap
         auditor.close()
     tracker.close()
     kinds = [k for _, m, k in _audit_entries(s, "VN") if m == str(env.message_id)]
-    assert kinds == ["resent", "receipt_received", "delivered"], "the resend was decided before the ACK"
+    assert kinds == ["resent", "receipt_received", "delivered", "business_response"], \
+        "the resend was decided before the ACK (issue 13: the Receipt v2 carries the business outcome)"
     assert_one_outcome_each(_audit_entries(s, "VN"))
 
 

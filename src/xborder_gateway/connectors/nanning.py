@@ -69,15 +69,16 @@ from xborder_gateway.envelope import (
     TrustStore,
     make_receipt,
     peek_header,
-    seal,
     seal_receipt,
 )
 from xborder_gateway.errors import ConfigError, GatewayError
 from xborder_gateway.exchange import (
     CN_SCHEMA,
+    AnswerBatch,
     EndpointStore,
     RuleSet,
     StoredAnswer,
+    immediate_decision,
     rule_set_for,
 )
 from xborder_gateway.transport import (
@@ -153,6 +154,11 @@ class NanningProcessor:
         # issue 15: PENDING vehicles, versions, later answers, releases (connectors/_pending_endpoint.py)
         self.pending = PendingEndpoint(settings, me, trust, self.rules, self.store.connection,
                                        authority=AUTHORITY, process=PROCESS)
+        self._batch = self._new_answers()  # issue 13: replaced per batch (per transaction attempt)
+
+    def _new_answers(self) -> AnswerBatch:
+        """Issue 13: this attempt's answers, sealed together in the configured suite (exchange/_answers.py)."""
+        return AnswerBatch(self.me, self.trust, suite=self.settings.envelope_suite)
 
     def close(self) -> None:
         self.store.close()
@@ -181,6 +187,7 @@ class NanningProcessor:
         # (the priority lane stays first among equals: the sort is stable).
         ordered = sorted(records, key=lambda x: self.rules.batch_order(x.header_str(H_DOC_TYPE)))
         with self.store.transaction() as conn:
+            self._batch = self._new_answers()  # issue 13: a fresh batch (secret) per attempt
             for r in ordered:
                 if f.drop_rate and self.rng.random() < f.drop_rate:
                     counts["dropped"] += 1
@@ -189,6 +196,7 @@ class NanningProcessor:
                 copies = 2 if f.duplicate_rate and self.rng.random() < f.duplicate_rate else 1
                 for _ in range(copies):
                     outputs.extend(self._guarded(conn, r, events, counts))
+            outputs.extend(self._batch.finish())  # issue 13: seal the batch's answers, store their bytes
             if audit is not None and events:
                 # Audit before the state commit (ADR 0400): held write lock order is state -> audit, and
                 # no writer of the CN audit log ever waits for this state file, so this cannot deadlock.
@@ -205,9 +213,11 @@ class NanningProcessor:
         never a silent skip, and a poison envelope never blocks the partition."""
         conn.execute("SAVEPOINT one")
         mark = len(events)
+        answers_mark = self._batch.mark()
         try:
             out = self._one(conn, r, events, counts)
         except Exception as exc:
+            self._batch.rollback(answers_mark)
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
             del events[mark:]
@@ -256,6 +266,8 @@ class NanningProcessor:
             mid = str(exc.header.message_id) if exc.header is not None else "?"
             if exc.same_bytes:  # ENV-10: answer with the ORIGINAL answers, do not process again
                 originals = self.answers.original_answers(mid)
+                if not originals and self._batch.pending(mid):  # issue 13: a copy met in the same batch
+                    self._batch.repeat(mid)
                 # issue 15 hook: other messages' later answers only on the crash replay of the same record
                 originals = self.pending.replay(conn, mid, (r.topic, r.partition, r.offset), originals)
                 self.answers.record_duplicate(mid, run, now_ms())
@@ -324,7 +336,7 @@ class NanningProcessor:
             business_key = None
             receipt = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=exc.code,
                                    reason_text=exc.message[:300])
-            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust).data)]
+            answers = [("receipt", self._batch.receipt(receipt))]
             status = "NACK"
             later = []
         else:
@@ -336,27 +348,34 @@ class NanningProcessor:
                                      position=(r.topic, r.partition, r.offset))
             decision = step.decision
             later = step.later
+            # issue 13: an immediate decision rides in the Receipt v2 (one answer per declaration); a PENDING
+            # vehicle's receipt carries none (PEN-1: its business response comes later)
+            carried = None if step.pending else immediate_decision(
+                decision.status, decision.reasons, receipt_version=self.settings.envelope_receipt_version, at=now)
             receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
-                                   received_at=now, reason_text=step.receipt_text)
-            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data)]
-            if not step.pending:  # PEN-1: a PENDING vehicle gets the receipt now, its business response later
+                                   received_at=now, reason_text=step.receipt_text, decision=carried)
+            answers = [("receipt", self._batch.receipt(receipt))]
+            if carried is None and not step.pending:
                 response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
                             "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
                 payload = avro.encode("BusinessResponse", response)
-                sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
-                                       document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10],
-                                       now=now)
-                answers.append(("business-response", sealed_response.data))
+                answers.append(("business-response", self._batch.document(
+                    payload, recipient=header.sender, document_type=BUSINESS_DOCUMENT_TYPE)))
             status = decision.status
             events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
                                 business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
                                 outcome=status.lower(),
                                 reason_code=decision.reasons[0][0] if decision.reasons else None))
-        outputs = [self._answer(mid, kind, data, mid=mid, run=run, business_key=business_key)
-                   for kind, data in answers]
-        outputs += later  # issue 15: in this batch's transaction, and replayed with this message's answers
-        self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
+
+        def finish(get: Any) -> list[Outgoing]:  # issue 13: once the batch's answers are sealed
+            outputs = [self._answer(mid, kind, get(slot).data, mid=mid, run=run, business_key=business_key)
+                       for kind, slot in answers]
+            outputs += later  # issue 15: in this batch's transaction, and replayed with this message's answers
+            self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
+            return outputs
+
+        self._batch.then(mid, finish)
         self.answers.record_processed(message_id=mid, run=run, doc_type=doc_type, business_key=business_key,
                                       status=status, received_ms=now_ms())
         # ENV-10: recorded in the same transaction as the answers
@@ -371,7 +390,7 @@ class NanningProcessor:
                             kafka_topic=self.settings.topic_receipts, attempt=_attempt(r)))
         counts["processed"] += 1
         log_line(logging.DEBUG, "processed", message_id=mid, business_key=business_key, status=status)
-        return outputs
+        return []
 
 
 def _attempt(r: Incoming) -> int | None:

@@ -47,9 +47,10 @@ from xborder_gateway.connectors._common import (
     now_ms,
 )
 from xborder_gateway.connectors._runtime import ConnectorSpec, Guarantee, ProcessResult, run_connector
-from xborder_gateway.envelope import LocalAuthority, TrustStore, seal
+from xborder_gateway.envelope import BatchSealer, LocalAuthority, TrustStore
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
 from xborder_gateway.exchange import StatusChange, StatusKind, StatusVehicle, status_record, transaction, unknown_key
+from xborder_gateway.exchange._answers import new_batch_sealer, seal_batch
 from xborder_gateway.exchange._state import (
     VN_SCHEMA,
     IntakeCoordinates,
@@ -181,14 +182,15 @@ class OutboundProcessor:
     def close(self) -> None:
         self.db.close()
 
-    def _translate_and_seal(self, raw: bytes, source: str) -> tuple[Any, Any]:
+    def _translate_and_seal(self, raw: bytes, source: str, sealer: BatchSealer) -> tuple[Any, Any]:
         from xborder_gateway.documents import translate_xml
 
         try:
             doc = translate_xml(raw, source=source, limits=self.limits)
-            sealed = seal(doc.payload, sender=self.me, recipient=COUNTERPART, trust=self.trust,
-                          document_type=doc.doc_type, schema_fingerprint=doc.schema_fingerprint,
-                          priority=1 if doc.perishable else 0)
+            # issue 13: queued in this attempt's batch (suite v2: sealed together by seal_batch); every
+            # per-envelope refusal (ENV-1/2/8/9) is raised here, so one bad document is rejected alone
+            sealed = sealer.add(doc.payload, document_type=doc.doc_type, schema_fingerprint=doc.schema_fingerprint,
+                                priority=1 if doc.perishable else 0)
         except GatewayError:
             raise
         except Exception as exc:  # a bug met by some input must not block the partition (poison message)
@@ -233,6 +235,7 @@ class OutboundProcessor:
     def process(self, records: Sequence[Incoming]) -> ProcessResult:
         s = self.settings
         taken: list[_Taken] = []
+        sealer = new_batch_sealer(self.me, COUNTERPART, self.trust, s.envelope_suite)  # issue 13: per attempt
         for r in records:
             at = IntakeCoordinates(r.topic, r.partition, r.offset)
             raw_sha = hashlib.sha256(r.value).digest()
@@ -242,10 +245,11 @@ class OutboundProcessor:
                              kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset)
             t = _Taken(r, at, raw_sha, received)
             try:
-                t.doc, t.sealed = self._translate_and_seal(r.value, str(at))
+                t.doc, t.sealed = self._translate_and_seal(r.value, str(at), sealer)
             except (IntakeError, MappingError, EnvelopeError) as refused:
                 t.error = refused
             taken.append(t)
+        seal_batch(sealer, taken)  # issue 13: one signature and one HPKE encapsulation for the batch (v2)
         self._check_submissions(taken)
 
         outputs: list[Outgoing] = []

@@ -76,7 +76,14 @@ from xborder_gateway.connectors._runtime import (
     run_connector,
 )
 from xborder_gateway.connectors.nanning import BUSINESS_DOCUMENT_TYPE, INTERNAL_ERROR
-from xborder_gateway.envelope import LocalAuthority, TrustStore, open_envelope, open_receipt, peek_header
+from xborder_gateway.envelope import (
+    LocalAuthority,
+    TrustStore,
+    open_envelope,
+    open_receipt,
+    peek_header,
+    receipt_decision,
+)
 from xborder_gateway.errors import GatewayError, TransportError
 from xborder_gateway.exchange import (
     VN_SCHEMA,
@@ -336,6 +343,31 @@ class ReceiptTracker:
             log_line(logging.WARNING, "receipt after dead letter", message_id=mid)
         else:
             counts["duplicate_receipt"] += 1
+        if step.action in (Action.DELIVER, Action.LATE_RECEIPT):  # issue 13: a Receipt v2's business outcome
+            self._carried_outcome(record, tracked, r, events, counts)
+
+    def _carried_outcome(self, record: dict[str, Any], tracked: Any, r: Incoming, events: list[AuditEvent],
+                         counts: dict[str, int]) -> None:
+        """Issue 13: the immediate business decision a Receipt v2 carries is the declaration's business
+        outcome -- stored, audited and on the status feed, as a BusinessResponse's would be."""
+        decision = receipt_decision(record)
+        if decision is None:  # Receipt v1, or a decision still to come (a later BusinessResponse)
+            return
+        mid = str(record["message_id"])
+        reasons = [{"code": c, "text": t} for c, t in decision.reasons]
+        self.store.record_business(mid, decision.status, reasons)
+        counts["business"] += 1
+        business_key = tracked.business_key or record.get("business_key")
+        doc_type = tracked.doc_type or record.get("document_type")
+        events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
+                            business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
+                            kafka_partition=r.partition, kafka_offset=r.offset, outcome=decision.status.lower(),
+                            reason_code=decision.reasons[0][0] if decision.reasons else None))
+        if business_key:
+            self._status.append(status_record(self.settings.topic_status, StatusChange(
+                str(business_key), AUTHORITY, StatusKind.BUSINESS_OUTCOME, now_ms(),
+                str(doc_type) if doc_type else None, message_id=mid, business_status=decision.status,
+                reasons=tuple((c, t[:500]) for c, t in decision.reasons))))
 
     def _status_change(self, business_key: Any, kind: StatusKind, mid: str, doc_type: Any, *,
                        attempt: int | None, reasons: tuple[tuple[str, str], ...] = ()) -> None:

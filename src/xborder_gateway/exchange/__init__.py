@@ -3,6 +3,7 @@
 The connectors (:mod:`xborder_gateway.connectors`) move bytes between Kafka and these functions.
 """
 
+from xborder_gateway.exchange._answers import IMMEDIATE_STATUSES, AnswerBatch, immediate_decision
 from xborder_gateway.exchange._business import (
     DECLARATION_TYPES,
     MANIFEST_TYPES,
@@ -58,11 +59,13 @@ from xborder_gateway.exchange._tracking import (
 __all__ = [
     "CN_SCHEMA",
     "DECLARATION_TYPES",
+    "IMMEDIATE_STATUSES",
     "MANIFEST_TYPES",
     "RETRIABLE_NACKS",
     "STATUS_SCHEMA",
     "VN_SCHEMA",
     "Action",
+    "AnswerBatch",
     "BusinessDecision",
     "CnRuleSet",
     "CnRulesConfig",
@@ -92,6 +95,7 @@ __all__ = [
     "decide_release",
     "decode_headers",
     "encode_headers",
+    "immediate_decision",
     "is_retriable_nack",
     "mark_dead_letter_produced",
     "normalise_plate",

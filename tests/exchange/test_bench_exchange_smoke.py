@@ -1,0 +1,34 @@
+"""Issue 13 item 4: ``bench/bench_exchange.py --quick --json`` runs end to end on the real broker and its last
+line is the JSON object of every figure, with nothing lost and nothing duplicated. A smoke test of the bench's
+plumbing (small counts), not a measurement: no figure is compared with a target here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_exchange.py"
+KEYS = ("v1_per_s", "v2_per_s", "v2_hsm_per_s", "raw_same_hops_per_s", "raw_one_hop_per_s", "in_process_per_s",
+        "p99_ms_at_500", "p99_ms_at_100", "lost", "duplicated")
+
+
+def test_bench_exchange_quick_json(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {**os.environ, "XBG_KAFKA_BOOTSTRAP": kafka_bootstrap, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--json"], env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    missing = [k for k in KEYS if k not in figures]
+    assert not missing, missing
+    assert (figures["lost"], figures["duplicated"]) == (0, 0), figures
+    for key in ("v1_per_s", "v2_per_s", "raw_same_hops_per_s", "raw_one_hop_per_s", "in_process_per_s"):
+        assert figures[key] > 0, key
+    # the HSM variant runs where SoftHSM2 is installed; otherwise its figure is null and the reason is given
+    assert figures["v2_hsm_per_s"] is not None or figures.get("v2_hsm_skipped")
