@@ -229,6 +229,14 @@ class Settings(BaseSettings):
         "after kill -9 waits for the dead worker's transaction")
     link_cert_validity_days: int = Field(default=365, ge=1, le=36_500,
                                          description="validity of new link CA and certificates")
+    link_internal_topics_suffix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9_-]{0,40}$",
+        description="suffix of MirrorMaker's own topics in this site's cluster (mm2-configs/offsets/status."
+        "<COUNTERPART><suffix>.internal): a fresh suffix starts the link without its stored connector "
+        "configuration and source offsets (replicates from the start); for the control tests only")
+    link_offset_flush_interval_ms: int = Field(
+        default=1000, ge=100, description="how often MirrorMaker commits its source offsets without "
+        "exactly-once (with exactly-once they commit with each transaction)")
 
     @model_validator(mode="before")
     @classmethod
