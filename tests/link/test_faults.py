@@ -218,24 +218,28 @@ def test_kill_9_of_mirrormaker_mid_stream_and_restart_loses_and_doubles_nothing(
     assert max(counts.values()) == 1, f"doubled {sum(1 for c in counts.values() if c > 1)}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="not yet shown: after restarting the site's MirrorMaker with link_isolation_level=read_uncommitted "
-    "(and exactly-once off) the aborted records still did not cross in two runs; the restarted connector seems "
-    "to keep its read_committed configuration (stored in mm2-configs) — see docs/link.md, open item",
-)
-def test_read_uncommitted_on_the_link_lets_an_aborted_transaction_through_the_control(two_sites: TwoSites) -> None:
-    """The trap read_committed closes (test_link.py checks the default never lets one through): with the
-    link's consumer on read_uncommitted, records of an aborted source transaction arrive at the target.
+def test_controls_read_uncommitted_lets_an_aborted_transaction_through_and_exactly_once_off_doubles(
+        two_sites: TwoSites) -> None:
+    """The controls that show what the link's settings prevent (test_link.py and the tests above check that
+    the defaults never let an aborted record through nor double one), with ONE control MirrorMaker at CN:
+    read_uncommitted, exactly-once off, and a fresh set of MirrorMaker topics (``link_internal_topics_suffix``:
+    otherwise the restarted link would resume from its stored source offsets and connector configuration).
 
-    Exactly-once is off for the control: MirrorMaker's own validation says it "can only provide exactly-once
-    guarantees" with read_committed, so the combination is not what the control is about."""
+    1. records of an aborted source transaction arrive at the target;
+    2. kill -9 of that MirrorMaker mid-stream and a restart: records doubled on the replicated topic (its
+       source offsets are flushed only every 60 s here, so the restart replays what it had copied).
+
+    Exactly-once is off for both: MirrorMaker "can only provide exactly-once guarantees" with read_committed."""
     vn, cn = two_sites.vn, two_sites.cn
     default = two_sites.mirror("CN")
     default.stop(timeout=30)
-    control = two_sites.mirror("CN", link_isolation_level="read_uncommitted", link_exactly_once=False)
+    control = two_sites.mirror("CN", link_isolation_level="read_uncommitted", link_exactly_once=False,
+                               link_internal_topics_suffix=f"-control-{uuid.uuid4().hex[:6]}",
+                               link_offset_flush_interval_ms=60_000)
     try:
+        t0 = time.monotonic()
         control.start(timeout=240)
+        start_s = time.monotonic() - t0
         prefix = f"ru-{uuid.uuid4().hex[:8]}-"
         aborted = [f"{prefix}aborted-{i}" for i in range(50)]
         committed = [f"{prefix}committed-{i}" for i in range(50)]
@@ -244,6 +248,25 @@ def test_read_uncommitted_on_the_link_lets_an_aborted_transaction_through_the_co
         got = asyncio.run(count_ids(cn.bootstrap, "xb.vn-cn.exchange.priority", prefix, expect=100, wait_s=90))
         assert set(committed) <= set(got)
         assert set(aborted) <= set(got), "read_uncommitted should have let the aborted records through"
+        # 2. exactly-once off: kill -9 mid-stream, restart, count on the replicated topic
+        pid = control.status().pid
+        assert pid is not None
+        prefix2 = f"eo-{uuid.uuid4().hex[:8]}-"
+        ids = [f"{prefix2}{i:05d}" for i in range(2000)]
+        producer = _stream_in_background(vn.bootstrap, ids, batch=100, pause_s=0.1)
+        time.sleep(4)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while control.status().running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _join(producer)
+        control.start(timeout=240)
+        counts = asyncio.run(count_ids(cn.bootstrap, TOPIC, prefix2, expect=len(ids), wait_s=180, settle=5))
+        assert set(counts) == set(ids), f"lost {len(set(ids) - set(counts))}"
+        doubled = sum(1 for c in counts.values() if c > 1)
+        assert doubled > 0, "with exactly-once off, the restart after kill -9 should have doubled records"
+        print(f"controls: control MirrorMaker start {start_s:.0f}s; aborted through={len(set(aborted) & set(got))}; "
+              f"doubled without exactly-once={doubled} of {len(ids)}")
     finally:
         control.stop(timeout=30)
         default.start(timeout=240)
