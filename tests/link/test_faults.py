@@ -29,7 +29,8 @@ import pytest
 from .exchange import SiteExchange, count_envelopes, run_sync
 from .harness import TwoSites, count_ids, produce
 
-pytestmark = pytest.mark.integration
+# the first test of the module also pays for the session fixture (two brokers, two MirrorMakers: 1-4 min under load)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 TOPIC = "xb.vn-cn.exchange"
 
@@ -153,6 +154,57 @@ def test_kill_9_of_outbound_mid_batch_with_the_link_running_processes_nothing_tw
         print(f"outbound crash: aborted envelopes={len(aborted)}, {report}")
     finally:
         ex.stop_all()
+
+
+def test_cn_site_stopped_with_its_broker_killed_then_restarted_delivers_all_once(two_sites: TwoSites) -> None:
+    """Issue 11 item 5: the CN site goes away while VN keeps sending -- its endpoint stopped, its MirrorMaker
+    stopped and its broker killed (-9) -- for longer than the tracker's attempts horizon, then brought back
+    (broker, link, endpoint). All delivered once after, nothing dead-lettered, nothing processed twice; on
+    the replicated topic and through both audit logs."""
+    from xborder_gateway.kafka_local import LocalKafka
+
+    cn = two_sites.cn
+    ex = SiteExchange.create(two_sites)
+    broker, mirror = LocalKafka(cn.settings), two_sites.mirror("CN")
+    try:
+        ex.start("CN", "nanning")
+        ex.start("VN", "receipts")
+        ex.start("VN", "outbound")
+        first = run_sync(ex.publish(10, seed=1103))
+        ex.wait_for(lambda s: s.delivered + s.rejected == len(first), 120, "delivery before the CN outage")
+        down = time.monotonic()
+        ex.stop("CN", "nanning")
+        mirror.stop(timeout=30)
+        pid = broker.status().pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # the site's broker dies
+        more = run_sync(ex.publish(20, seed=1104))
+        total = len(first) + len(more)
+        deadline = down + 60
+        while (att := _pending_attempts(ex)) and min(att) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert att, "nothing pending while CN is down"
+        assert min(att) == 3, f"not every message reached its last send while CN was down: {att}"
+        assert ex.summary().dead_lettered == 0  # type: ignore[union-attr]
+        time.sleep(max(0.0, 15 - (time.monotonic() - down)))
+        broker.start(timeout=180)
+        mirror.start(timeout=240)
+        ex.start("CN", "nanning")
+        outage_s = time.monotonic() - down
+        ex.wait_for(lambda s: s.delivered + s.rejected == total, 240, "delivery after the CN site came back")
+        time.sleep(3)
+        final = ex.summary()
+        assert final is not None
+        assert (final.dead_lettered, final.pending) == (0, 0)
+        report = _check_once_through_both_logs(ex, expect_copies=True)
+        print(f"CN site down {outage_s:.0f}s (broker kill -9, link and endpoint stopped): {report}, "
+              f"resent={final.resent}")
+    finally:
+        ex.stop_all()
+        if not broker.status().running:
+            broker.start(timeout=180)
+        if not mirror.status().running:
+            mirror.start(timeout=240)
 
 
 def _stream_in_background(bootstrap: str, ids: list[str], *, batch: int, pause_s: float) -> threading.Thread:
