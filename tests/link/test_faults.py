@@ -94,7 +94,7 @@ def test_link_cut_longer_than_the_dead_letter_horizon_dead_letters_nothing(two_s
             samples = run_sync(ex.publish(30, seed=1101))
             sent = ex.wait_for(lambda s: s.sent + s.rejected == len(samples) and s.sent > 0, 60, "the outbound run")
             # the attempts horizon passes while the link is still down: every message has had all its sends
-            deadline = cut + 45
+            deadline = cut + 150  # generous: the tracker ticks slowly on a loaded 2-core machine
             while (att := _pending_attempts(ex)) and min(att) < 3 and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert att, "nothing pending during the cut"
@@ -180,7 +180,7 @@ def test_cn_site_stopped_with_its_broker_killed_then_restarted_delivers_all_once
         os.kill(pid, signal.SIGKILL)  # the site's broker dies
         more = run_sync(ex.publish(20, seed=1104))
         total = len(first) + len(more)
-        deadline = down + 60
+        deadline = down + 150
         while (att := _pending_attempts(ex)) and min(att) < 3 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert att, "nothing pending while CN is down"
