@@ -101,7 +101,6 @@ def test_horizon(expires: int, skew: int, horizon: int) -> None:
 
 
 # --- claim level: SQLite, real envelope bytes, the real ENV-8 check ------------------------------------------
-CREATED = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)  # within the keys' validity
 TTL = timedelta(hours=1)
 
 
@@ -115,16 +114,18 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-def _tracked(home: Home) -> tuple[ReceiptTracker, SealedEnvelope]:
+def _tracked(home: Home) -> tuple[ReceiptTracker, SealedEnvelope, datetime]:
+    """A tracked envelope sealed now (within the home's fresh keys' validity) with a one-hour ttl."""
+    created = datetime.now(UTC).replace(microsecond=0)
     assert home.settings.exchange_dead_letter_after == "expiry", "the default is the expiry horizon"
     payload = _payload("100000000001")
     env = seal(payload, sender=home.vn, recipient="CN", trust=home.vn_trust, document_type="IDA",
-               schema_fingerprint=payload[2:10], ttl=TTL, now=CREATED)
+               schema_fingerprint=payload[2:10], ttl=TTL, now=created)
     tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
     sent = _incoming(home.settings.topic_exchange, env)
     sent = dataclasses.replace(sent, headers=(*sent.headers, (H_BUSINESS_KEY, b"100000000001")))
     tracker.consume([sent])
-    return tracker, env
+    return tracker, env, created
 
 
 def _claim(tracker: ReceiptTracker, at: datetime | int) -> Any:
@@ -133,15 +134,15 @@ def _claim(tracker: ReceiptTracker, at: datetime | int) -> Any:
 
 
 def test_link_outage_longer_than_the_sends_is_not_dead_lettered_until_the_envelope_expires(expiry: Home) -> None:
-    tracker, env = _tracked(expiry)
-    t = CREATED + timedelta(minutes=1)
+    tracker, env, created = _tracked(expiry)
+    t = created + timedelta(minutes=1)
     assert len(_claim(tracker, t).resend) == 1
     assert len(_claim(tracker, t + timedelta(minutes=1)).resend) == 1
     claims = _claim(tracker, t + timedelta(minutes=2))  # sends exhausted, the link still down
     assert (claims.resend, claims.dead, claims.events) == ([], [], [])
     assert [m.message_id for m in claims.awaiting] == [str(env.message_id)]
     assert _row(tracker, env) == ("pending", 3, None)
-    horizon = dead_letter_horizon_ms(_ms(CREATED + TTL), SKEW_MS)
+    horizon = dead_letter_horizon_ms(_ms(created + TTL), SKEW_MS)
     assert tracker.conn.execute("SELECT next_due_ms FROM xbg_messages").fetchone()[0] == horizon
     # nothing more to do before the horizon: not due, so no repeated decision either
     assert tracker.due(now=horizon - 1) == []
@@ -156,8 +157,8 @@ def test_the_horizon_is_when_the_receiver_refuses_every_copy(expiry: Home) -> No
     """The property the horizon stands on (ENV-8 at the receiver, clocks within the skew): a receiver whose
     clock is up to one skew behind the tracker's accepts the envelope 1 ms before the horizon and refuses it
     at the horizon."""
-    tracker, env = _tracked(expiry)
-    horizon = dead_letter_horizon_ms(_ms(CREATED + TTL), SKEW_MS)
+    tracker, env, created = _tracked(expiry)
+    horizon = dead_letter_horizon_ms(_ms(created + TTL), SKEW_MS)
     behind = timedelta(milliseconds=SKEW_MS)
     just_before = datetime.fromtimestamp((horizon - 1) / 1000, UTC) - behind
     open_envelope(env.data, me=expiry.cn, trust=expiry.cn_trust, replay=None, now=just_before)
@@ -169,9 +170,9 @@ def test_the_horizon_is_when_the_receiver_refuses_every_copy(expiry: Home) -> No
 
 
 def test_receipt_after_the_link_comes_back_delivers_once(expiry: Home) -> None:
-    tracker, env = _tracked(expiry)
+    tracker, env, created = _tracked(expiry)
     for minutes in (1, 2, 3):
-        _claim(tracker, CREATED + timedelta(minutes=minutes))
+        _claim(tracker, created + timedelta(minutes=minutes))
     res = tracker.consume([_receipt(expiry, env)])
     assert (res.counts["delivered"], res.counts["late_receipt"]) == (1, 0)
     assert _row(tracker, env)[0] == "delivered"
@@ -181,9 +182,9 @@ def test_receipt_after_the_link_comes_back_delivers_once(expiry: Home) -> None:
 
 
 def test_receipt_after_the_dead_letter_records_a_late_receipt_and_no_second_outcome(expiry: Home) -> None:
-    tracker, env = _tracked(expiry)
+    tracker, env, created = _tracked(expiry)
     for minutes in (1, 2, 3):
-        _claim(tracker, CREATED + timedelta(minutes=minutes))
+        _claim(tracker, created + timedelta(minutes=minutes))
     assert _claim(tracker, 10**14).dead
     res = tracker.consume([_receipt(expiry, env)])
     assert (res.counts["delivered"], res.counts["late_receipt"]) == (0, 1)
@@ -201,11 +202,12 @@ def test_attempts_mode_dead_letters_at_once(tmp_path: Any) -> None:
     home = make_home(tmp_path / "attempts", exchange_resend_max_attempts=3, exchange_backoff_jitter_s=0,
                      exchange_dead_letter_after="attempts")
     tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
+    created = datetime.now(UTC).replace(microsecond=0)
     payload = _payload("100000000001")
     env = seal(payload, sender=home.vn, recipient="CN", trust=home.vn_trust, document_type="IDA",
-               schema_fingerprint=payload[2:10], ttl=TTL, now=CREATED)
+               schema_fingerprint=payload[2:10], ttl=TTL, now=created)
     tracker.consume([_incoming(home.settings.topic_exchange, env)])
     for minutes in (1, 2):
-        _claim(tracker, CREATED + timedelta(minutes=minutes))
-    assert _claim(tracker, CREATED + timedelta(minutes=3)).dead
+        _claim(tracker, created + timedelta(minutes=minutes))
+    assert _claim(tracker, created + timedelta(minutes=3)).dead
     tracker.close()
