@@ -210,6 +210,22 @@ def test_cn_site_stopped_with_its_broker_killed_then_restarted_delivers_all_once
             mirror.start(timeout=240)
 
 
+def _wait_port_free(port: int, timeout: float = 120) -> None:
+    """After a kill -9 the MirrorMaker's REST port can stay unbindable for a while (connections in TIME_WAIT);
+    `link start` refuses a port in use, so wait until it binds."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(1)
+    raise AssertionError(f"port {port} still in use after {timeout:.0f}s")
+
+
 def _stream_in_background(bootstrap: str, ids: list[str], *, batch: int, pause_s: float) -> threading.Thread:
     errors: list[BaseException] = []
 
@@ -315,6 +331,7 @@ def test_controls_read_uncommitted_lets_an_aborted_transaction_through_and_exact
         while control.status().running and time.monotonic() < deadline:
             time.sleep(0.1)
         _join(producer)
+        _wait_port_free(cn.settings.link_rest_port)
         control.start(timeout=240)
         counts = asyncio.run(count_ids(cn.bootstrap, TOPIC, prefix2, expect=len(ids), wait_s=180, settle=5))
         assert set(counts) == set(ids), f"lost {len(set(ids) - set(counts))}"
@@ -324,4 +341,5 @@ def test_controls_read_uncommitted_lets_an_aborted_transaction_through_and_exact
               f"doubled without exactly-once={doubled} of {len(ids)}")
     finally:
         control.stop(timeout=30)
+        _wait_port_free(cn.settings.link_rest_port)
         default.start(timeout=240)
