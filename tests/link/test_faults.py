@@ -325,7 +325,10 @@ def test_controls_read_uncommitted_lets_an_aborted_transaction_through_and_exact
         prefix2 = f"eo-{uuid.uuid4().hex[:8]}-"
         ids = [f"{prefix2}{i:05d}" for i in range(2000)]
         producer = _stream_in_background(vn.bootstrap, ids, batch=100, pause_s=0.1)
-        time.sleep(4)
+        # kill only once it has copied some of them (under load it may not have in a fixed sleep): its source
+        # offsets are not flushed yet (every 60 s), so the restart must copy those again
+        copied = asyncio.run(count_ids(cn.bootstrap, TOPIC, prefix2, expect=200, wait_s=90, settle=0))
+        assert len(copied) >= 200, "the control MirrorMaker copied nothing before the kill"
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while control.status().running and time.monotonic() < deadline:
