@@ -26,7 +26,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         description="seconds the endpoint keeps a vehicle declaration PENDING for linked declarations it has not "
         "received, counted from when it processed the vehicle declaration; then REJECTED "
         "LINKED_DECLARATION_UNKNOWN (issue 15)")
+    exchange_dead_letter_after: Literal["expiry", "attempts"] = Field(
+        default="expiry",
+        description="when the receipt tracker dead-letters a message that got no receipt after its "
+        "exchange_resend_max_attempts sends: 'expiry' = only once the envelope has expired at the receiver "
+        "(its expiry + twice the clock skew), so a link outage never becomes a dead letter that the receiver "
+        "would still process (ADR 0601); 'attempts' = at once (one outcome is no longer guaranteed when "
+        "copies wait in a link)")
 
     # --- documents (intake bounds; IntakeLimits.from_settings) ---------------------------------
     documents_max_bytes: int = Field(default=1_048_576, ge=1, description="XML size cap, checked before parsing")
@@ -232,6 +239,14 @@ class Settings(BaseSettings):
         "after kill -9 waits for the dead worker's transaction")
     link_cert_validity_days: int = Field(default=365, ge=1, le=36_500,
                                          description="validity of new link CA and certificates")
+    link_internal_topics_suffix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9_-]{0,40}$",
+        description="suffix of MirrorMaker's own topics in this site's cluster (mm2-configs/offsets/status."
+        "<COUNTERPART><suffix>.internal): a fresh suffix starts the link without its stored connector "
+        "configuration and source offsets (replicates from the start); for the control tests only")
+    link_offset_flush_interval_ms: int = Field(
+        default=1000, ge=100, description="how often MirrorMaker commits its source offsets without "
+        "exactly-once (with exactly-once they commit with each transaction)")
 
     @model_validator(mode="before")
     @classmethod

@@ -180,7 +180,8 @@ def test_due_resend_then_dead_letter(tmp_path: object, home: Home) -> None:
     from .conftest import make_home
 
     h = make_home(home.path.parent / "fast", exchange_receipt_timeout_s=0.001, exchange_backoff_initial_s=0.001,
-                  exchange_backoff_jitter_s=0, exchange_resend_max_attempts=3)
+                  exchange_backoff_jitter_s=0, exchange_resend_max_attempts=3,
+                  exchange_dead_letter_after="attempts")  # ADR 0601: the attempts horizon under test
     s = h.settings
     env = _sealed(h)
     tracker = ReceiptTracker(s, h.vn, h.vn_trust)

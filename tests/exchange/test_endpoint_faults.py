@@ -116,6 +116,7 @@ async def _read_all(bootstrap: str, topic: str, expected: int, idle_s: float = 3
 
 async def test_unanswered_messages_are_dead_lettered(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> None:
     ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, XBG_EXCHANGE_RESEND_MAX_ATTEMPTS="3",
+                      XBG_EXCHANGE_DEAD_LETTER_AFTER="attempts",  # ADR 0601: the attempts horizon under test
                       XBG_EXCHANGE_RECEIPT_TIMEOUT_S="1", XBG_EXCHANGE_BACKOFF_INITIAL_S="0.2")
     try:
         ex.start("nanning", "--drop-rate", "1.0")

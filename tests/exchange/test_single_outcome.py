@@ -70,6 +70,7 @@ def assert_one_outcome_each(entries: list[tuple[int, str, str]]) -> tuple[set[st
 async def _setup(tmp_path: Path, bootstrap: str, prefix: str, max_attempts: int
                  ) -> tuple[Home, SealedEnvelope, ReceiptTracker, list[Outgoing]]:
     home = make_home(tmp_path / "home", exchange_resend_max_attempts=max_attempts, exchange_receipt_timeout_s=0.001,
+                     exchange_dead_letter_after="attempts",  # ADR 0601: the attempts horizon under test
                      exchange_backoff_initial_s=0.001, exchange_backoff_jitter_s=0,
                      topic_exchange=f"{prefix}.exchange", topic_dead_letter=f"{prefix}.dead-letter",
                      topic_receipts=f"{prefix}.receipts")
@@ -153,6 +154,7 @@ async def test_fault_run_no_message_has_two_outcomes(tmp_path: Path, kafka_boots
     """Drops (40 % per copy), duplicates (30 %), answers delayed 0.3 s per batch and only three sends make dead
     letters and late ACKs race; both connectors are killed -9 and restarted mid-run."""
     ex: Exchange = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, XBG_EXCHANGE_RESEND_MAX_ATTEMPTS="3",
+                                XBG_EXCHANGE_DEAD_LETTER_AFTER="attempts",  # ADR 0601: dead letters must race
                                 XBG_EXCHANGE_RECEIPT_TIMEOUT_S="3", XBG_EXCHANGE_BACKOFF_INITIAL_S="0.3",
                                 XBG_EXCHANGE_BACKOFF_MAX_S="1", XBG_EXCHANGE_BACKOFF_JITTER_S="0.2",
                                 XBG_EXCHANGE_BATCH_MAX="40")

@@ -37,7 +37,8 @@ LATER = 10**13  # an injected "now" far past every due time
 
 @pytest.fixture
 def fast(tmp_path: Any) -> Home:
-    return make_home(tmp_path / "fast", exchange_resend_max_attempts=3, exchange_backoff_jitter_s=0)
+    return make_home(tmp_path / "fast", exchange_resend_max_attempts=3, exchange_backoff_jitter_s=0,
+                     exchange_dead_letter_after="attempts")  # ADR 0601: test_link_outage.py covers "expiry"
 
 
 def _receipt(home: Home, env: SealedEnvelope, outcome: str = "ACK", code: str | None = None,

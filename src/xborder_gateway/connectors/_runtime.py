@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -124,6 +125,9 @@ class ConnectorSpec:
     #: exactly-once roles only: work between batches produced in its own Kafka transaction (issue 15: the
     #: endpoint's grace-period expiry); see :class:`~xborder_gateway.transport._loop.Ticker`
     ticker: Callable[[Runtime, Processor], Ticker | None] | None = None
+    #: exactly-once roles, tests: called with the batch's output count inside the open transaction, after its
+    #: records are in the log and before the commit (``run outbound --crash-after``, issue 11)
+    before_commit: Callable[[Runtime, int], None] | None = None
 
 
 def _loop_config(settings: Settings, spec: ConnectorSpec, ident: Identity) -> LoopConfig:
@@ -210,8 +214,12 @@ async def run_connector(settings: Settings, spec: ConnectorSpec, options: Connec
 
     loop: TransactionalBatchLoop | AtLeastOnceLoop
     if spec.guarantee is Guarantee.EXACTLY_ONCE:
+        config = _loop_config(settings, spec, ident)
+        hook = spec.before_commit
+        if hook is not None:  # issue 11: tests crash the role with its transaction open
+            config = dataclasses.replace(config, before_commit=lambda n: hook(rt, n))
         ticker = spec.ticker(rt, processor) if spec.ticker is not None else None
-        loop = TransactionalBatchLoop(_loop_config(settings, spec, ident), handle, rt.stop, ticker)
+        loop = TransactionalBatchLoop(config, handle, rt.stop, ticker)
     else:
         loop = AtLeastOnceLoop(_loop_config(settings, spec, ident), sink, rt.stop)
     rt.loop = loop

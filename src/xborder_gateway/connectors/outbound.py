@@ -46,6 +46,7 @@ from xborder_gateway.connectors._common import (
     log_line,
     now_ms,
 )
+from xborder_gateway.connectors._crash import crash_in_transaction
 from xborder_gateway.connectors._runtime import ConnectorSpec, Guarantee, ProcessResult, run_connector
 from xborder_gateway.envelope import BatchSealer, LocalAuthority, TrustStore
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
@@ -79,7 +80,10 @@ PROCESS = "outbound"
 
 @dataclass(frozen=True)
 class OutboundOptions(ConnectorOptions):
-    """Options of ``xborder run outbound`` (only the common ones so far)."""
+    """Options of ``xborder run outbound``. ``crash_after`` (tests, issue 11): die (exit 17) once N records
+    were produced inside an open transaction, before its commit -- an aborted transaction on demand."""
+
+    crash_after: int | None = None
 
 
 #: bounds of what a rejected record copies from its intake record besides the raw bytes, so that it always
@@ -339,7 +343,8 @@ def outbound_spec() -> ConnectorSpec:
     return ConnectorSpec(
         name="outbound", authority=AUTHORITY, topics=lambda s: (s.topic_intake,), guarantee=Guarantee.EXACTLY_ONCE,
         processor=lambda rt: OutboundProcessor(rt.settings, rt.me, rt.trust),
-        started_line="outbound started", stopped_line="outbound stopped")
+        started_line="outbound started", stopped_line="outbound stopped",
+        before_commit=crash_in_transaction)  # issue 11: `--crash-after` (tests)
 
 
 async def run_outbound(settings: Settings, options: OutboundOptions) -> int:

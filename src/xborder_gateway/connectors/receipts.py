@@ -77,6 +77,7 @@ from xborder_gateway.connectors._runtime import (
 )
 from xborder_gateway.connectors.nanning import BUSINESS_DOCUMENT_TYPE, INTERNAL_ERROR
 from xborder_gateway.envelope import (
+    DEFAULT_LIMITS,
     LocalAuthority,
     TrustStore,
     open_envelope,
@@ -97,6 +98,7 @@ from xborder_gateway.exchange import (
     TrackerStore,
     apply_transition,
     connect,
+    dead_letter_horizon_ms,
     decide_message,
     is_retriable_nack,
     status_record,
@@ -421,12 +423,15 @@ class ReceiptTracker:
         with transaction(self.conn) as conn:
             for m, nack in snapshot:
                 step = decide_message(MessageState.PENDING, m.attempts, Stimulus.DUE, now_ms=at, policy=self.policy,
-                                      last_nack=nack)
+                                      last_nack=nack, hold_until_ms=self.hold_until(m))  # issue 11: ADR 0601
                 if not step.changes_state:
                     continue
                 if not apply_transition(conn, m.message_id, expected_state=MessageState.PENDING,
                                         expected_attempts=m.attempts, transition=step, now_ms=at):
                     claims.lost.append(m)
+                    continue
+                if step.action is Action.AWAIT_EXPIRY:  # issue 11 (ADR 0601): no resend, no dead letter yet
+                    claims.awaiting.append(m)
                     continue
                 if step.action is Action.RESEND:
                     claims.resend.append(m)
@@ -445,6 +450,19 @@ class ReceiptTracker:
                 audit(claims.events)
         return claims
 
+    def hold_until(self, m: PendingMessage) -> int | None:
+        """Issue 11 item 5 (ADR 0601): the earliest time a message whose sends are exhausted may be
+        dead-lettered for "no receipt" -- once no copy of it can be accepted by the receiver any more (its
+        envelope's expiry plus twice the clock skew, ENV-8). None: at once (``exchange_dead_letter_after =
+        attempts``, or bytes whose header does not parse, which the receiver refuses anyway)."""
+        if self.settings.exchange_dead_letter_after != "expiry":
+            return None
+        header = peek_header(m.data)  # our own committed bytes; only the expiry is read
+        if header is None:
+            return None
+        skew_ms = int(DEFAULT_LIMITS.max_clock_skew.total_seconds() * 1000)
+        return dead_letter_horizon_ms(int(header.expires.timestamp() * 1000), skew_ms)
+
     def dead_letters_produced(self, dead: Sequence[PendingMessage]) -> None:
         self.store.dead_letters_produced((m.message_id for m in dead), now_ms())
 
@@ -461,6 +479,7 @@ class Claims:
     dead: list[tuple[PendingMessage, str]] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
     lost: list[PendingMessage] = field(default_factory=list)
+    awaiting: list[PendingMessage] = field(default_factory=list)  # sends exhausted, waiting for expiry (ADR 0601)
 
 
 def _with_attempt(headers: tuple[tuple[str, bytes], ...], attempt: int) -> tuple[tuple[str, bytes], ...]:
@@ -476,6 +495,9 @@ async def _tick(tracker: ReceiptTracker, producer: Any, auditor: Auditor, ops: O
     was claimed -> record the dead letters as produced. ``after_claim`` (tests) runs between claim and send."""
     settings = tracker.settings
     claims = tracker.claim(tracker.due(owned=owned), audit=auditor.append)
+    for m in claims.awaiting:  # issue 11 (ADR 0601): logged once per message (its due moves to the horizon)
+        log_line(logging.WARNING, "sends exhausted; dead letter only after the envelope expires",
+                 message_id=m.message_id, attempts=m.attempts)
     leftover = [(m, why) for m, why in tracker.unproduced_dead_letters(owned)
                 if all(m.message_id != d.message_id for d, _ in claims.dead)]
     if after_claim is not None:

@@ -14,7 +14,10 @@ longer pending).
     pending --NACK retriable---------> pending       (due = min(due, now + backoff(attempts)))
     pending --NACK permanent---------> pending       (due = now; the next tick dead-letters it)
     pending --DUE, permanent NACK----> dead          (dead_lettered: DEAD_LETTER_PERMANENT_NACK)
-    pending --DUE, attempts >= max---> dead          (dead_lettered: no receipt after N sends)
+    pending --DUE, attempts >= max---> dead          (dead_lettered: no receipt after N sends), but only once
+                                                     ``now >= hold_until`` (ADR 0601: the envelope's expiry plus
+                                                     twice the clock skew); before that:
+    pending --DUE, attempts >= max---> pending       (await expiry: no resend, due = hold_until, no event)
     pending --DUE, attempts < max----> pending       (resent; attempts + 1; due = now + timeout + backoff)
     delivered --ACK------------------> delivered     (duplicate receipt: receipt_received only)
     dead --ACK or NACK---------------> dead          (late receipt: receipt_received only, no second outcome)
@@ -38,6 +41,7 @@ __all__ = [
     "TrackerPolicy",
     "Transition",
     "apply_transition",
+    "dead_letter_horizon_ms",
     "decide_message",
     "is_retriable_nack",
     "mark_dead_letter_produced",
@@ -76,6 +80,7 @@ class Action(enum.Enum):
     RESCHEDULE = "reschedule"  # a NACK moved the due time
     RESEND = "resend"  # produce the same bytes again under the same id
     DEAD_LETTER = "dead_letter"  # produce the envelope to the dead-letter topic
+    AWAIT_EXPIRY = "await_expiry"  # sends exhausted, but the receiver may still accept a copy: wait (ADR 0601)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,16 @@ class Transition:
 
     @property
     def changes_state(self) -> bool:
-        return self.action in (Action.DELIVER, Action.RESCHEDULE, Action.RESEND, Action.DEAD_LETTER)
+        return self.action in (Action.DELIVER, Action.RESCHEDULE, Action.RESEND, Action.DEAD_LETTER,
+                               Action.AWAIT_EXPIRY)
+
+
+def dead_letter_horizon_ms(expires_ms: int, max_clock_skew_ms: int) -> int:
+    """The earliest time (sender's clock) at which NO receiver can accept any copy of an envelope that
+    expires at ``expires_ms``: the receiver refuses it once its clock is past ``expires + skew`` (ENV-8), and
+    its clock may be up to ``skew`` behind ours, hence twice the skew, plus 1 ms because the receiver still
+    accepts at exactly ``expires + skew`` (ENV-8 refuses only ``now > expires + skew``) (ADR 0601)."""
+    return expires_ms + 2 * max(0, max_clock_skew_ms) + 1
 
 
 def is_retriable_nack(code: str | None, policy: TrackerPolicy) -> bool:
@@ -121,11 +135,15 @@ def decide_message(  # noqa: PLR0911 - one return per edge of the state machine
     code: str | None = None,
     last_nack: str | None = None,
     due_ms: int | None = None,
+    hold_until_ms: int | None = None,
 ) -> Transition:
     """The next state of one message (pure; see the module docstring for the table).
 
     ``code`` is the NACK's reason code (``Stimulus.NACK``); ``last_nack`` and ``due_ms`` are the stored
-    message's last NACK code and due time.
+    message's last NACK code and due time. ``hold_until_ms`` (ADR 0601) is the message's
+    :func:`dead_letter_horizon_ms`: a message whose sends are exhausted is dead-lettered for "no receipt" only
+    from then on (until then a copy may still be waiting for the link and be processed later); None = at once
+    (the ``attempts`` horizon).
     """
     received = (EventType.RECEIPT_RECEIVED,)
     if stimulus is Stimulus.ACK:
@@ -156,6 +174,11 @@ def decide_message(  # noqa: PLR0911 - one return per edge of the state machine
         return Transition(MessageState.DEAD, attempts, Action.DEAD_LETTER, events=(EventType.DEAD_LETTERED,),
                           reason=f"NACK {last_nack}")
     if attempts >= policy.max_attempts:
+        if hold_until_ms is not None and now_ms < hold_until_ms:
+            # ADR 0601 (issue 11 item 5): a link outage must not become a dead letter -- while any copy may
+            # still cross and be accepted, deciding "dead" could give the message a second outcome at CN
+            return Transition(state, attempts, Action.AWAIT_EXPIRY, next_due_ms=hold_until_ms,
+                              reason="AWAITING_EXPIRY")
         return Transition(MessageState.DEAD, attempts, Action.DEAD_LETTER, events=(EventType.DEAD_LETTERED,),
                           reason=f"no receipt after {attempts} sends")
     return Transition(state, attempts + 1, Action.RESEND,

@@ -164,7 +164,7 @@ class LinkMirror:
 
     @property
     def offsets_topic(self) -> str:
-        return f"mm2-offsets.{self.source}.internal"
+        return f"mm2-offsets.{self.source}{self.settings.link_internal_topics_suffix}.internal"
 
     # --- jars --------------------------------------------------------------------------------------
     @property
@@ -208,7 +208,7 @@ class LinkMirror:
             f"{tgt}.plugin.discovery = service_load",
             "plugin.discovery = service_load",  # MirrorMaker's own first plugin scan reads the top level
             f"{tgt}.producer.transaction.timeout.ms = {s.link_transaction_timeout_ms}",
-            f"{tgt}.offset.flush.interval.ms = 1000",
+            f"{tgt}.offset.flush.interval.ms = {s.link_offset_flush_interval_ms}",
             # the flows: only counterpart -> this site, only the allow-list, names kept
             f"{flow}.enabled = true",
             f"{tgt}->{src}.enabled = false",
@@ -239,9 +239,20 @@ class LinkMirror:
             "dedicated.mode.enable.internal.rest = true",
             f"listeners = http://127.0.0.1:{s.link_rest_port}",
             f"{tgt}.listeners = http://127.0.0.1:{s.link_rest_port}",
+            *self._internal_topics(),
             "",
         ]
         return "\n".join(lines)
+
+    def _internal_topics(self) -> list[str]:
+        """MirrorMaker's own topics in this site's cluster, renamed only with ``link_internal_topics_suffix``
+        (the control tests: a fresh set forgets the stored connector configuration and source offsets)."""
+        suffix = self.settings.link_internal_topics_suffix
+        if not suffix:
+            return []
+        src, tgt = self.source, self.target
+        return [f"{tgt}.{key}.storage.topic = mm2-{kind}.{src}{suffix}.internal"
+                for key, kind in (("config", "configs"), ("offset", "offsets"), ("status", "status"))]
 
     def _log4j_properties(self) -> str:
         return "\n".join([

@@ -1,4 +1,4 @@
-"""``xborder link certs|start|stop|status|logs|fetch``: this site's MirrorMaker 2 and its link PKI."""
+"""``xborder link certs|start|stop|status|logs|fetch|properties``: this site's MirrorMaker 2 and its link PKI."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ examples (one home per site; site_authority = "VN" or "CN" in <home>/config.toml
   xborder --home /srv/cn link status         per flow: lag in records and seconds; exit 0 running, 1 not
   xborder --home /srv/cn link logs -n 100    MirrorMaker's log (-f to follow)
   xborder --home /srv/cn link stop
+  xborder --home /srv/cn link properties --out mm2.properties   the configuration only (docker/compose.yaml)
 """
 
 
@@ -48,6 +49,25 @@ def _start(args: argparse.Namespace, settings: Settings) -> int:
 
     status = LinkMirror(settings).start(progress=_progress, timeout=args.timeout)
     print(status.describe())
+    return 0
+
+
+def _properties(args: argparse.Namespace, settings: Settings) -> int:
+    """``link properties``: the mm2.properties this site's MirrorMaker runs with (and its trust file), for a
+    MirrorMaker started by other means (docker/compose.yaml runs Kafka's own connect-mirror-maker.sh)."""
+    from xborder_gateway.errors import ConfigError
+    from xborder_gateway.link import LinkMirror
+    from xborder_gateway.link._pki import write_truststore
+
+    if write_truststore(settings) is None:
+        raise ConfigError(f"{settings.link_counterpart}'s link CA is not trusted", code="LINK_PKI_MISSING",
+                          hint=f"import {settings.link_counterpart}'s bundle (it carries the link CA)")
+    text = LinkMirror(settings).mm2_properties()
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
@@ -149,5 +169,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
     p.set_defaults(func=_logs)
+    p = verb("properties", "print the mm2.properties MirrorMaker would run with (for docker/compose.yaml)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write it to FILE instead of stdout")
+    p.set_defaults(func=_properties)
     verb("fetch", "only fetch MirrorMaker's jars into the cache (CI does this before tests)").set_defaults(
         func=_fetch)

@@ -45,7 +45,7 @@ def _outbound(args: argparse.Namespace, settings: Settings) -> int:
     from xborder_gateway.connectors import OutboundOptions, run_outbound
 
     opts = OutboundOptions(instance=args.instance, passphrase_file=args.passphrase_file,
-                           metrics_port=args.metrics_port)
+                           metrics_port=args.metrics_port, crash_after=args.crash_after)
     return asyncio.run(run_outbound(settings, opts))
 
 
@@ -133,6 +133,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_command(verbs, "outbound", help="VN: intake XML -> validate -> map -> seal -> exchange (exactly once)",
                     epilog=EXAMPLES)
     _common(p)
+    p.add_argument("--crash-after", type=int, default=None, metavar="N",  # issue 11 (tests)
+                   help="fault injection (tests): die (exit 17) once N records were produced inside an open "
+                   "transaction, before its commit")
     p.set_defaults(func=_outbound)
 
     p = add_command(verbs, "nanning", help="CN: the simulated Nanning Customs endpoint (receipts, business checks)",
