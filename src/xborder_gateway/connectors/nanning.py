@@ -1,6 +1,11 @@
 """``xborder run nanning`` (CN): the simulated Nanning Customs endpoint -- a real implementation with its
 own keys (``keys/CN``), its own SQLite store (``settings.state_db("CN")``) and its own audit log.
 
+The same code is the receiving endpoint of any authority (``xborder run inbound --authority A``, issue 10):
+VN's endpoint opens CN's envelopes from ``xb.cn-vn.exchange`` with VN's keys, store and audit log, answers
+on ``xb.vn-cn.receipts`` and runs VN's rule set with its mirror checks (``exchange/_mirror_store.MirrorDesk``:
+an export whose IDA VN has not taken in yet gets its business response later, from the re-check tick).
+
 Per envelope, priority lane first: open (ENV-1..ENV-9: decrypt, verify) -> de-duplicate (ENV-10) ->
 Avro decode -> business checks (BIZ-1..3) -> a sealed ``Receipt`` (ACK) and a sealed ``BusinessResponse``
 on ``xb.cn-vn.receipts``. The message id is recorded in ``envelope_replay`` in the SAME SQLite
@@ -74,11 +79,13 @@ from xborder_gateway.envelope import (
 from xborder_gateway.errors import ConfigError, GatewayError
 from xborder_gateway.exchange import (
     CN_SCHEMA,
+    BusinessDecision,
     EndpointStore,
     RuleSet,
     StoredAnswer,
     rule_set_for,
 )
+from xborder_gateway.exchange._mirror_store import MirrorDesk, decision_of, mirror_config
 from xborder_gateway.transport import (
     Incoming,
     Outgoing,
@@ -89,11 +96,20 @@ __all__ = ["CRASH_EXIT_CODE", "INTERNAL_ERROR", "Faults", "NanningOptions", "Nan
 
 AUTHORITY = "CN"
 OFFICE = "CN-7220"  # Youyiguan customs, the receiving office named in receipts
+#: the receiving office each authority's endpoint names in its receipts (VN: Huu Nghi border gate, Lang Son)
+OFFICES = {"CN": OFFICE, "VN": "VN-HUUNGHI"}
 PROCESS = "nanning"
 BUSINESS_DOCUMENT_TYPE = "BUSINESS_RESPONSE"
 TRANSIENT_NACK = "CN_TEMPORARILY_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"  # retriable NACK: the endpoint failed unexpectedly (issue 9 item 3)
 CRASH_EXIT_CODE = 17
+MIRROR_DOCUMENT_TYPE = "CN_EXPORT"  # what VN's mirror checks compare with its IDAs
+MIRROR_WAITING = "MIRROR_WAITING"  # cn_processed status of an export whose business response is deferred
+
+
+def mirror_desk_for(authority: str, conn: sqlite3.Connection, settings: Settings) -> MirrorDesk | None:
+    """VN's endpoint checks CN's exports against the IDAs VN took in (issue 10 item 3); CN's has no mirror."""
+    return MirrorDesk(conn, mirror_config(settings)) if authority == "VN" else None
 
 
 @dataclass(frozen=True)
@@ -136,19 +152,26 @@ class NanningOptions(ConnectorOptions):
 class NanningProcessor:
     """The endpoint's per-batch work over its SQLite store; no Kafka here."""
 
-    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, faults: Faults,
-                 rules: RuleSet | None = None) -> None:
+    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, faults: Faults,  # noqa: PLR0917
+                 rules: RuleSet | None = None, authority: str = AUTHORITY) -> None:
+        from xborder_gateway.config import counterpart
+
         self.settings = settings
+        self.authority = authority
+        self.office = OFFICES[authority]
+        self.counterpart = counterpart(authority)
         self.me = me
         self.trust = trust
         self.faults = faults
         self.rng = random.Random(faults.seed)  # noqa: S311 - fault injection, not security
-        self.store = SqliteReplayStore(settings.state_db(AUTHORITY))
+        self.store = SqliteReplayStore(settings.state_db(authority))
         self.store.connection.executescript(CN_SCHEMA)
         self.answers = EndpointStore(self.store.connection)
         # the receiving authority's rules (CN: exchange/_rules_cn.py, configured from the settings)
-        self.rules = rules if rules is not None else rule_set_for(AUTHORITY, settings)
+        self.rules = rules if rules is not None else rule_set_for(authority, settings)
         self.processed = 0
+        # issue 10: VN's mirror checks of CN's exports (None at CN's endpoint)
+        self.mirror = mirror_desk_for(authority, self.store.connection, settings)
 
     def close(self) -> None:
         self.store.close()
@@ -222,14 +245,14 @@ class NanningProcessor:
         sha = _sha(r.value)
         header = peek_header(r.value)
         mid = str(header.message_id) if header is not None else r.header_str(H_MESSAGE_ID)
-        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid, envelope_sha256=sha,
+        events.append(event(self.authority, PROCESS, EventType.RECEIPT_SENT, message_id=mid, envelope_sha256=sha,
                             kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                             attempt=_attempt(r), outcome="nack", reason_code=INTERNAL_ERROR))
         refusal = EnvelopeOpenError(f"unexpected {type(exc).__name__} at the endpoint", code=INTERNAL_ERROR,
                                     header=header, envelope_sha256=sha)
-        sender = header.sender if header is not None and header.sender in self.trust.authorities else "VN"
+        sender = header.sender if header is not None and header.sender in self.trust.authorities else self.counterpart
         try:
-            record = make_receipt(refusal, receiver=OFFICE, outcome="NACK", sender=sender,
+            record = make_receipt(refusal, receiver=self.office, outcome="NACK", sender=sender,
                                   reason_text="the endpoint failed on this envelope; resend it later")
             sealed = seal_receipt(record, me=self.me, trust=self.trust, recipient=sender)
         except Exception:  # nobody to answer to, or answering fails too: the audit event and the log remain
@@ -253,7 +276,7 @@ class NanningProcessor:
             if exc.same_bytes:  # ENV-10: answer with the ORIGINAL answers, do not process again
                 originals = self.answers.original_answers(mid)
                 self.answers.record_duplicate(mid, run, now_ms())
-                events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
+                events.append(event(self.authority, PROCESS, EventType.DUPLICATE, message_id=mid,
                                     envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
                                     kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
                                     outcome="duplicate", reason_code=exc.code))
@@ -267,7 +290,7 @@ class NanningProcessor:
 
         mid = str(opened.message_id)
         # decrypted and signature-checked (ENV-1..ENV-10): the opened step, with the envelope's key ids
-        events.append(event(AUTHORITY, PROCESS, EventType.OPENED, message_id=mid,
+        events.append(event(self.authority, PROCESS, EventType.OPENED, message_id=mid,
                             document_type=opened.header.document_type, envelope_sha256=opened.sha256,
                             signing_key_id=opened.header.signing_key_id.hex(),
                             encryption_key_id=opened.header.encryption_key_id.hex(),
@@ -275,12 +298,12 @@ class NanningProcessor:
                             attempt=_attempt(r)))
         f = self.faults
         if f.reject_rate and self.rng.random() < f.reject_rate:
-            record = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=TRANSIENT_NACK,
+            record = make_receipt(opened, receiver=self.office, outcome="NACK", reason_code=TRANSIENT_NACK,
                                   reason_text="simulated rejection (--reject-rate): resend later")
             counts["transient_nack"] += 1
             sealed_nack = seal_receipt(record, me=self.me, trust=self.trust)
             # every step the endpoint takes is in its audit log, the (not recorded) transient NACK included
-            events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid,
+            events.append(event(self.authority, PROCESS, EventType.RECEIPT_SENT, message_id=mid,
                                 document_type=opened.header.document_type, envelope_sha256=opened.sha256,
                                 kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                                 attempt=_attempt(r), outcome="nack", reason_code=TRANSIENT_NACK))
@@ -291,10 +314,10 @@ class NanningProcessor:
                 counts: dict[str, int]) -> list[Outgoing]:
         counts["refused"] += 1
         header = exc.header
-        sender = header.sender if header is not None and header.sender in self.trust.authorities else "VN"
-        record = make_receipt(exc, receiver=OFFICE, outcome="NACK", sender=sender)
+        sender = header.sender if header is not None and header.sender in self.trust.authorities else self.counterpart
+        record = make_receipt(exc, receiver=self.office, outcome="NACK", sender=sender)
         mid = str(record["message_id"])
-        events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, message_id=mid,
+        events.append(event(self.authority, PROCESS, EventType.REJECTED, message_id=mid,
                             envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic, kafka_partition=r.partition,
                             kafka_offset=r.offset, attempt=_attempt(r), outcome="refused", reason_code=exc.code))
         log_line(logging.WARNING, "envelope refused", message_id=mid, code=exc.code)
@@ -304,6 +327,15 @@ class NanningProcessor:
             log_line(logging.ERROR, "cannot answer refused envelope", message_id=mid, code=seal_exc.code)
             return []
         return [self._answer(mid, "receipt", sealed.data, mid=mid, run=run, business_key=None)]
+
+    def business_response(self, mid: str, business_key: str | None, doc_type: str, decision: BusinessDecision, *,
+                          recipient: str, now: datetime) -> bytes:
+        """The sealed ``BusinessResponse`` for message ``mid`` (sealed to ``recipient``, its sender)."""
+        response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
+                    "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
+        payload = avro.encode("BusinessResponse", response)
+        return seal(payload, sender=self.me, recipient=recipient, trust=self.trust,
+                    document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], now=now).data
 
     def _process(self, conn: sqlite3.Connection, opened: OpenedEnvelope, r: Incoming, *, run: str | None,
                  events: list[AuditEvent], counts: dict[str, int]) -> list[Outgoing]:
@@ -316,30 +348,32 @@ class NanningProcessor:
             record: dict[str, Any] = dict(decoded.record)
         except GatewayError as exc:  # verified but undecodable: a permanent NACK, recorded like an answer
             business_key = None
-            receipt = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=exc.code,
+            receipt = make_receipt(opened, receiver=self.office, outcome="NACK", reason_code=exc.code,
                                    reason_text=exc.message[:300])
             answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust).data)]
             status = "NACK"
         else:
-            business_key = str(record.get("declaration_number") or "") or None
-            decision = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
+            business_key = str(record.get("declaration_number") or record.get("manifest_number") or "") or None
+            decision: BusinessDecision | None = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
+            if self.mirror is not None and doc_type == MIRROR_DOCUMENT_TYPE:  # issue 10: VN's mirror checks
+                checked = self.mirror.check(mid, run, record, now_ms=now_ms())
+                decision = None if checked.waiting else decision_of(checked)  # None: answered by the re-check
             if self.rules.remembers(doc_type) and business_key:
                 self.answers.record_declaration(business_key, doc_type, record.get("gross_weight_kg"), mid)
-            receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
+            receipt = make_receipt(opened, receiver=self.office, outcome="ACK", business_key=business_key,
                                    received_at=now)
-            response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
-                        "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
-            payload = avro.encode("BusinessResponse", response)
-            sealed_response = seal(payload, sender=self.me, recipient=header.sender, trust=self.trust,
-                                   document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], now=now)
-            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data),
-                       ("business-response", sealed_response.data)]
-            status = decision.status
-            events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
-                                business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
-                                kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
-                                outcome=status.lower(),
-                                reason_code=decision.reasons[0][0] if decision.reasons else None))
+            answers = [("receipt", seal_receipt(receipt, me=self.me, trust=self.trust, now=now).data)]
+            if decision is None:  # deferred: the receipt now, the business response once the mirror decides
+                status = MIRROR_WAITING
+            else:
+                answers.append(("business-response", self.business_response(
+                    mid, business_key, doc_type, decision, recipient=header.sender, now=now)))
+                status = decision.status
+                events.append(event(self.authority, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
+                                    business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
+                                    kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
+                                    outcome=status.lower(),
+                                    reason_code=decision.reasons[0][0] if decision.reasons else None))
         outputs = [self._answer(mid, kind, data, mid=mid, run=run, business_key=business_key)
                    for kind, data in answers]
         self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
@@ -347,12 +381,12 @@ class NanningProcessor:
                                       status=status, received_ms=now_ms())
         # ENV-10: recorded in the same transaction as the answers
         SqliteReplayStore.remember_on(conn, header, opened.sha256, now)
-        events.append(event(AUTHORITY, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
+        events.append(event(self.authority, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
                             document_type=doc_type, envelope_sha256=opened.sha256,
                             payload_sha256=_sha(opened.payload), signing_key_id=header.signing_key_id.hex(),
                             kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                             attempt=_attempt(r)))
-        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid, business_key=business_key,
+        events.append(event(self.authority, PROCESS, EventType.RECEIPT_SENT, message_id=mid, business_key=business_key,
                             document_type=doc_type, outcome="ack" if status != "NACK" else "nack",
                             kafka_topic=self.settings.topic_receipts, attempt=_attempt(r)))
         counts["processed"] += 1
@@ -406,17 +440,27 @@ def _faults(rt: Runtime) -> Faults:
     return rt.options.faults if isinstance(rt.options, NanningOptions) else Faults()
 
 
-def nanning_spec() -> ConnectorSpec:
-    """The receiving endpoint (CN): exchange topics (priority lane first) -> sealed answers, exactly once."""
+def nanning_spec(authority: str = AUTHORITY) -> ConnectorSpec:
+    """The receiving endpoint of ``authority`` (default CN, ``run nanning``): the counterpart's exchange topics
+    (priority lane first) -> sealed answers, exactly once. Run it with ``Settings.for_role(authority,
+    counterpart)``. VN's endpoint also runs the mirror re-check tick beside its loop."""
+    from xborder_gateway.connectors._mirror_tick import mirror_tick_task
+    from xborder_gateway.transport import role_topics
+
     return ConnectorSpec(
-        name="nanning", authority=AUTHORITY,
+        name="nanning" if authority == "CN" else f"inbound.{authority.lower()}", authority=authority,
         topics=lambda s: (s.topic_exchange_priority, s.topic_exchange),
         priority_topics=lambda s: frozenset({s.topic_exchange_priority}), guarantee=Guarantee.EXACTLY_ONCE,
-        processor=lambda rt: NanningProcessor(rt.settings, rt.me, rt.trust, _faults(rt)),
-        started_line="nanning endpoint started", before_start=_offline, before_batch=_delay,
-        after_batch=_crash_after)
+        processor=lambda rt: NanningProcessor(rt.settings, rt.me, rt.trust, _faults(rt), authority=authority),
+        started_line="nanning endpoint started" if authority == "CN" else f"{authority} inbound endpoint started",
+        before_start=_offline, before_batch=_delay, after_batch=_crash_after,
+        background=mirror_tick_task if authority == "VN" else None,
+        creates=lambda s: role_topics(s, "inbound", authority))
 
 
-async def run_nanning(settings: Settings, options: NanningOptions) -> int:
-    """Run the endpoint until SIGTERM (or ``--crash-after``); returns the exit code."""
-    return await run_connector(settings, nanning_spec(), options)
+async def run_nanning(settings: Settings, options: NanningOptions, authority: str = AUTHORITY) -> int:
+    """Run the receiving endpoint of ``authority`` until SIGTERM (or ``--crash-after``); returns the exit code."""
+    from xborder_gateway.config import counterpart
+
+    return await run_connector(settings.for_role(authority, counterpart(authority)), nanning_spec(authority),
+                               options)
