@@ -177,3 +177,21 @@ def test_each_authority_audits_under_its_own_name(home: Home, authority: str) ->
         vn_in.close()
     assert events
     assert {e.authority for e in events} == {authority}
+
+
+def test_publish_authority_cn_puts_cn_samples_on_cns_intake(home: Home, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from xborder_gateway._cli import main
+    from xborder_gateway.intake import take_cn_avro
+    from xborder_gateway.transport import memory_broker
+
+    bootstrap = "memory://publish-cn"
+    monkeypatch.setenv("XBG_KAFKA_BOOTSTRAP", bootstrap)
+    assert main(["--home", str(home.path), "publish", "--authority", "CN", "--generate", "3", "--seed", "2"]) == 0
+    assert capsys.readouterr().out.strip() == "6"
+    broker = memory_broker(bootstrap)
+    records = broker.records("cn.declarations.raw")
+    assert len(records) == 6  # an export declaration and a road manifest per truck
+    assert {take_cn_avro(r.value).schema_name for r in records} == {"CnExportDeclaration", "CnRoadManifest"}
+    assert all(r.key for r in records)
+    assert broker.records("vn.declarations.raw") == []

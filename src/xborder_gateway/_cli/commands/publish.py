@@ -88,6 +88,12 @@ def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     return parse
 
 
+def _authority(value: str) -> str:
+    if value.upper() not in ("VN", "CN"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an authority (VN or CN)")
+    return value.upper()
+
+
 def _ratio(value: str) -> float:
     try:
         ratio = float(value)
@@ -191,7 +197,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rate", type=positive(float), metavar="PER_S",
                    help="pace the sends at this many documents per second")
     p.add_argument("--run", metavar="ID", help="tag every record with this run id (carried end to end)")
-    p.add_argument("--authority", type=str.upper, default=None, metavar="A",
+    p.add_argument("--authority", type=_authority, default=None, metavar="A",
                    help="the sending authority whose intake gets the documents: VN (default, XML) or CN (Avro)")
     p.add_argument("--mismatch-ratio", type=_ratio, default=0.0,
                    help="with --authority CN --generate: share of trucks with one seeded mirror mismatch")
