@@ -195,3 +195,30 @@ def test_publish_authority_cn_puts_cn_samples_on_cns_intake(home: Home, monkeypa
     assert {take_cn_avro(r.value).schema_name for r in records} == {"CnExportDeclaration", "CnRoadManifest"}
     assert all(r.key for r in records)
     assert broker.records("vn.declarations.raw") == []
+
+
+def test_an_export_labelled_envelope_of_another_schema_is_rejected_not_retried(home: Home) -> None:
+    """MIR-2: a CN_EXPORT whose payload is not a CnExportDeclaration is a permanent business rejection (an
+    ACK with REJECTED), never an INTERNAL_ERROR NACK that the sender would resend until it dead-letters."""
+    from datetime import UTC, datetime
+
+    from xborder_gateway.envelope import open_envelope, open_receipt, seal
+
+    payload = avro.encode("BusinessResponse", {"message_id": "00000000-0000-0000-0000-000000000000",
+                                               "business_key": "X", "document_type": "CN_EXPORT",
+                                               "status": "ACCEPTED", "reasons": [], "responded_at": datetime.now(UTC)})
+    env = seal(payload, sender=home.cn, recipient="VN", trust=home.cn_trust, document_type="CN_EXPORT",
+               schema_fingerprint=payload[2:10])
+    vn_in = NanningProcessor(home.settings.for_role("VN", "CN"), home.vn, home.vn_trust, Faults(), authority="VN")
+    res = vn_in.process(_as_incoming([Outgoing("xb.cn-vn.exchange", b"k", env.data)]))
+    assert res.counts["processed"] == 1
+    assert "failed" not in res.counts
+    kinds = {o.header("xbg-kind"): o for o in res.outputs}
+    _opened, receipt = open_receipt(kinds[b"receipt"].value, me=home.cn, trust=home.cn_trust, replay=None)
+    assert receipt["outcome"] == "ACK"
+    response = avro.decode(open_envelope(kinds[b"business-response"].value, me=home.cn, trust=home.cn_trust,
+                                         replay=None).payload).record
+    assert response["status"] == "REJECTED"
+    assert [r["code"] for r in response["reasons"]] == ["DOCUMENT_SCHEMA_MISMATCH"]
+    assert mirror_summary(vn_in.store.connection, RUN)["checked"] == 0
+    vn_in.close()

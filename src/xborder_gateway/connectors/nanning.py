@@ -356,8 +356,12 @@ class NanningProcessor:
             business_key = str(record.get("declaration_number") or record.get("manifest_number") or "") or None
             decision: BusinessDecision | None = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
             if self.mirror is not None and doc_type == MIRROR_DOCUMENT_TYPE:  # issue 10: VN's mirror checks
-                checked = self.mirror.check(mid, run, record, now_ms=now_ms())
-                decision = None if checked.waiting else decision_of(checked)  # None: answered by the re-check
+                if decoded.schema_name != "CnExportDeclaration":  # MIR-2: only an export declaration is compared
+                    decision = BusinessDecision("REJECTED", (("DOCUMENT_SCHEMA_MISMATCH", f"a {doc_type} must carry "
+                                                              f"a CnExportDeclaration, not {decoded.schema_name}"),))
+                else:
+                    checked = self.mirror.check(mid, run, record, now_ms=now_ms())
+                    decision = None if checked.waiting else decision_of(checked)  # None: answered by the re-check
             if self.rules.remembers(doc_type) and business_key:
                 self.answers.record_declaration(business_key, doc_type, record.get("gross_weight_kg"), mid)
             receipt = make_receipt(opened, receiver=self.office, outcome="ACK", business_key=business_key,
