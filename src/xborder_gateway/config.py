@@ -25,16 +25,53 @@ from __future__ import annotations
 import os
 import tomllib
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from xborder_gateway.errors import ConfigError
 
-__all__ = ["Settings", "default_home", "load_settings"]
+__all__ = ["AUTHORITIES", "DirectionTopics", "Settings", "SiteTopics", "counterpart", "default_home", "load_settings"]
+
+#: the two authorities of the exchange
+AUTHORITIES = ("VN", "CN")
+
+
+def counterpart(authority: str) -> str:
+    """The other authority of the exchange (VN <-> CN); a ConfigError for anything else."""
+    a = authority.upper()
+    if a not in AUTHORITIES:
+        raise ConfigError(f"unknown authority {authority!r}", code="AUTHORITY_UNKNOWN", hint="use VN or CN")
+    return "CN" if a == "VN" else "VN"
+
+
+@dataclass(frozen=True)
+class DirectionTopics:
+    """What crosses the border for one direction ``sender -> receiver`` (issue 10 item 1)."""
+
+    exchange: str
+    """``xb.<from>-<to>.exchange``: sealed envelopes"""
+    priority: str
+    """``xb.<from>-<to>.exchange.priority``: the perishable lane, served first"""
+    receipts: str
+    """``xb.<to>-<from>.receipts``: the receiver's receipts and business responses"""
+
+
+@dataclass(frozen=True)
+class SiteTopics:
+    """What never leaves an authority's site: ``<a>.declarations.raw|rejected|status``, ``<a>.exchange.dead-letter``."""
+
+    intake: str
+    rejected: str
+    status: str
+    dead_letter: str
+
+    def all(self) -> tuple[str, ...]:
+        return (self.intake, self.rejected, self.status, self.dead_letter)
 
 
 # broker client, KRaft controller, link listener, MirrorMaker REST: a site's defaults (docs/link.md)
@@ -54,6 +91,8 @@ class Settings(BaseSettings):
     """All settings of the gateway. Field ``x_y`` is ``XBG_X_Y`` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="XBG_", extra="forbid", frozen=True)
+    #: the settings a role view (:meth:`for_role`) was made from: direction/site names always come from it
+    _base: Settings | None = PrivateAttr(default=None)
 
     home: Path = Field(default_factory=default_home, description="where all state lives")
 
@@ -81,8 +120,9 @@ class Settings(BaseSettings):
     topic_exchange_priority: str = Field(default="xb.vn-cn.exchange.priority",
                                          description="priority lane for perishable goods, served first")
     topic_receipts: str = Field(default="xb.cn-vn.receipts", description="signed receipts and business responses")
-    topic_dead_letter: str = Field(default="xb.vn-cn.dead-letter",
-                                   description="messages never acknowledged after every resend")
+    topic_dead_letter: str = Field(default="vn.exchange.dead-letter",
+                                   description="messages never acknowledged after every resend (a site topic: "
+                                   "never in a link's allow-list)")
     topic_status: str = Field(default="vn.declarations.status",
                               description="the status feed for senders: one record per state change (key = "
                               "declaration number); never leaves the site")
@@ -95,6 +135,20 @@ class Settings(BaseSettings):
                                              description="VN's cosignatures of CN's checkpoints, VN -> CN")
     topic_cn_audit_cosignatures: str = Field(default="xb.cn.audit.cosignatures",
                                              description="CN's cosignatures of VN's checkpoints, CN -> VN")
+    # the CN -> VN direction and CN's site topics (issue 10 item 1; Settings.direction_topics / site_topics)
+    topic_cn_vn_exchange: str = Field(default="xb.cn-vn.exchange", description="sealed envelopes CN -> VN")
+    topic_cn_vn_exchange_priority: str = Field(default="xb.cn-vn.exchange.priority",
+                                               description="CN -> VN priority lane (perishable goods)")
+    topic_cn_vn_receipts: str = Field(default="xb.vn-cn.receipts",
+                                      description="VN's receipts and business responses for CN's envelopes")
+    topic_cn_intake: str = Field(default="cn.declarations.raw",
+                                 description="CN customs systems publish framed Avro (CnExportDeclaration, "
+                                 "CnRoadManifest) here")
+    topic_cn_rejected: str = Field(default="cn.declarations.rejected",
+                                   description="CN's refused input: raw bytes + structured reasons")
+    topic_cn_status: str = Field(default="cn.declarations.status", description="CN's status feed for senders")
+    topic_cn_dead_letter: str = Field(default="cn.exchange.dead-letter",
+                                      description="CN's messages never acknowledged after every resend")
 
     # --- exchange (connectors: outbound, nanning endpoint, receipt tracker) --------------------
     exchange_batch_max: int = Field(default=500, ge=1, le=10_000,
@@ -126,6 +180,22 @@ class Settings(BaseSettings):
         "(its expiry + twice the clock skew), so a link outage never becomes a dead letter that the receiver "
         "would still process (ADR 0601); 'attempts' = at once (one outcome is no longer guaranteed when "
         "copies wait in a link)")
+
+    # --- VN's mirror checks of CN exports (exchange/_mirror.py, _mirror_store.mirror_config; issue 10) ---
+    mirror_rates: str = Field(default="USD=1,CNY=7.1,VND=25400",
+                              description="rate table of the mirror checks: units of each currency per US dollar "
+                              "(CODE=RATE, comma-separated); a currency not in it gives RATE_UNKNOWN")
+    mirror_value_tolerance: float = Field(default=0.03, ge=0, le=1,
+                                          description="relative value difference allowed within one Incoterm group")
+    mirror_freight_insurance_allowance: float = Field(
+        default=0.10, ge=0, le=1, description="how much a C/D (CIF, DAP…) value may add to an E/F (FOB…) value")
+    mirror_quantity_tolerance: float = Field(default=0.005, ge=0, le=1,
+                                             description="relative quantity difference allowed after unit conversion")
+    mirror_import_timeout_s: float = Field(
+        default=21_600.0, gt=0, description="seconds after an export is first seen before it is flagged "
+        "NO_IMPORT_DECLARATION when no VN import declaration matches it (re-checked on every tick)")
+    mirror_recheck_s: float = Field(default=1.0, gt=0,
+                                    description="seconds between the VN endpoint's re-checks of waiting exports")
 
     # --- documents (intake bounds; IntakeLimits.from_settings) ---------------------------------
     documents_max_bytes: int = Field(default=1_048_576, ge=1, description="XML size cap, checked before parsing")
@@ -306,6 +376,50 @@ class Settings(BaseSettings):
         if pair == ("CN", "VN"):
             return list(self.link_topics_cn_vn)
         raise ConfigError(f"no link from {source} to {target}", code="LINK_DIRECTION", hint="use VN or CN")
+
+    # --- topics per direction and per site (issue 10 item 1) ---------------------------------------
+    def direction_topics(self, sender: str, receiver: str) -> DirectionTopics:
+        """The cross-border topics of the direction ``sender -> receiver``. VN -> CN is the configured
+        ``topic_exchange`` / ``topic_exchange_priority`` / ``topic_receipts``; CN -> VN is ``topic_cn_vn_*`` (defaults
+        ``xb.cn-vn.exchange``, ``xb.cn-vn.exchange.priority``, ``xb.vn-cn.receipts``)."""
+        if self._base is not None:
+            return self._base.direction_topics(sender, receiver)
+        f, t = sender.upper(), receiver.upper()
+        if counterpart(f) != t:
+            raise ConfigError(f"no direction {sender} -> {receiver}", code="DIRECTION_UNKNOWN",
+                              hint="use VN -> CN or CN -> VN")
+        if (f, t) == ("VN", "CN"):
+            return DirectionTopics(self.topic_exchange, self.topic_exchange_priority, self.topic_receipts)
+        return DirectionTopics(self.topic_cn_vn_exchange, self.topic_cn_vn_exchange_priority, self.topic_cn_vn_receipts)
+
+    def site_topics(self, authority: str) -> SiteTopics:
+        """The topics that never leave ``authority``'s site. VN's are the configured ``topic_intake`` /
+        ``topic_rejected`` / ``topic_status`` / ``topic_dead_letter``; CN's are ``topic_cn_*`` (``cn.`` prefix)."""
+        if self._base is not None:
+            return self._base.site_topics(authority)
+        a = authority.upper()
+        counterpart(a)  # a ConfigError for an unknown authority
+        if a == "VN":
+            return SiteTopics(self.topic_intake, self.topic_rejected, self.topic_status, self.topic_dead_letter)
+        return SiteTopics(self.topic_cn_intake, self.topic_cn_rejected, self.topic_cn_status, self.topic_cn_dead_letter)
+
+    def for_role(self, site: str, sender: str) -> Settings:
+        """These settings as one role of ``site`` sees them: the ``topic_intake`` / ``topic_rejected`` /
+        ``topic_status`` / ``topic_dead_letter`` fields are ``site``'s, and ``topic_exchange`` /
+        ``topic_exchange_priority`` / ``topic_receipts`` those of the direction ``sender -> counterpart``.
+        A sending role (outbound, receipts) passes ``sender=site``, the receiving endpoint the counterpart.
+        For VN's sending roles (today's names) it returns ``self`` unchanged."""
+        site, sender = site.upper(), sender.upper()
+        d = self.direction_topics(sender, counterpart(sender))
+        st = self.site_topics(site)
+        update = {"topic_intake": st.intake, "topic_rejected": st.rejected, "topic_status": st.status,
+                  "topic_dead_letter": st.dead_letter, "topic_exchange": d.exchange,
+                  "topic_exchange_priority": d.priority, "topic_receipts": d.receipts}
+        if all(getattr(self, k) == v for k, v in update.items()):
+            return self
+        view = self.model_copy(update=update)
+        view._base = self._base or self
+        return view
 
     @property
     def bootstrap_local(self) -> str:

@@ -20,7 +20,8 @@ CROSS_BORDER = {
     "xb.cn-vn.exchange", "xb.cn-vn.exchange.priority", "xb.vn-cn.receipts",
     "xb.vn.audit.checkpoints", "xb.cn.audit.checkpoints", "xb.vn.audit.cosignatures", "xb.cn.audit.cosignatures",
 }
-SITE_LOCAL = {"vn.declarations.raw", "vn.declarations.rejected", "vn.declarations.status", "xb.vn-cn.dead-letter"}
+SITE_LOCAL = {"vn.declarations.raw", "vn.declarations.rejected", "vn.declarations.status", "vn.exchange.dead-letter",
+              "cn.declarations.raw", "cn.declarations.rejected", "cn.declarations.status", "cn.exchange.dead-letter"}
 
 
 @pytest.fixture(autouse=True)

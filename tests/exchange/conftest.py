@@ -42,3 +42,9 @@ def make_home(path: Path, **overrides: object) -> Home:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return make_home(tmp_path / "home")
+
+
+@pytest.fixture
+def direction() -> str:
+    """The exchange direction of a harness scenario (tests parametrize it with ``harness.DIRECTIONS``)."""
+    return "VN-CN"

@@ -1,5 +1,5 @@
-"""``xborder run inbound`` (issue 10 item 1, first slice): the receiving endpoint by authority; fault flags
-only with ``--allow-fault-injection``. No broker: the endpoint itself is replaced where it would start."""
+"""``xborder run inbound|outbound|receipts --authority A`` (issue 10 item 1): the roles by authority; fault
+flags only with ``--allow-fault-injection``. No broker: the connector itself is replaced where it would start."""
 
 from __future__ import annotations
 
@@ -20,11 +20,32 @@ from .conftest import PASSPHRASE, Home
 def started(monkeypatch: pytest.MonkeyPatch) -> list[argparse.Namespace]:
     calls: list[argparse.Namespace] = []
 
-    def fake(args: argparse.Namespace, _settings: Settings) -> int:
+    def fake(args: argparse.Namespace, _settings: Settings, authority: str = "CN") -> int:
+        args.started_for = authority
         calls.append(args)
         return 0
 
     monkeypatch.setattr(run, "_nanning", fake)
+    return calls
+
+
+@pytest.fixture
+def senders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The (role, authority) the outbound and receipts commands would start."""
+    from xborder_gateway import connectors
+
+    calls: list[tuple[str, str]] = []
+
+    async def outbound(_s: Settings, _o: object, authority: str = "VN") -> int:
+        calls.append(("outbound", authority))
+        return 0
+
+    async def receipts(_s: Settings, _o: object, authority: str = "VN") -> int:
+        calls.append(("receipts", authority))
+        return 0
+
+    monkeypatch.setattr(connectors, "run_outbound", outbound)
+    monkeypatch.setattr(connectors, "run_receipts", receipts)
     return calls
 
 
@@ -43,18 +64,30 @@ def test_fault_flags_need_allow_fault_injection(home: Home, started: list[argpar
 def test_home_with_both_authorities_defaults_to_cn(home: Home, started: list[argparse.Namespace]) -> None:
     assert main(["--home", str(home.path), "run", "inbound"]) == 0
     assert main(["--home", str(home.path), "run", "inbound", "--authority", "cn"]) == 0
-    assert len(started) == 2
+    assert main(["--home", str(home.path), "run", "inbound", "--authority", "VN"]) == 0
+    assert [a.started_for for a in started] == ["CN", "CN", "VN"]
 
 
-def test_authority_without_an_inbound_role_is_a_usage_error(tmp_path: Path, started: list[argparse.Namespace],
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_single_authority_home_defaults_every_role_to_it(tmp_path: Path, started: list[argparse.Namespace],
+                                                           senders: list[tuple[str, str]],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from xborder_gateway.config import load_settings
 
     init_authority(load_settings(home=tmp_path / "vn"), "VN", PASSPHRASE)  # a VN-only home defaults to VN
-    assert main(["--home", str(tmp_path / "vn"), "run", "inbound"]) == 2
-    assert main(["--home", str(tmp_path / "vn"), "run", "inbound", "--authority", "XX"]) == 2
-    assert "INBOUND_AUTHORITY" in capsys.readouterr().err
-    assert started == []
+    init_authority(load_settings(home=tmp_path / "cn"), "CN", PASSPHRASE)
+    assert main(["--home", str(tmp_path / "vn"), "run", "inbound"]) == 0
+    assert main(["--home", str(tmp_path / "cn"), "run", "outbound"]) == 0
+    assert main(["--home", str(tmp_path / "cn"), "run", "receipts"]) == 0
+    assert main(["--home", str(tmp_path / "vn"), "run", "inbound", "--authority", "XX"]) == 2  # usage error
+    assert [a.started_for for a in started] == ["VN"]
+    assert senders == [("outbound", "CN"), ("receipts", "CN")]
+
+
+def test_home_with_both_authorities_sends_as_vn_unless_told(home: Home, senders: list[tuple[str, str]]) -> None:
+    for role in ("outbound", "receipts"):
+        assert main(["--home", str(home.path), "run", role]) == 0
+        assert main(["--home", str(home.path), "run", role, "--authority", "CN"]) == 0
+    assert senders == [("outbound", "VN"), ("outbound", "CN"), ("receipts", "VN"), ("receipts", "CN")]
 
 
 def test_nanning_keeps_its_fault_flags_without_the_allow_flag(home: Home, started: list[argparse.Namespace]) -> None:

@@ -21,7 +21,14 @@ def test_demo_json_reconciles(tmp_path: Path, kafka_bootstrap: str, topic_prefix
            "XBG_TOPIC_INTAKE": f"{topic_prefix}.raw", "XBG_TOPIC_REJECTED": f"{topic_prefix}.rejected",
            "XBG_TOPIC_EXCHANGE": f"{topic_prefix}.exchange",
            "XBG_TOPIC_EXCHANGE_PRIORITY": f"{topic_prefix}.exchange.priority",
-           "XBG_TOPIC_RECEIPTS": f"{topic_prefix}.receipts", "XBG_TOPIC_DEAD_LETTER": f"{topic_prefix}.dead-letter"}
+           "XBG_TOPIC_RECEIPTS": f"{topic_prefix}.receipts", "XBG_TOPIC_DEAD_LETTER": f"{topic_prefix}.dead-letter",
+           # the CN -> VN direction and CN's site topics, per test too
+           "XBG_TOPIC_CN_VN_EXCHANGE": f"{topic_prefix}.cn-vn.exchange",
+           "XBG_TOPIC_CN_VN_EXCHANGE_PRIORITY": f"{topic_prefix}.cn-vn.exchange.priority",
+           "XBG_TOPIC_CN_VN_RECEIPTS": f"{topic_prefix}.vn-cn.receipts",
+           "XBG_TOPIC_CN_INTAKE": f"{topic_prefix}.cn.raw",
+           "XBG_TOPIC_CN_REJECTED": f"{topic_prefix}.cn.rejected", "XBG_TOPIC_CN_STATUS": f"{topic_prefix}.cn.status",
+           "XBG_TOPIC_CN_DEAD_LETTER": f"{topic_prefix}.cn.dead-letter"}
     # the gate's hour (issue 14): its own status feed, arrivals and decisions topics
     env.update({"XBG_TOPIC_STATUS": f"{topic_prefix}.status", "XBG_TOPIC_GATE_ARRIVALS": f"{topic_prefix}.arrivals",
                 "XBG_TOPIC_GATE_DECISIONS": f"{topic_prefix}.decisions"})
@@ -52,3 +59,20 @@ def test_demo_json_reconciles(tmp_path: Path, kafka_bootstrap: str, topic_prefix
     assert (home / "demo-passphrase").stat().st_mode & 0o077 == 0
     assert "demo-passphrase" in out.stdout
     assert "settled" in out.stderr
+    # issue 10 item 5: both directions; the top-level keys stay VN -> CN
+    directions = result["directions"]
+    assert set(directions) == {"VN-CN", "CN-VN"}
+    assert directions["VN-CN"] == {k: result[k] for k in directions["VN-CN"]}
+    cn_vn = directions["CN-VN"]
+    assert set(cn_vn) >= REQUIRED
+    assert cn_vn["published"] == 2 * 40, "a fifth of --count trucks: an export declaration and a road manifest each"
+    assert cn_vn["reconciles"]
+    assert cn_vn["published"] == cn_vn["rejected"] + cn_vn["delivered"] + cn_vn["dead_lettered"]
+    assert "business_by_reason" in result
+    mirror = result["mirror_findings"]
+    assert mirror["checked"] == 40
+    assert mirror["found"] == mirror["expected"], "the mirror checks find exactly the seeded mismatches"
+    assert mirror["seeded"] > 0
+    assert mirror["reconciles"]
+    assert "CN -> VN" in out.stdout
+    assert "mirror checks" in out.stdout

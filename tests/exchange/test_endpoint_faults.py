@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .harness import Exchange, new_exchange
+from .harness import DIRECTIONS, Exchange, new_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,8 +25,8 @@ N = 300
 
 
 @pytest.fixture
-def exchange(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[Exchange]:
-    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix)
+def exchange(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, direction: str) -> Iterator[Exchange]:
+    ex = new_exchange(tmp_path, kafka_bootstrap, topic_prefix, direction)
     try:
         yield ex
     finally:
@@ -34,9 +34,9 @@ def exchange(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterato
 
 
 def assert_exactly_once(ex: Exchange, ids: list[str]) -> None:
-    """Every id delivered once (VN audit), processed once at the endpoint (CN audit + CN store)."""
-    delivered = ex.audit_ids("VN", "delivered")
-    verified = ex.audit_ids("CN", "verified")
+    """Every id delivered once (sender's audit), processed once at the endpoint (receiver's audit + store)."""
+    delivered = ex.audit_ids(ex.sender, "delivered")
+    verified = ex.audit_ids(ex.receiver, "verified")
     assert set(delivered) == set(ids), f"VN audit: {len(set(ids) - set(delivered))} ids not delivered"
     assert max(delivered.values()) == 1, "an id was delivered twice in the VN audit log"
     assert set(verified) == set(ids), "CN audit: not every id was processed"
@@ -62,6 +62,7 @@ async def test_drop_30_duplicate_30_every_document_acknowledged_once(exchange: E
     assert sum(ex.audit_ids("VN", "resent").values()) == summary.resent
 
 
+@pytest.mark.parametrize("direction", DIRECTIONS)
 async def test_endpoint_crash_after_n_then_restart_recovers(exchange: Exchange) -> None:
     ex = exchange
     crashed = ex.start("nanning", "--crash-after", "100")
@@ -74,9 +75,10 @@ async def test_endpoint_crash_after_n_then_restart_recovers(exchange: Exchange) 
     await asyncio.to_thread(ex.wait_for, lambda s: s.delivered == N, 120, f"{N} delivered after the crash")
     assert_exactly_once(ex, ids)
     # the crashed batch was committed in SQLite but not in Kafka: redelivered, answered as duplicates
-    assert sum(ex.audit_ids("CN", "duplicate").values()) >= 1
+    assert sum(ex.audit_ids(ex.receiver, "duplicate").values()) >= 1
 
 
+@pytest.mark.parametrize("direction", DIRECTIONS)
 async def test_endpoint_offline_then_resend_recovers(exchange: Exchange) -> None:
     ex = exchange
     ex.start("nanning", "--offline-for", "6")

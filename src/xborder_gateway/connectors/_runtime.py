@@ -39,6 +39,8 @@ from xborder_gateway.transport import (
     Outgoing,
     TransactionalBatchLoop,
     ensure_gateway_topics,
+    ensure_topics,
+    gateway_topic_configs,
     install_shutdown,
     kafka_boundary,
     make_producer,
@@ -128,6 +130,9 @@ class ConnectorSpec:
     #: exactly-once roles, tests: called with the batch's output count inside the open transaction, after its
     #: records are in the log and before the commit (``run outbound --crash-after``, issue 11)
     before_commit: Callable[[Runtime, int], None] | None = None
+    #: the topics this role creates when missing (issue 10 item 1: its own site's and its direction's, see
+    #: ``transport.role_topics``); None = every exchange topic of the settings (``gateway_topics``)
+    creates: Callable[[Settings], tuple[str, ...]] | None = None
 
 
 def _loop_config(settings: Settings, spec: ConnectorSpec, ident: Identity) -> LoopConfig:
@@ -149,7 +154,11 @@ async def run_connector(settings: Settings, spec: ConnectorSpec, options: Connec
     install_shutdown(rt.stop)
     if spec.before_start is not None and not await spec.before_start(rt):
         return 0
-    await ensure_gateway_topics(settings)
+    if spec.creates is not None:
+        await ensure_topics(settings.bootstrap, spec.creates(settings), settings.topic_partitions,
+                            gateway_topic_configs(settings))
+    else:
+        await ensure_gateway_topics(settings)
     auditor = rt.auditor = Auditor(settings, spec.authority)
     processor = spec.processor(rt)
 

@@ -1,6 +1,11 @@
 """``xborder run nanning`` (CN): the simulated Nanning Customs endpoint -- a real implementation with its
 own keys (``keys/CN``), its own SQLite store (``settings.state_db("CN")``) and its own audit log.
 
+The same code is the receiving endpoint of any authority (``xborder run inbound --authority A``, issue 10):
+VN's endpoint opens CN's envelopes from ``xb.cn-vn.exchange`` with VN's keys, store and audit log, answers
+on ``xb.vn-cn.receipts`` and runs VN's rule set with its mirror checks (``exchange/_mirror_store.MirrorDesk``:
+an export whose IDA VN has not taken in yet gets its business response later, from the re-check tick).
+
 Per envelope, priority lane first: open (ENV-1..ENV-9: decrypt, verify) -> de-duplicate (ENV-10) ->
 Avro decode -> business checks (BIZ-1..3) -> a sealed ``Receipt`` (ACK) and a sealed ``BusinessResponse``
 on ``xb.cn-vn.receipts``. The message id is recorded in ``envelope_replay`` in the SAME SQLite
@@ -69,18 +74,21 @@ from xborder_gateway.envelope import (
     TrustStore,
     make_receipt,
     peek_header,
+    seal,
     seal_receipt,
 )
 from xborder_gateway.errors import ConfigError, GatewayError
 from xborder_gateway.exchange import (
     CN_SCHEMA,
     AnswerBatch,
+    BusinessDecision,
     EndpointStore,
     RuleSet,
     StoredAnswer,
     immediate_decision,
     rule_set_for,
 )
+from xborder_gateway.exchange._mirror_store import MirrorDesk, decision_of, mirror_config
 from xborder_gateway.transport import (
     Incoming,
     Outgoing,
@@ -91,11 +99,20 @@ __all__ = ["CRASH_EXIT_CODE", "INTERNAL_ERROR", "Faults", "NanningOptions", "Nan
 
 AUTHORITY = "CN"
 OFFICE = "CN-7220"  # Youyiguan customs, the receiving office named in receipts
+#: the receiving office each authority's endpoint names in its receipts (VN: Huu Nghi border gate, Lang Son)
+OFFICES = {"CN": OFFICE, "VN": "VN-HUUNGHI"}
 PROCESS = "nanning"
 BUSINESS_DOCUMENT_TYPE = "BUSINESS_RESPONSE"
 TRANSIENT_NACK = "CN_TEMPORARILY_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"  # retriable NACK: the endpoint failed unexpectedly (issue 9 item 3)
 CRASH_EXIT_CODE = 17
+MIRROR_DOCUMENT_TYPE = "CN_EXPORT"  # what VN's mirror checks compare with its IDAs
+MIRROR_WAITING = "MIRROR_WAITING"  # cn_processed status of an export whose business response is deferred
+
+
+def mirror_desk_for(authority: str, conn: sqlite3.Connection, settings: Settings) -> MirrorDesk | None:
+    """VN's endpoint checks CN's exports against the IDAs VN took in (issue 10 item 3); CN's has no mirror."""
+    return MirrorDesk(conn, mirror_config(settings)) if authority == "VN" else None
 
 
 @dataclass(frozen=True)
@@ -138,22 +155,30 @@ class NanningOptions(ConnectorOptions):
 class NanningProcessor:
     """The endpoint's per-batch work over its SQLite store; no Kafka here."""
 
-    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, faults: Faults,
-                 rules: RuleSet | None = None) -> None:
+    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, faults: Faults,  # noqa: PLR0917
+                 rules: RuleSet | None = None, authority: str = AUTHORITY) -> None:
+        from xborder_gateway.config import counterpart
+
         self.settings = settings
+        self.authority = authority
+        self.office = OFFICES[authority]
+        self.counterpart = counterpart(authority)
         self.me = me
         self.trust = trust
         self.faults = faults
         self.rng = random.Random(faults.seed)  # noqa: S311 - fault injection, not security
-        self.store = SqliteReplayStore(settings.state_db(AUTHORITY))
+        self.store = SqliteReplayStore(settings.state_db(authority))
         self.store.connection.executescript(CN_SCHEMA)
         self.answers = EndpointStore(self.store.connection)
         # the receiving authority's rules (CN: exchange/_rules_cn.py, configured from the settings)
-        self.rules = rules if rules is not None else rule_set_for(AUTHORITY, settings)
+        self.rules = rules if rules is not None else rule_set_for(authority, settings)
         self.processed = 0
-        # issue 15: PENDING vehicles, versions, later answers, releases (connectors/_pending_endpoint.py)
-        self.pending = PendingEndpoint(settings, me, trust, self.rules, self.store.connection,
-                                       authority=AUTHORITY, process=PROCESS)
+        # issue 10: VN's mirror checks of CN's exports (None at CN's endpoint)
+        self.mirror = mirror_desk_for(authority, self.store.connection, settings)
+        # issue 15: PENDING vehicles, versions, later answers, releases (connectors/_pending_endpoint.py); CN's
+        # endpoint only -- VN's endpoint decides CN's exports by its mirror checks
+        self.pending = (PendingEndpoint(settings, me, trust, self.rules, self.store.connection,
+                                        authority=authority, process=PROCESS) if self.mirror is None else None)
         self._batch = self._new_answers()  # issue 13: replaced per batch (per transaction attempt)
 
     def _new_answers(self) -> AnswerBatch:
@@ -236,14 +261,14 @@ class NanningProcessor:
         sha = _sha(r.value)
         header = peek_header(r.value)
         mid = str(header.message_id) if header is not None else r.header_str(H_MESSAGE_ID)
-        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid, envelope_sha256=sha,
+        events.append(event(self.authority, PROCESS, EventType.RECEIPT_SENT, message_id=mid, envelope_sha256=sha,
                             kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                             attempt=_attempt(r), outcome="nack", reason_code=INTERNAL_ERROR))
         refusal = EnvelopeOpenError(f"unexpected {type(exc).__name__} at the endpoint", code=INTERNAL_ERROR,
                                     header=header, envelope_sha256=sha)
-        sender = header.sender if header is not None and header.sender in self.trust.authorities else "VN"
+        sender = header.sender if header is not None and header.sender in self.trust.authorities else self.counterpart
         try:
-            record = make_receipt(refusal, receiver=OFFICE, outcome="NACK", sender=sender,
+            record = make_receipt(refusal, receiver=self.office, outcome="NACK", sender=sender,
                                   reason_text="the endpoint failed on this envelope; resend it later")
             sealed = seal_receipt(record, me=self.me, trust=self.trust, recipient=sender)
         except Exception:  # nobody to answer to, or answering fails too: the audit event and the log remain
@@ -269,9 +294,10 @@ class NanningProcessor:
                 if not originals and self._batch.pending(mid):  # issue 13: a copy met in the same batch
                     self._batch.repeat(mid)
                 # issue 15 hook: other messages' later answers only on the crash replay of the same record
-                originals = self.pending.replay(conn, mid, (r.topic, r.partition, r.offset), originals)
+                if self.pending is not None:
+                    originals = self.pending.replay(conn, mid, (r.topic, r.partition, r.offset), originals)
                 self.answers.record_duplicate(mid, run, now_ms())
-                events.append(event(AUTHORITY, PROCESS, EventType.DUPLICATE, message_id=mid,
+                events.append(event(self.authority, PROCESS, EventType.DUPLICATE, message_id=mid,
                                     envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic,
                                     kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
                                     outcome="duplicate", reason_code=exc.code))
@@ -285,7 +311,7 @@ class NanningProcessor:
 
         mid = str(opened.message_id)
         # decrypted and signature-checked (ENV-1..ENV-10): the opened step, with the envelope's key ids
-        events.append(event(AUTHORITY, PROCESS, EventType.OPENED, message_id=mid,
+        events.append(event(self.authority, PROCESS, EventType.OPENED, message_id=mid,
                             document_type=opened.header.document_type, envelope_sha256=opened.sha256,
                             signing_key_id=opened.header.signing_key_id.hex(),
                             encryption_key_id=opened.header.encryption_key_id.hex(),
@@ -293,12 +319,12 @@ class NanningProcessor:
                             attempt=_attempt(r)))
         f = self.faults
         if f.reject_rate and self.rng.random() < f.reject_rate:
-            record = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=TRANSIENT_NACK,
+            record = make_receipt(opened, receiver=self.office, outcome="NACK", reason_code=TRANSIENT_NACK,
                                   reason_text="simulated rejection (--reject-rate): resend later")
             counts["transient_nack"] += 1
             sealed_nack = seal_receipt(record, me=self.me, trust=self.trust)
             # every step the endpoint takes is in its audit log, the (not recorded) transient NACK included
-            events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid,
+            events.append(event(self.authority, PROCESS, EventType.RECEIPT_SENT, message_id=mid,
                                 document_type=opened.header.document_type, envelope_sha256=opened.sha256,
                                 kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                                 attempt=_attempt(r), outcome="nack", reason_code=TRANSIENT_NACK))
@@ -309,10 +335,10 @@ class NanningProcessor:
                 counts: dict[str, int]) -> list[Outgoing]:
         counts["refused"] += 1
         header = exc.header
-        sender = header.sender if header is not None and header.sender in self.trust.authorities else "VN"
-        record = make_receipt(exc, receiver=OFFICE, outcome="NACK", sender=sender)
+        sender = header.sender if header is not None and header.sender in self.trust.authorities else self.counterpart
+        record = make_receipt(exc, receiver=self.office, outcome="NACK", sender=sender)
         mid = str(record["message_id"])
-        events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, message_id=mid,
+        events.append(event(self.authority, PROCESS, EventType.REJECTED, message_id=mid,
                             envelope_sha256=exc.envelope_sha256, kafka_topic=r.topic, kafka_partition=r.partition,
                             kafka_offset=r.offset, attempt=_attempt(r), outcome="refused", reason_code=exc.code))
         log_line(logging.WARNING, "envelope refused", message_id=mid, code=exc.code)
@@ -322,6 +348,39 @@ class NanningProcessor:
             log_line(logging.ERROR, "cannot answer refused envelope", message_id=mid, code=seal_exc.code)
             return []
         return [self._answer(mid, "receipt", sealed.data, mid=mid, run=run, business_key=None)]
+
+    def business_response(self, mid: str, business_key: str | None, doc_type: str, decision: BusinessDecision, *,
+                          recipient: str, now: datetime) -> bytes:
+        """The sealed ``BusinessResponse`` for message ``mid`` (sealed to ``recipient``, its sender)."""
+        response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
+                    "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
+        payload = avro.encode("BusinessResponse", response)
+        return seal(payload, sender=self.me, recipient=recipient, trust=self.trust,
+                    document_type=BUSINESS_DOCUMENT_TYPE, schema_fingerprint=payload[2:10], now=now).data
+
+    def _decide(self, conn: sqlite3.Connection, doc_type: str, schema_name: str, record: dict[str, Any], *,
+                business_key: str | None, mid: str, sender: str, run: str | None, events: list[AuditEvent],
+                position: tuple[str, int, int]) -> tuple[BusinessDecision | None, list[Outgoing], bool, str | None]:
+        """The receiving authority's decision on one verified, decoded document: (decision or None when it is
+        answered later by the mirror re-check, the later answers for OTHER messages it causes, whether it is a
+        PENDING vehicle, the receipt's reason text)."""
+        if self.pending is None:  # issue 10: VN's endpoint -- its rules, and mirror checks of CN's exports
+            decision: BusinessDecision | None = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
+            if doc_type == MIRROR_DOCUMENT_TYPE and self.mirror is not None:
+                if schema_name != "CnExportDeclaration":  # MIR-2: only an export declaration is compared
+                    decision = BusinessDecision("REJECTED", (("DOCUMENT_SCHEMA_MISMATCH", f"a {doc_type} must carry "
+                                                              f"a CnExportDeclaration, not {schema_name}"),))
+                else:
+                    checked = self.mirror.check(mid, run, record, now_ms=now_ms())
+                    decision = None if checked.waiting else decision_of(checked)  # None: the re-check answers
+            if self.rules.remembers(doc_type) and business_key:
+                self.answers.record_declaration(business_key, doc_type, record.get("gross_weight_kg"), mid)
+            return decision, [], False, None
+        # issue 15 hook: the decision by version, PENDING for a waiting vehicle, and the later answers (other
+        # messages' business responses) this message causes -- connectors/_pending_endpoint.py
+        step = self.pending.step(conn, doc_type, record, business_key=business_key, message_id=mid, sender=sender,
+                                 run=run, events=events, position=position)
+        return step.decision, list(step.later), step.pending, step.receipt_text
 
     def _process(self, conn: sqlite3.Connection, opened: OpenedEnvelope, r: Incoming, *, run: str | None,
                  events: list[AuditEvent], counts: dict[str, int]) -> list[Outgoing]:
@@ -334,39 +393,38 @@ class NanningProcessor:
             record: dict[str, Any] = dict(decoded.record)
         except GatewayError as exc:  # verified but undecodable: a permanent NACK, recorded like an answer
             business_key = None
-            receipt = make_receipt(opened, receiver=OFFICE, outcome="NACK", reason_code=exc.code,
+            receipt = make_receipt(opened, receiver=self.office, outcome="NACK", reason_code=exc.code,
                                    reason_text=exc.message[:300])
             answers = [("receipt", self._batch.receipt(receipt))]
             status = "NACK"
-            later = []
+            later: list[Outgoing] = []
         else:
-            business_key = str(record.get("declaration_number") or "") or None
-            # issue 15 hook: the decision by version, PENDING for a waiting vehicle, and the later answers
-            # (other messages' business responses) this message causes -- connectors/_pending_endpoint.py
-            step = self.pending.step(conn, doc_type, record, business_key=business_key, message_id=mid,
-                                     sender=header.sender, run=run, events=events,
-                                     position=(r.topic, r.partition, r.offset))
-            decision = step.decision
-            later = step.later
+            business_key = str(record.get("declaration_number") or record.get("manifest_number") or "") or None
+            decision, later, pending_vehicle, receipt_text = self._decide(
+                conn, doc_type, decoded.schema_name, record, business_key=business_key, mid=mid,
+                sender=header.sender, run=run, events=events, position=(r.topic, r.partition, r.offset))
             # issue 13: an immediate decision rides in the Receipt v2 (one answer per declaration); a PENDING
-            # vehicle's receipt carries none (PEN-1: its business response comes later)
-            carried = None if step.pending else immediate_decision(
+            # vehicle's (PEN-1) or a waiting export's receipt carries none: its business response comes later
+            carried = None if decision is None or pending_vehicle else immediate_decision(
                 decision.status, decision.reasons, receipt_version=self.settings.envelope_receipt_version, at=now)
-            receipt = make_receipt(opened, receiver=OFFICE, outcome="ACK", business_key=business_key,
-                                   received_at=now, reason_text=step.receipt_text, decision=carried)
+            receipt = make_receipt(opened, receiver=self.office, outcome="ACK", business_key=business_key,
+                                   received_at=now, reason_text=receipt_text, decision=carried)
             answers = [("receipt", self._batch.receipt(receipt))]
-            if carried is None and not step.pending:
-                response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
-                            "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
-                payload = avro.encode("BusinessResponse", response)
-                answers.append(("business-response", self._batch.document(
-                    payload, recipient=header.sender, document_type=BUSINESS_DOCUMENT_TYPE)))
-            status = decision.status
-            events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
-                                business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
-                                kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
-                                outcome=status.lower(),
-                                reason_code=decision.reasons[0][0] if decision.reasons else None))
+            if decision is None:  # deferred: the receipt now, the business response once the mirror decides
+                status = MIRROR_WAITING
+            else:
+                if carried is None and not pending_vehicle:
+                    response = {"message_id": mid, "business_key": business_key or "", "document_type": doc_type,
+                                "status": decision.status, "reasons": decision.as_reasons(), "responded_at": now}
+                    payload = avro.encode("BusinessResponse", response)
+                    answers.append(("business-response", self._batch.document(
+                        payload, recipient=header.sender, document_type=BUSINESS_DOCUMENT_TYPE)))
+                status = decision.status
+                events.append(event(self.authority, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
+                                    business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
+                                    kafka_partition=r.partition, kafka_offset=r.offset, attempt=_attempt(r),
+                                    outcome=status.lower(),
+                                    reason_code=decision.reasons[0][0] if decision.reasons else None))
 
         def finish(get: Any) -> list[Outgoing]:  # issue 13: once the batch's answers are sealed
             outputs = [self._answer(mid, kind, get(slot).data, mid=mid, run=run, business_key=business_key)
@@ -380,12 +438,12 @@ class NanningProcessor:
                                       status=status, received_ms=now_ms())
         # ENV-10: recorded in the same transaction as the answers
         SqliteReplayStore.remember_on(conn, header, opened.sha256, now)
-        events.append(event(AUTHORITY, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
+        events.append(event(self.authority, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
                             document_type=doc_type, envelope_sha256=opened.sha256,
                             payload_sha256=_sha(opened.payload), signing_key_id=header.signing_key_id.hex(),
                             kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                             attempt=_attempt(r)))
-        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_SENT, message_id=mid, business_key=business_key,
+        events.append(event(self.authority, PROCESS, EventType.RECEIPT_SENT, message_id=mid, business_key=business_key,
                             document_type=doc_type, outcome="ack" if status != "NACK" else "nack",
                             kafka_topic=self.settings.topic_receipts, attempt=_attempt(r)))
         counts["processed"] += 1
@@ -439,24 +497,34 @@ def _faults(rt: Runtime) -> Faults:
     return rt.options.faults if isinstance(rt.options, NanningOptions) else Faults()
 
 
-def nanning_spec() -> ConnectorSpec:
-    """The receiving endpoint (CN): exchange topics (priority lane first) -> sealed answers, exactly once."""
+def nanning_spec(authority: str = AUTHORITY) -> ConnectorSpec:
+    """The receiving endpoint of ``authority`` (default CN, ``run nanning``): the counterpart's exchange topics
+    (priority lane first) -> sealed answers, exactly once. Run it with ``Settings.for_role(authority,
+    counterpart)``. VN's endpoint also runs the mirror re-check tick beside its loop."""
+    from xborder_gateway.connectors._mirror_tick import mirror_tick_task
+    from xborder_gateway.transport import role_topics
+
     return ConnectorSpec(
-        name="nanning", authority=AUTHORITY,
+        name="nanning" if authority == "CN" else f"inbound.{authority.lower()}", authority=authority,
         topics=lambda s: (s.topic_exchange_priority, s.topic_exchange),
         priority_topics=lambda s: frozenset({s.topic_exchange_priority}), guarantee=Guarantee.EXACTLY_ONCE,
-        processor=lambda rt: NanningProcessor(rt.settings, rt.me, rt.trust, _faults(rt)),
-        started_line="nanning endpoint started", before_start=_offline, before_batch=_delay,
-        after_batch=_crash_after, ticker=_grace_ticker)
+        processor=lambda rt: NanningProcessor(rt.settings, rt.me, rt.trust, _faults(rt), authority=authority),
+        started_line="nanning endpoint started" if authority == "CN" else f"{authority} inbound endpoint started",
+        before_start=_offline, before_batch=_delay, after_batch=_crash_after,
+        background=mirror_tick_task if authority == "VN" else None,
+        creates=lambda s: role_topics(s, "inbound", authority), ticker=_grace_ticker)
 
 
 def _grace_ticker(rt: Runtime, processor: Processor) -> ExpiryTicker | None:
-    """Issue 15: the grace-period tick (PEN-3), produced by the loop between batches."""
-    if not isinstance(processor, NanningProcessor):
+    """Issue 15: the grace-period tick (PEN-3), produced by the loop between batches (CN's endpoint)."""
+    if not isinstance(processor, NanningProcessor) or processor.pending is None:
         return None
     return ExpiryTicker(processor.pending, processor.store, rt.auditor.append if rt.auditor else None)
 
 
-async def run_nanning(settings: Settings, options: NanningOptions) -> int:
-    """Run the endpoint until SIGTERM (or ``--crash-after``); returns the exit code."""
-    return await run_connector(settings, nanning_spec(), options)
+async def run_nanning(settings: Settings, options: NanningOptions, authority: str = AUTHORITY) -> int:
+    """Run the receiving endpoint of ``authority`` until SIGTERM (or ``--crash-after``); returns the exit code."""
+    from xborder_gateway.config import counterpart
+
+    return await run_connector(settings.for_role(authority, counterpart(authority)), nanning_spec(authority),
+                               options)

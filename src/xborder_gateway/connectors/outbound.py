@@ -1,4 +1,12 @@
-"""``xborder run outbound`` (VN): intake XML -> validate -> map -> seal -> exchange topic, exactly once.
+"""``xborder run outbound --authority A``: intake -> validate -> seal -> exchange topic, exactly once.
+
+One code path for both senders (issue 10 item 3), parameterised by the authority and its intake kind:
+VN takes VNACCS-style XML (``translate_xml``: validate, map, Avro-encode); CN takes framed Avro of an agreed
+schema (``CnExportDeclaration`` / ``CnRoadManifest``) checked by ``take_cn_avro`` (CNA-1..8) and sealed as
+received. Topics are the role's view of the settings (``Settings.for_role``): VN reads
+``vn.declarations.raw`` and seals for CN on ``xb.vn-cn.exchange``; CN reads ``cn.declarations.raw`` and seals
+for VN on ``xb.cn-vn.exchange``. VN's outbound also records every IDA it takes in (``xbg_imports``, in
+the batch's state transaction): VN's inbound mirror checks read them from VN's own site.
 
 One Kafka transaction per batch holds the sealed envelopes, the rejected records and the intake offsets
 (:class:`~xborder_gateway.transport.TransactionalBatchLoop`). Per record:
@@ -52,6 +60,7 @@ from xborder_gateway.envelope import BatchSealer, LocalAuthority, TrustStore
 from xborder_gateway.errors import EnvelopeError, GatewayError, IntakeError, MappingError
 from xborder_gateway.exchange import StatusChange, StatusKind, StatusVehicle, status_record, transaction, unknown_key
 from xborder_gateway.exchange._answers import new_batch_sealer, seal_batch
+from xborder_gateway.exchange._mirror_store import MIRROR_SENDER_SCHEMA, record_import
 from xborder_gateway.exchange._state import (
     VN_SCHEMA,
     IntakeCoordinates,
@@ -71,11 +80,14 @@ from xborder_gateway.transport import (
     Outgoing,
 )
 
-__all__ = ["DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "outbound_spec", "run_outbound"]
+__all__ = ["CN_DOCUMENT_TYPES", "DuplicateSubmissionError", "OutboundOptions", "OutboundProcessor", "outbound_spec",
+           "role_name", "run_outbound"]
 
-AUTHORITY = "VN"
+AUTHORITY = "VN"  # the default sender (today's `run outbound`)
 COUNTERPART = "CN"
 PROCESS = "outbound"
+#: document type in the envelope header of each agreed CN schema (the intake takes nothing else: CNA-3)
+CN_DOCUMENT_TYPES = {"CnExportDeclaration": "CN_EXPORT", "CnRoadManifest": "CN_MANIFEST"}
 
 
 @dataclass(frozen=True)
@@ -174,11 +186,16 @@ class OutboundProcessor:
     committed before :meth:`process` returns, i.e. before the batch's Kafka transaction (ADR 0401).
     """
 
-    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore) -> None:
+    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, authority: str = AUTHORITY
+                 ) -> None:
+        from xborder_gateway.config import counterpart
+
         self.settings = settings
         self.me = me
         self.trust = trust
-        self.db = connect(settings.state_db(AUTHORITY), VN_SCHEMA)
+        self.authority = authority
+        self.counterpart = counterpart(authority)
+        self.db = connect(settings.state_db(authority), VN_SCHEMA + MIRROR_SENDER_SCHEMA)
         self._window_ms = int(settings.exchange_duplicate_window_days * 86_400_000)
         self.limits = IntakeLimits.from_settings(settings)  # XML-1/6/7: the configured bounds, not the defaults
         self._next_purge_ms = 0
@@ -186,11 +203,19 @@ class OutboundProcessor:
     def close(self) -> None:
         self.db.close()
 
-    def _translate_and_seal(self, raw: bytes, source: str, sealer: BatchSealer) -> tuple[Any, Any]:
+    def _take(self, raw: bytes, source: str) -> Any:
+        """The intake of this sender: XML through the mapping (VN), or agreed framed Avro (CN)."""
+        if self.authority == "CN":
+            from xborder_gateway.intake import take_cn_avro
+
+            return _CnDocument(take_cn_avro(raw, source=source))
         from xborder_gateway.documents import translate_xml
 
+        return translate_xml(raw, source=source, limits=self.limits)
+
+    def _translate_and_seal(self, raw: bytes, source: str, sealer: BatchSealer) -> tuple[Any, Any]:
         try:
-            doc = translate_xml(raw, source=source, limits=self.limits)
+            doc = self._take(raw, source)
             # issue 13: queued in this attempt's batch (suite v2: sealed together by seal_batch); every
             # per-envelope refusal (ENV-1/2/8/9) is raised here, so one bad document is rejected alone
             sealed = sealer.add(doc.payload, document_type=doc.doc_type, schema_fingerprint=doc.schema_fingerprint,
@@ -225,6 +250,8 @@ class OutboundProcessor:
                     t.error = DuplicateSubmissionError(key, t.raw_sha, prior)
                 else:  # NEW, or REDO of the same coordinates: the aborted try's envelope was never seen
                     record_submission(db, key, t.raw_sha, t.at, message_id=str(t.sealed.message_id), now_ms=now)
+                    if t.doc.doc_type == "IDA":  # the mirror checks' VN side (issue 10 item 3), same transaction
+                        record_import(db, t.doc.values, now_ms=now)
 
     def handle(self, records: Sequence[Incoming], audit: AuditSink) -> ProcessResult:
         """The runtime's entry: process, then append the events (AUD-5: durable before the transaction
@@ -239,12 +266,12 @@ class OutboundProcessor:
     def process(self, records: Sequence[Incoming]) -> ProcessResult:
         s = self.settings
         taken: list[_Taken] = []
-        sealer = new_batch_sealer(self.me, COUNTERPART, self.trust, s.envelope_suite)  # issue 13: per attempt
+        sealer = new_batch_sealer(self.me, self.counterpart, self.trust, s.envelope_suite)  # issue 13: per attempt
         for r in records:
             at = IntakeCoordinates(r.topic, r.partition, r.offset)
             raw_sha = hashlib.sha256(r.value).digest()
             # every step is an audit entry (received -> validated -> sealed, or received -> rejected)
-            received = event(AUTHORITY, PROCESS, EventType.RECEIVED, raw_sha256=raw_sha,
+            received = event(self.authority, PROCESS, EventType.RECEIVED, raw_sha256=raw_sha,
                              business_key=r.key.decode("utf-8", "replace") if r.key else None,
                              kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset)
             t = _Taken(r, at, raw_sha, received)
@@ -268,13 +295,13 @@ class OutboundProcessor:
             if t.error is not None:
                 exc = t.error
                 outputs.append(_rejected_record(s.topic_rejected, r, exc, source, published))
-                events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, raw_sha256=t.raw_sha,
+                events.append(event(self.authority, PROCESS, EventType.REJECTED, raw_sha256=t.raw_sha,
                                     business_key=r.key.decode("utf-8", "replace") if r.key else None,
                                     kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                                     outcome="rejected", reason_code=exc.code))
                 # the sender's status feed (issue 10 item 4), committed in the same transaction
                 outputs.append(status_record(s.topic_status, StatusChange(
-                    _status_key(r), AUTHORITY, StatusKind.REJECTED, now_ms(),
+                    _status_key(r), self.authority, StatusKind.REJECTED, now_ms(),
                     reasons=((exc.code, str(exc.message)[:_MAX_STATUS_REASON_TEXT]),),
                     intake=(r.topic, r.partition, r.offset))))
                 if isinstance(exc, DuplicateSubmissionError):
@@ -289,7 +316,7 @@ class OutboundProcessor:
             doc, sealed = t.doc, t.sealed
             mid = str(sealed.message_id)
             payload_sha = hashlib.sha256(doc.payload).digest()
-            events.append(event(AUTHORITY, PROCESS, EventType.VALIDATED, business_key=doc.business_key,
+            events.append(event(self.authority, PROCESS, EventType.VALIDATED, business_key=doc.business_key,
                                 document_type=doc.doc_type, raw_sha256=t.raw_sha, payload_sha256=payload_sha,
                                 kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset))
             topic = s.topic_exchange_priority if doc.perishable else s.topic_exchange
@@ -297,7 +324,7 @@ class OutboundProcessor:
                 H_MESSAGE_ID: mid, H_DOC_TYPE: doc.doc_type, H_BUSINESS_KEY: doc.business_key,
                 H_RUN: _small(run), H_PUBLISHED_MS: _small(published, 32), H_ATTEMPT: "1",
             })))
-            events.append(event(AUTHORITY, PROCESS, EventType.SEALED, message_id=mid,
+            events.append(event(self.authority, PROCESS, EventType.SEALED, message_id=mid,
                                 business_key=doc.business_key, document_type=doc.doc_type, raw_sha256=t.raw_sha,
                                 payload_sha256=payload_sha, envelope_sha256=sealed.sha256,
                                 signing_key_id=sealed.header.signing_key_id.hex(),
@@ -306,10 +333,10 @@ class OutboundProcessor:
             at_ms = now_ms()
             vehicle = _vehicle_of(doc)
             outputs.append(status_record(s.topic_status, StatusChange(
-                doc.business_key, AUTHORITY, StatusKind.TAKEN_IN, at_ms, doc.doc_type,
+                doc.business_key, self.authority, StatusKind.TAKEN_IN, at_ms, doc.doc_type,
                 intake=(r.topic, r.partition, r.offset), vehicle=vehicle)))
             outputs.append(status_record(s.topic_status, StatusChange(
-                doc.business_key, AUTHORITY, StatusKind.SENT, at_ms, doc.doc_type, message_id=mid, attempt=1,
+                doc.business_key, self.authority, StatusKind.SENT, at_ms, doc.doc_type, message_id=mid, attempt=1,
                 vehicle=vehicle)))
             log_line(logging.DEBUG, "sealed", message_id=mid, business_key=doc.business_key, topic=topic)
             counts["sealed"] += 1
@@ -328,6 +355,8 @@ def _status_key(r: Incoming) -> str:
 
 def _vehicle_of(doc: Any) -> StatusVehicle | None:
     """Plate, containers and linked declarations of a vehicle declaration (what the smart gate reads)."""
+    if isinstance(doc, _CnDocument):
+        return doc.vehicle()
     if doc.schema_name != "VehicleManifest":
         return None
     from xborder_gateway.avro import decode
@@ -338,15 +367,69 @@ def _vehicle_of(doc: Any) -> StatusVehicle | None:
     return StatusVehicle(plate, containers, tuple(doc.linked_declarations), bool(doc.perishable))
 
 
-def outbound_spec() -> ConnectorSpec:
-    """The outbound role: intake -> sealed envelopes, exactly once (one Kafka transaction per batch)."""
+@dataclass(frozen=True)
+class _CnDocument:
+    """A CN frame taken in (:class:`~xborder_gateway.intake.TakenAvro`) with what the outbound path reads of a
+    translated document: it is sealed exactly as received, never re-encoded."""
+
+    taken: Any
+
+    @property
+    def payload(self) -> bytes:
+        return bytes(self.taken.payload)
+
+    @property
+    def doc_type(self) -> str:
+        return CN_DOCUMENT_TYPES[self.taken.schema_name]
+
+    @property
+    def schema_name(self) -> str:
+        return str(self.taken.schema_name)
+
+    @property
+    def schema_fingerprint(self) -> bytes:
+        return bytes(self.taken.fingerprint)
+
+    @property
+    def business_key(self) -> str:
+        return str(self.taken.business_key)
+
+    @property
+    def perishable(self) -> bool:
+        return bool(self.taken.perishable)
+
+    @property
+    def linked_declarations(self) -> tuple[str, ...]:
+        return tuple(self.taken.linked_declarations)
+
+    def vehicle(self) -> StatusVehicle | None:
+        if self.taken.schema_name != "CnRoadManifest":
+            return None
+        return StatusVehicle(str(self.taken.vehicle_plate), tuple(self.taken.containers),
+                             self.linked_declarations, self.perishable)
+
+
+def role_name(role: str, authority: str) -> str:
+    """A role's connector name (its consumer group and transactional ids): today's names for today's roles
+    (``outbound`` and ``receipts`` of VN, ``nanning`` = inbound of CN), ``<role>.<a>`` for the others."""
+    defaults = {"outbound": "VN", "receipts": "VN", "nanning": "CN"}
+    return role if defaults.get(role) == authority else f"{role}.{authority.lower()}"
+
+
+def outbound_spec(authority: str = AUTHORITY) -> ConnectorSpec:
+    """The outbound role of ``authority``: intake -> sealed envelopes, exactly once (one Kafka transaction per
+    batch). Run it with the settings' view :meth:`Settings.for_role(authority, authority)`."""
+    from xborder_gateway.transport import role_topics
+
     return ConnectorSpec(
-        name="outbound", authority=AUTHORITY, topics=lambda s: (s.topic_intake,), guarantee=Guarantee.EXACTLY_ONCE,
-        processor=lambda rt: OutboundProcessor(rt.settings, rt.me, rt.trust),
+        name=role_name("outbound", authority), authority=authority, topics=lambda s: (s.topic_intake,),
+        guarantee=Guarantee.EXACTLY_ONCE,
+        processor=lambda rt: OutboundProcessor(rt.settings, rt.me, rt.trust, authority),
         started_line="outbound started", stopped_line="outbound stopped",
+        creates=lambda s: role_topics(s, "outbound", authority),
         before_commit=crash_in_transaction)  # issue 11: `--crash-after` (tests)
 
 
-async def run_outbound(settings: Settings, options: OutboundOptions) -> int:
-    """Run the outbound connector until SIGTERM; returns the exit code."""
-    return await run_connector(settings, outbound_spec(), options)
+async def run_outbound(settings: Settings, options: OutboundOptions, authority: str = AUTHORITY) -> int:
+    """Run the outbound connector of ``authority`` until SIGTERM; returns the exit code."""
+    return await run_connector(settings.for_role(authority, authority), outbound_spec(authority), options)

@@ -1,4 +1,9 @@
-"""``xborder run receipts`` (VN): the receipt tracker -- match receipts, resend, dead-letter.
+"""``xborder run receipts --authority A``: the sender's receipt tracker -- match receipts, resend, dead-letter.
+
+Any sending authority runs it (issue 10): VN tracks what it sealed for CN (``xb.vn-cn.exchange`` and the
+receipts on ``xb.cn-vn.receipts``, dead letters to ``vn.exchange.dead-letter``); CN tracks what it sealed for
+VN (``xb.cn-vn.exchange``, receipts on ``xb.vn-cn.receipts``, dead letters to ``cn.exchange.dead-letter``),
+each in its own state database and audit log. Below, VN is the sender of the example.
 
 What was sent is learnt by consuming the exchange topics **read_committed**: that is the durable record
 of exactly what the outbound connector committed (an aborted transaction's envelopes are never seen, so
@@ -140,11 +145,13 @@ class Backoff:
 class ReceiptTracker:
     """The tracker's state transitions over SQLite; Kafka I/O is done by :func:`run_receipts`."""
 
-    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore) -> None:
+    def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, authority: str = AUTHORITY
+                 ) -> None:
         self.settings = settings
         self.me = me
         self.trust = trust
-        self.conn = connect(settings.state_db(AUTHORITY), VN_SCHEMA)
+        self.authority = authority
+        self.conn = connect(settings.state_db(authority), VN_SCHEMA)
         self.store = TrackerStore(self.conn)
         self.backoff = Backoff(settings)
         self.timeout_ms = int(settings.exchange_receipt_timeout_s * 1000)
@@ -207,7 +214,7 @@ class ReceiptTracker:
             published_ms=int(published) if published else None, sent_ms=sent_ms, due_ms=sent_ms + self.timeout_ms)
         if tracked:
             counts["sent"] += 1
-            events.append(event(AUTHORITY, PROCESS, EventType.SENT, message_id=mid,
+            events.append(event(self.authority, PROCESS, EventType.SENT, message_id=mid,
                                 business_key=r.header_str(H_BUSINESS_KEY), document_type=r.header_str(H_DOC_TYPE),
                                 envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, attempt=1))
@@ -245,7 +252,7 @@ class ReceiptTracker:
                                            response.get("reasons"))
                 counts["business"] += 1
                 self._status.append(status_record(self.settings.topic_status, StatusChange(
-                    str(response["business_key"]), AUTHORITY, StatusKind.BUSINESS_OUTCOME, now_ms(),
+                    str(response["business_key"]), self.authority, StatusKind.BUSINESS_OUTCOME, now_ms(),
                     str(response.get("document_type") or "") or None, message_id=str(response["message_id"]),
                     business_status=str(response["status"]),
                     reasons=tuple((str(x["code"]), str(x["text"])[:500]) for x in response.get("reasons") or ()))))
@@ -264,7 +271,7 @@ class ReceiptTracker:
             counts["failed"] = counts.get("failed", 0) + 1
             logging.getLogger(__name__).exception("unexpected error on receipt %s/%d@%d message_id=%s", r.topic,
                                                   r.partition, r.offset, r.header_str(H_MESSAGE_ID))
-            events.append(event(AUTHORITY, PROCESS, EventType.REJECTED, message_id=r.header_str(H_MESSAGE_ID),
+            events.append(event(self.authority, PROCESS, EventType.REJECTED, message_id=r.header_str(H_MESSAGE_ID),
                                 envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, outcome="failed",
                                 reason_code=INTERNAL_ERROR))
@@ -307,7 +314,7 @@ class ReceiptTracker:
                                    now_ms=now, receipt=ack)
         if not applied:  # cannot happen inside this write transaction; refuse to act rather than guess
             raise GatewayError(f"state of {mid} changed under the receipt handler", code="TRACKER_CAS_FAILED")
-        events.append(event(AUTHORITY, PROCESS, EventType.RECEIPT_RECEIVED, message_id=mid,
+        events.append(event(self.authority, PROCESS, EventType.RECEIPT_RECEIVED, message_id=mid,
                             business_key=record.get("business_key"), document_type=record.get("document_type"),
                             envelope_sha256=record["envelope_sha256"], kafka_topic=r.topic,
                             kafka_partition=r.partition, kafka_offset=r.offset,
@@ -324,7 +331,7 @@ class ReceiptTracker:
             counts["delivered"] += 1
             if published:
                 latencies.append((now - int(published)) / 1000)
-            events.append(event(AUTHORITY, PROCESS, EventType.DELIVERED, message_id=mid,
+            events.append(event(self.authority, PROCESS, EventType.DELIVERED, message_id=mid,
                                 business_key=record.get("business_key"),
                                 document_type=record.get("document_type"), kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, attempt=attempts))
@@ -375,7 +382,7 @@ class ReceiptTracker:
                        attempt: int | None, reasons: tuple[tuple[str, str], ...] = ()) -> None:
         if business_key:
             self._status.append(status_record(self.settings.topic_status, StatusChange(
-                str(business_key), AUTHORITY, kind, now_ms(), str(doc_type) if doc_type else None,
+                str(business_key), self.authority, kind, now_ms(), str(doc_type) if doc_type else None,
                 message_id=mid, attempt=attempt, reasons=reasons)))
 
     def claims_status(self, claims: Claims) -> list[Outgoing]:
@@ -384,12 +391,12 @@ class ReceiptTracker:
         for m in claims.resend:
             if m.business_key:
                 out.append(status_record(self.settings.topic_status, StatusChange(
-                    m.business_key, AUTHORITY, StatusKind.RESENT, now_ms(), m.doc_type, message_id=m.message_id,
+                    m.business_key, self.authority, StatusKind.RESENT, now_ms(), m.doc_type, message_id=m.message_id,
                     attempt=m.attempts + 1)))
         for m, why in claims.dead:
             if m.business_key:
                 out.append(status_record(self.settings.topic_status, StatusChange(
-                    m.business_key, AUTHORITY, StatusKind.DEAD_LETTERED, now_ms(), m.doc_type,
+                    m.business_key, self.authority, StatusKind.DEAD_LETTERED, now_ms(), m.doc_type,
                     message_id=m.message_id, attempt=m.attempts, reasons=(("DEAD_LETTER", why[:500]),))))
         return out
 
@@ -435,13 +442,13 @@ class ReceiptTracker:
                     continue
                 if step.action is Action.RESEND:
                     claims.resend.append(m)
-                    claims.events.append(event(AUTHORITY, PROCESS, EventType.RESENT, message_id=m.message_id,
+                    claims.events.append(event(self.authority, PROCESS, EventType.RESENT, message_id=m.message_id,
                                                business_key=m.business_key, document_type=m.doc_type,
                                                kafka_topic=m.topic, attempt=m.attempts + 1))
                 else:
                     why = step.reason or "dead letter"
                     claims.dead.append((m, why))
-                    claims.events.append(event(AUTHORITY, PROCESS, EventType.DEAD_LETTERED,
+                    claims.events.append(event(self.authority, PROCESS, EventType.DEAD_LETTERED,
                                                message_id=m.message_id, business_key=m.business_key,
                                                document_type=m.doc_type,
                                                kafka_topic=self.settings.topic_dead_letter, attempt=m.attempts,
@@ -588,16 +595,22 @@ async def _resend_task(rt: Runtime, processor: Processor) -> None:
             await producer.stop()
 
 
-def receipts_spec() -> ConnectorSpec:
-    """The receipt tracker (VN): the exchange topics (what was committed), rejections and receipts, at least
-    once with idempotent state updates; resends and dead letters in a background task."""
+def receipts_spec(authority: str = AUTHORITY) -> ConnectorSpec:
+    """The receipt tracker of the sender ``authority``: its exchange topics (what was committed), rejections
+    and receipts, at least once with idempotent state updates; resends and dead letters in a background task.
+    Run it with ``Settings.for_role(authority, authority)``."""
+    from xborder_gateway.connectors.outbound import role_name
+    from xborder_gateway.transport import role_topics
+
     return ConnectorSpec(
-        name="receipts", authority=AUTHORITY,
+        name=role_name("receipts", authority), authority=authority,
         topics=lambda s: (s.topic_exchange, s.topic_exchange_priority, s.topic_receipts, s.topic_rejected),
-        guarantee=Guarantee.AT_LEAST_ONCE, processor=lambda rt: ReceiptTracker(rt.settings, rt.me, rt.trust),
-        started_line="receipt tracker started", background=_resend_task)
+        guarantee=Guarantee.AT_LEAST_ONCE,
+        processor=lambda rt: ReceiptTracker(rt.settings, rt.me, rt.trust, authority),
+        started_line="receipt tracker started", background=_resend_task,
+        creates=lambda s: role_topics(s, "receipts", authority))
 
 
-async def run_receipts(settings: Settings, options: ReceiptsOptions) -> int:
-    """Run the receipt tracker until SIGTERM; returns the exit code."""
-    return await run_connector(settings, receipts_spec(), options)
+async def run_receipts(settings: Settings, options: ReceiptsOptions, authority: str = AUTHORITY) -> int:
+    """Run the receipt tracker of ``authority`` until SIGTERM; returns the exit code."""
+    return await run_connector(settings.for_role(authority, authority), receipts_spec(authority), options)

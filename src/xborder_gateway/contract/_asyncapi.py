@@ -40,8 +40,7 @@ ENVELOPE_DOC = "docs/envelope.md"
 # Contract-local defaults: the link listeners (mTLS) are being added by the MirrorMaker work (link/);
 # until its settings exist in this checkout these are the agreed addresses (issue 11 item 6 brief).
 LINK_SERVERS: dict[str, str] = {"CN": "127.0.0.1:9194", "VN": "127.0.0.1:9094"}
-# The CN -> VN direction's topic names (the mirror image of topic_exchange / _priority / topic_receipts);
-# contract-local until the two-site settings define them.
+# The CN -> VN direction's default topic names (settings topic_cn_vn_*; kept for importers of this name)
 REVERSE_TOPICS: dict[str, str] = {
     "exchange": "xb.cn-vn.exchange",
     "exchange_priority": "xb.cn-vn.exchange.priority",
@@ -90,9 +89,10 @@ def channels(settings: Settings) -> list[Channel]:
         Channel("vnCnExchange", settings.topic_exchange, "exchange", "VN", "CN"),
         Channel("vnCnExchangePriority", settings.topic_exchange_priority, "exchange", "VN", "CN", priority=True),
         Channel("cnVnReceipts", settings.topic_receipts, "receipts", "CN", "VN"),
-        Channel("cnVnExchange", REVERSE_TOPICS["exchange"], "exchange", "CN", "VN"),
-        Channel("cnVnExchangePriority", REVERSE_TOPICS["exchange_priority"], "exchange", "CN", "VN", priority=True),
-        Channel("vnCnReceipts", REVERSE_TOPICS["receipts"], "receipts", "VN", "CN"),
+        Channel("cnVnExchange", settings.topic_cn_vn_exchange, "exchange", "CN", "VN"),
+        Channel("cnVnExchangePriority", settings.topic_cn_vn_exchange_priority, "exchange", "CN", "VN",
+                priority=True),
+        Channel("vnCnReceipts", settings.topic_cn_vn_receipts, "receipts", "VN", "CN"),
         Channel("vnAuditCheckpoints", settings.topic_vn_audit_checkpoints, "checkpoints", "VN", "CN"),
         Channel("cnAuditCheckpoints", settings.topic_cn_audit_checkpoints, "checkpoints", "CN", "VN"),
         Channel("vnAuditCosignatures", settings.topic_vn_audit_cosignatures, "cosignatures", "VN", "CN"),

@@ -48,7 +48,15 @@ def _cn_rules(settings: Any | None) -> RuleSet:
     return CnRuleSet(CnRulesConfig.from_settings(settings) if settings is not None else None)
 
 
-_FACTORIES: dict[str, Callable[[Any | None], RuleSet]] = {"CN": _cn_rules}
+def _vn_rules(settings: Any | None) -> RuleSet:
+    # issue 10: Viet Nam receiving China's exports; the mirror checks run in the endpoint's MirrorDesk
+    from xborder_gateway.exchange._rules_vn import VnRuleSet
+
+    del settings
+    return VnRuleSet()
+
+
+_FACTORIES: dict[str, Callable[[Any | None], RuleSet]] = {"CN": _cn_rules, "VN": _vn_rules}
 
 
 def register_rule_set(authority: str, factory: Callable[[Any | None], RuleSet]) -> None:

@@ -162,6 +162,14 @@ class EndpointStore:
                               "VALUES (?, ?, ?, ?, ?, ?)",
                               (message_id, seq, a.topic, a.key, a.data, encode_headers(a.headers)))
 
+    def append_answer(self, message_id: str, answer: StoredAnswer) -> None:
+        """One more answer for ``message_id`` (a business response decided later, issue 10): a duplicate of the
+        message is then answered with it too."""
+        self.conn.execute("INSERT INTO cn_answers (message_id, seq, topic, msg_key, data, headers) "
+                          "SELECT ?, coalesce(max(seq), -1) + 1, ?, ?, ?, ? FROM cn_answers WHERE message_id = ?",
+                          (message_id, answer.topic, answer.key, answer.data, encode_headers(answer.headers),
+                           message_id))
+
     def record_duplicate(self, message_id: str, run: str | None, at_ms: int) -> None:
         self.conn.execute("INSERT INTO cn_duplicates (message_id, run, at_ms) VALUES (?, ?, ?)",
                           (message_id, run, at_ms))

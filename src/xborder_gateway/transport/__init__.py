@@ -31,9 +31,11 @@ from xborder_gateway.transport._shutdown import install_shutdown
 from xborder_gateway.transport._topics import (
     INTAKE_MAX_MESSAGE_BYTES,
     ensure_gateway_topics,
+    ensure_role_topics,
     ensure_topics,
     gateway_topic_configs,
     gateway_topics,
+    role_topics,
 )
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "TransactionalBatchLoop",
     "TransportFencedError",
     "ensure_gateway_topics",
+    "ensure_role_topics",
     "ensure_topics",
     "gateway_topic_configs",
     "gateway_topics",
@@ -61,6 +64,7 @@ __all__ = [
     "memory_broker",
     "partition_for_key",
     "read_key",
+    "role_topics",
     "to_incoming",
     "translate",
 ]

@@ -12,7 +12,8 @@ from xborder_gateway.errors import TransportError
 from xborder_gateway.transport._errors import kafka_boundary
 from xborder_gateway.transport._memory import is_memory, memory_broker
 
-__all__ = ["INTAKE_MAX_MESSAGE_BYTES", "ensure_topics", "gateway_topic_configs", "gateway_topics"]
+__all__ = ["INTAKE_MAX_MESSAGE_BYTES", "ensure_role_topics", "ensure_topics", "gateway_topic_configs",
+           "gateway_topics", "role_topics"]
 
 log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
@@ -39,7 +40,39 @@ def gateway_topics(settings: Settings) -> tuple[str, ...]:
 
 def gateway_topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic-level configs the gateway sets when it creates its topics."""
-    return {settings.topic_intake: {"max.message.bytes": str(INTAKE_MAX_MESSAGE_BYTES)}}
+    configs = {settings.topic_intake: {"max.message.bytes": str(INTAKE_MAX_MESSAGE_BYTES)}}
+    for authority in ("VN", "CN"):  # every site's intake keeps the headroom for its rejected records
+        configs[settings.site_topics(authority).intake] = {"max.message.bytes": str(INTAKE_MAX_MESSAGE_BYTES)}
+    return configs
+
+
+def role_topics(settings: Settings, role: str, authority: str) -> tuple[str, ...]:
+    """The topics a connector role of ``authority`` creates (issue 10 item 1): its own site's topics that it
+    uses and the cross-border topics of its direction -- never a topic of the other site.
+
+    - ``outbound`` (A -> B): A's intake, rejected and status; the A -> B exchange and priority lanes;
+    - ``receipts`` (A -> B): A's rejected, status and dead letters; the A -> B lanes and B's receipts topic;
+    - ``inbound`` (B receiving from A): the A -> B lanes it consumes and the receipts topic it answers on.
+    """
+    from xborder_gateway.config import counterpart
+
+    a = authority.upper()
+    if role == "inbound":
+        d = settings.direction_topics(counterpart(a), a)
+        return (d.priority, d.exchange, d.receipts)
+    d = settings.direction_topics(a, counterpart(a))
+    site = settings.site_topics(a)
+    if role == "outbound":
+        return (site.intake, site.rejected, site.status, d.exchange, d.priority)
+    if role == "receipts":
+        return (site.rejected, site.status, site.dead_letter, d.exchange, d.priority, d.receipts)
+    raise ValueError(f"unknown connector role {role!r}")
+
+
+async def ensure_role_topics(settings: Settings, role: str, authority: str) -> list[str]:
+    """Create whichever of :func:`role_topics` are missing."""
+    return await ensure_topics(settings.bootstrap, role_topics(settings, role, authority), settings.topic_partitions,
+                               gateway_topic_configs(settings))
 
 
 async def ensure_gateway_topics(settings: Settings) -> list[str]:

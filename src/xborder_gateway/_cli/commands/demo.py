@@ -1,4 +1,11 @@
-"""``xborder demo``: the whole VN -> CN -> receipt exchange on this machine, end to end."""
+"""``xborder demo``: the whole exchange on this machine, end to end, in both directions.
+
+VN -> CN as before (VN's outbound and receipts, CN's endpoint ``nanning``) and CN -> VN (CN's outbound and
+receipts, VN's endpoint with its mirror checks): ``--cn-count`` trucks (default a fifth of ``--count``) are
+generated on both sides -- VN's import declarations (IDA, part of the ``--count`` VN documents) and China's
+export declarations and road manifests of the same trucks, ``--mismatch-ratio`` of them with one seeded
+difference -- so the mirror findings can be reconciled with what was seeded.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +39,18 @@ examples:
   xborder demo --count 2000 --json      last line: one JSON object with the counts and latencies
   xborder demo --chaos                  the endpoint drops 10% and duplicates 10%: watch resends recover
   xborder demo --keep-broker            leave the local broker running afterwards
+  xborder demo --cn-count 0             VN -> CN only (no CN exports, no mirror checks)
+  xborder demo --cn-count 200 --mismatch-ratio 0.2 --json
 exit codes: 0 every document settled and the counts reconcile, 1 they did not (or a process failed)
 """
 
 CONNECTORS = ("nanning", "receipts", "outbound")
+#: the CN -> VN direction's connectors: (log name, `xborder run` arguments)
+CN_VN_CONNECTORS = (("inbound-vn", ("inbound", "--authority", "VN")),
+                    ("receipts-cn", ("receipts", "--authority", "CN")),
+                    ("outbound-cn", ("outbound", "--authority", "CN")))
+#: NO_IMPORT_DECLARATION after this many seconds in the demo (production: mirror_import_timeout_s, 6 h)
+DEMO_MIRROR_TIMEOUT_S = "8"
 
 
 class DemoError(GatewayError):
@@ -123,15 +138,19 @@ def _connectors(settings: Settings, args: argparse.Namespace, passphrase_file: P
     if args.chaos:
         env.setdefault("XBG_EXCHANGE_RECEIPT_TIMEOUT_S", "3")
         env.setdefault("XBG_EXCHANGE_BACKOFF_INITIAL_S", "0.5")
+    env.setdefault("XBG_MIRROR_IMPORT_TIMEOUT_S", DEMO_MIRROR_TIMEOUT_S)
     children: list[_Child] = []
     private_dir(log_dir)
+    roles: list[tuple[str, tuple[str, ...]]] = [(n, (n,)) for n in CONNECTORS]
+    if args.cn_count:
+        roles += list(CN_VN_CONNECTORS)
     try:
-        for name in CONNECTORS:
+        for name, verb in roles:
             cmd = [sys.executable, "-m", "xborder_gateway._cli", "-v", "--home", str(settings.home)]
             if args.config:
                 cmd += ["--config", str(args.config)]
             port = _free_port()
-            cmd += ["run", name, "--passphrase-file", str(passphrase_file), "--metrics-port", str(port)]
+            cmd += ["run", *verb, "--passphrase-file", str(passphrase_file), "--metrics-port", str(port)]
             if name == "nanning" and args.chaos:
                 cmd += ["--drop-rate", "0.1", "--duplicate-rate", "0.1", "--seed", "7"]
             log = log_dir / f"{name}.log"
@@ -161,12 +180,29 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def _summary_text(s: dict[str, Any]) -> str:
+    lines = ["", "xborder demo -- both directions over Kafka",
+             f"  run id                      {s['run']}"]
+    for name, d in s.get("directions", {"VN-CN": s}).items():
+        title = ("VN -> CN  (VN outbound, receipts; CN Nanning endpoint)" if name == "VN-CN" else
+                 "CN -> VN  (CN outbound, receipts; VN endpoint, mirror checks)")
+        lines += ["", f"  {title}", *_direction_lines(d)]
+    m = s.get("mirror_findings")
+    if m is not None:
+        found = ", ".join(f"{k}: {v}" for k, v in m["found"].items()) or "-"
+        expected = ", ".join(f"{k}: {v}" for k, v in m["expected"].items()) or "-"
+        lines += ["", "  mirror checks (CN exports vs VN import declarations)",
+                  f"    exports checked           {m['checked']}  (clean {m['clean']}, waiting {m['waiting']})",
+                  f"    findings                  {found}",
+                  f"    seeded (expected)         {expected}",
+                  f"    reconciles                {m['reconciles']}  (findings = seeded mismatches)"]
+    lines += ["", f"  keys                        {s['keys']}", f"  logs                        {s['logs']}"]
+    return "\n".join(lines)
+
+
+def _direction_lines(s: dict[str, Any]) -> list[str]:
     rej = ", ".join(f"{k}: {v}" for k, v in sorted(s["rejected_by_reason"].items())) or "-"
     biz = s["business"]
-    lines = [
-        "",
-        "xborder demo -- VN (outbound, receipts) <-> CN (Nanning endpoint) over Kafka",
-        f"  run id                      {s['run']}",
+    return [
         f"  published                   {s['published']}",
         f"  rejected at intake          {s['rejected']}  ({rej})",
         f"  delivered and acknowledged  {s['delivered']}",
@@ -181,19 +217,63 @@ def _summary_text(s: dict[str, Any]) -> str:
         f"  reconciles                  {s['reconciles']}  (published = rejected + delivered + dead-lettered)",
         f"  throughput                  {s['throughput_per_s']:.0f} documents/s (publish -> last receipt)",
         f"  latency publish -> receipt  p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms",
-        f"  keys                        {s['keys']}",
-        f"  logs                        {s['logs']}",
     ]
-    return "\n".join(lines)
 
 
-def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0912, PLR0915 - one linear story
-    import asyncio
+def _direction_result(summary: Any, published: int) -> dict[str, Any]:
+    """One direction's figures (the keys ``--json`` has always had at its top level)."""
+    # With no delivery (e.g. every document rejected) there is no last receipt: the run ended when it settled.
+    end_ms = summary.last_settled_ms if summary.last_settled_ms is not None else int(time.time() * 1000)
+    elapsed_ms = max(1, end_ms - (summary.first_published_ms or end_ms))
+    result: dict[str, Any] = {
+        "published": published, "rejected": summary.rejected,
+        "rejected_by_reason": summary.rejected_by_reason, "delivered": summary.delivered,
+        "business": summary.business, "business_by_reason": summary.business_by_reason,
+        "dead_lettered": summary.dead_lettered,
+        "duplicates_eliminated": summary.duplicates_eliminated or 0, "duplicate_receipts":
+        summary.duplicate_receipts, "resent": summary.resent,
+        "processed_at_endpoint": summary.processed_at_endpoint,
+        "throughput_per_s": round(published / (elapsed_ms / 1000), 1), "p50_ms": summary.p50_ms,
+        "p99_ms": summary.p99_ms,
+    }
+    result["reconciles"] = published == summary.rejected + summary.delivered + summary.dead_lettered
+    return result
+
+
+def _summaries(settings: Settings, run: str) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(VN -> CN summary, CN -> VN summary, mirror summary) from both sites' state, None where not yet there."""
     import sqlite3
 
-    from xborder_gateway.connectors import publish_documents
     from xborder_gateway.exchange import summarize_run
+    from xborder_gateway.exchange._mirror_store import mirror_summary
 
+    vn_db, cn_db = settings.state_db("VN"), settings.state_db("CN")
+    if not (vn_db.exists() and cn_db.exists()):
+        return None, None, None
+    out: list[Any] = [None, None, None]
+    with contextlib.closing(sqlite3.connect(vn_db, timeout=10)) as vn, \
+            contextlib.closing(sqlite3.connect(cn_db, timeout=10)) as cn:
+        for i in range(3):
+            try:  # VN -> CN: VN's tracker and CN's endpoint; CN -> VN: the other way round; the mirror at VN
+                out[i] = (summarize_run(vn, run, cn) if i == 0 else summarize_run(cn, run, vn) if i == 1
+                          else mirror_summary(vn, run))
+            except sqlite3.OperationalError:  # tables not created yet
+                out[i] = None
+    return out[0], out[1], out[2]
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0912, PLR0915
+    import asyncio
+    from collections import Counter
+
+    from xborder_gateway.connectors import publish_documents
+    from xborder_gateway.samples import generate_cn_exports
+
+    if args.cn_count is None:
+        args.cn_count = args.count // 5
+    if args.cn_count > args.count:
+        raise DemoError(f"--cn-count {args.cn_count} is more than --count {args.count}",
+                        hint="the CN trucks' IDAs are part of the VN documents: keep --cn-count <= --count")
     started_broker = False
     broker: Any = None
     if settings.kafka_bootstrap:
@@ -225,61 +305,70 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
             _say("demo: every connector joined its consumer group")
             t0 = time.monotonic()
             seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-            docs = demo_documents(args.count, seed, 0.05)  # issue 15: with amendments that release holds
+            # the CN -> VN trucks: VN's IDAs (part of the VN documents) and China's exports of the same trucks
+            trucks = list(generate_cn_exports(args.cn_count, seed ^ 0x5EED, mismatch_ratio=args.mismatch_ratio))
+            idas = [(c.ida.business_key, c.ida.xml) for c in trucks if c.vn_has_import]
+            # issue 15: the VN documents come with amendments that release holds
+            docs = [*demo_documents(args.count - len(idas), seed, 0.05), *idas]
             run_settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
             published = asyncio.run(publish_documents(run_settings, docs, run=run))
-            _say(f"demo: published {published} documents in {time.monotonic() - t0:.1f}s; waiting for receipts")
-            vn_db = settings.state_db("VN")
-            cn_db = settings.state_db("CN")
+            cn_docs = [d for c in trucks for d in ((str(c.export["declaration_number"]), c.export_frame()),
+                                                   (str(c.manifest["manifest_number"]), c.manifest_frame()))]
+            published_cn = asyncio.run(publish_documents(run_settings.for_role("CN", "CN"), cn_docs, run=run)
+                                       ) if cn_docs else 0
+            _say(f"demo: published {published} VN and {published_cn} CN documents in {time.monotonic() - t0:.1f}s;"
+                 " waiting for receipts")
             deadline = time.monotonic() + args.timeout
-            summary = None
+            summary = summary_cn = mirror = None
             last_line = ""
             while time.monotonic() < deadline:
                 for c in children:
                     if c.proc.poll() is not None:
                         raise DemoError(f"the {c.name} connector exited with code {c.proc.returncode}:\n"
                                         f"{_tail(c.log)}", hint=f"see {c.log}")
-                if vn_db.exists() and cn_db.exists():
-                    with contextlib.closing(sqlite3.connect(vn_db, timeout=10)) as vn, \
-                            contextlib.closing(sqlite3.connect(cn_db, timeout=10)) as cn:
-                        try:
-                            summary = summarize_run(vn, run, cn)
-                        except sqlite3.OperationalError:  # tables not created yet
-                            summary = None
-                    if summary is not None:
-                        line = (f"demo: settled {summary.settled}/{published} (delivered {summary.delivered}, "
-                                f"rejected {summary.rejected}, dead {summary.dead_lettered}, "
-                                f"resent {summary.resent})")
-                        if line != last_line:
-                            _say(line)
-                            last_line = line
-                        if summary.settled >= published:
-                            break
+                summary, summary_cn, mirror = _summaries(settings, run)
+                if summary is not None:
+                    line = (f"demo: settled {summary.settled}/{published} (delivered {summary.delivered}, "
+                            f"rejected {summary.rejected}, dead {summary.dead_lettered}, "
+                            f"resent {summary.resent})")
+                    if published_cn:
+                        line += (f"; CN -> VN {summary_cn.settled if summary_cn else 0}/{published_cn}, mirror "
+                                 f"{mirror['checked'] if mirror else 0}/{len(trucks)} checked")
+                    if line != last_line:
+                        _say(line)
+                        last_line = line
+                    cn_done = not published_cn or (
+                        summary_cn is not None and summary_cn.settled >= published_cn and mirror is not None
+                        and mirror["checked"] >= len(trucks))
+                    if summary.settled >= published and cn_done:
+                        break
                 time.sleep(0.5)
             # issue 15: vehicles still PENDING are decided by their declarations or by the short grace
-            pending = wait_for_pending(vn_db, cn_db, run, deadline, _say)
-            with contextlib.closing(sqlite3.connect(vn_db, timeout=10)) as vn, \
-                    contextlib.closing(sqlite3.connect(cn_db, timeout=10)) as cn:
-                summary = summarize_run(vn, run, cn) if summary is not None else None
+            pending = wait_for_pending(settings.state_db("VN"), settings.state_db("CN"), run, deadline, _say)
+            if summary is not None:
+                summary, summary_cn, mirror = _summaries(settings, run)
         if summary is None or summary.settled < published:
             raise DemoError(f"not every document settled within {args.timeout:.0f}s "
                             f"({summary.settled if summary else 0}/{published})",
                             hint=f"raise --timeout or read the connector logs in {log_dir}")
-        # With no delivery (e.g. every document rejected) there is no last receipt: the run ended when it settled.
-        end_ms = summary.last_settled_ms if summary.last_settled_ms is not None else int(time.time() * 1000)
-        elapsed_ms = max(1, end_ms - (summary.first_published_ms or end_ms))
-        result: dict[str, Any] = {
-            "run": run, "published": published, "rejected": summary.rejected,
-            "rejected_by_reason": summary.rejected_by_reason, "delivered": summary.delivered,
-            "business": summary.business, "business_by_reason": summary.business_by_reason,
-            "dead_lettered": summary.dead_lettered,
-            "duplicates_eliminated": summary.duplicates_eliminated or 0, "duplicate_receipts":
-            summary.duplicate_receipts, "resent": summary.resent,
-            "processed_at_endpoint": summary.processed_at_endpoint,
-            "throughput_per_s": round(published / (elapsed_ms / 1000), 1), "p50_ms": summary.p50_ms,
-            "p99_ms": summary.p99_ms, "keys": keys_note, "logs": str(log_dir),
-        }
-        result["reconciles"] = published == summary.rejected + summary.delivered + summary.dead_lettered
+        vn_cn = _direction_result(summary, published)
+        result: dict[str, Any] = {"run": run, **vn_cn, "keys": keys_note, "logs": str(log_dir),
+                                  "directions": {"VN-CN": vn_cn}}
+        ok = vn_cn["reconciles"]
+        if published_cn:
+            if summary_cn is None or summary_cn.settled < published_cn:
+                raise DemoError(f"not every CN document settled within {args.timeout:.0f}s "
+                                f"({summary_cn.settled if summary_cn else 0}/{published_cn})",
+                                hint=f"raise --timeout or read the connector logs in {log_dir}")
+            cn_vn = result["directions"]["CN-VN"] = _direction_result(summary_cn, published_cn)
+            expected = Counter(code for c in trucks for code in c.expected_findings)
+            found = dict((mirror or {}).get("by_code", {}))
+            result["mirror_findings"] = {
+                "checked": (mirror or {}).get("checked", 0), "clean": (mirror or {}).get("clean", 0),
+                "waiting": (mirror or {}).get("waiting", 0), "found": found,
+                "expected": dict(sorted(expected.items())), "seeded": sum(1 for c in trucks if c.seeded),
+                "reconciles": found == dict(expected) and (mirror or {}).get("checked", 0) == len(trucks)}
+            ok = ok and cn_vn["reconciles"] and result["mirror_findings"]["reconciles"]
         result["pending"], result["linked_grace_s"] = pending, args.linked_grace_s  # issue 15
         # --- issue 14: a simulated hour at the gate over this run's vehicle declarations (gate/_demo.py)
         from xborder_gateway.gate._demo import demo_gate_hour, gate_hour_text
@@ -290,19 +379,41 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
         print(gate_hour_text(result["gate"]))
         if args.json:
             print(json.dumps(result, sort_keys=True))
-        return 0 if result["reconciles"] else 1
+        return 0 if ok else 1
     finally:
         if started_broker and broker is not None and not args.keep_broker:
             _say("demo: stopping the local broker it started (--keep-broker leaves it running)")
             broker.stop()
 
 
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return number
+
+
+def _share(value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share in [0, 1]")
+    return share
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(sub, "demo", help="run the full VN -> CN -> receipt exchange on this machine",
+    p = add_command(sub, "demo", help="run the full exchange on this machine, VN -> CN and CN -> VN",
                     description="Start the local broker if needed, create both authorities' keys and trust if "
                     "missing, run the outbound connector, the Nanning endpoint and the receipt tracker as "
                     "separate processes, publish N generated documents (IDA/EDA/TIR, ~5% invalid, some "
-                    "perishable), wait until every one is settled and print a summary.",
+                    "perishable), wait until every one is settled and print a summary. The CN -> VN direction "
+                    "runs beside it: CN's outbound and receipts and VN's endpoint with its mirror checks, on "
+                    "CN export declarations and road manifests generated for the same trucks as VN's IDAs.",
                     epilog=EXAMPLES)
     p.add_argument("--count", type=positive(int), default=500, help="documents to publish (default 500)")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: a random one)")
@@ -312,4 +423,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--timeout", type=positive(float), default=300.0,
                    help="seconds to wait for every receipt (default 300)")
     p.add_argument("--keep-broker", action="store_true", help="leave a broker the demo started running")
+    p.add_argument("--cn-count", type=_count, default=None, metavar="N",
+                   help="trucks of the CN -> VN direction (default: a fifth of --count; 0 = VN -> CN only)")
+    p.add_argument("--mismatch-ratio", type=_share, default=0.1, metavar="P",
+                   help="share of CN trucks with one seeded mirror mismatch (default 0.1)")
     p.set_defaults(func=run_demo)

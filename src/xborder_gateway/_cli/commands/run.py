@@ -1,4 +1,9 @@
-"""``xborder run outbound|inbound|nanning|receipts``: run one connector of the exchange until SIGTERM."""
+"""``xborder run outbound|inbound|nanning|receipts``: run one connector of the exchange until SIGTERM.
+
+Three roles any authority runs (issue 10): ``outbound`` and ``receipts`` of the SENDER ``--authority``,
+``inbound`` of the RECEIVER ``--authority``. ``--authority`` defaults to the home's one authority; in a home
+holding both (the demo's), outbound and receipts default to VN and inbound to CN.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from xborder_gateway.errors import ConfigError
 EXAMPLES = """\
 examples:
   xborder run outbound --passphrase-file ~/.xborder/demo-passphrase      VN: intake -> sealed -> exchange
+  xborder run outbound --authority CN --passphrase-file F                CN: framed Avro -> sealed for VN
+  xborder run inbound --authority VN --passphrase-file F                 VN endpoint: CN's exports, mirror checks
+  xborder run receipts --authority CN --passphrase-file F                CN: receipts from VN, resends, dead letters
   xborder run nanning --passphrase-file F --metrics-port 9310            CN endpoint, /metrics and /healthz
   xborder run nanning --passphrase-file F --drop-rate 0.3 --duplicate-rate 0.3 --seed 7
   xborder run inbound --authority CN --passphrase-file F                 the receiving endpoint (= run nanning)
@@ -46,10 +54,21 @@ def _outbound(args: argparse.Namespace, settings: Settings) -> int:
 
     opts = OutboundOptions(instance=args.instance, passphrase_file=args.passphrase_file,
                            metrics_port=args.metrics_port, crash_after=args.crash_after)
-    return asyncio.run(run_outbound(settings, opts))
+    return asyncio.run(run_outbound(settings, opts, _authority(args, settings, both="VN")))
 
 
-def _nanning(args: argparse.Namespace, settings: Settings) -> int:
+def _authority(args: argparse.Namespace, settings: Settings, *, both: str) -> str:
+    """``--authority``, else the home's one authority, else ``both`` (a home holding both keys, or none)."""
+    chosen: str | None = getattr(args, "authority", None)
+    if chosen is not None:
+        if chosen not in ("VN", "CN"):
+            raise _UsageError(f"unknown authority {chosen!r}", code="AUTHORITY_UNKNOWN", hint="use VN or CN")
+        return chosen
+    held = _home_authorities(settings) & {"VN", "CN"}
+    return next(iter(held)) if len(held) == 1 else both
+
+
+def _nanning(args: argparse.Namespace, settings: Settings, authority: str = "CN") -> int:
     from xborder_gateway.connectors import Faults, NanningOptions, run_nanning
 
     faults = Faults(drop_rate=args.drop_rate, duplicate_rate=args.duplicate_rate, delay_ms=args.delay_ms,
@@ -57,7 +76,7 @@ def _nanning(args: argparse.Namespace, settings: Settings) -> int:
                     seed=args.seed)
     opts = NanningOptions(instance=args.instance, passphrase_file=args.passphrase_file,
                           metrics_port=args.metrics_port, faults=faults)
-    return asyncio.run(run_nanning(settings, opts))
+    return asyncio.run(run_nanning(settings, opts, authority))
 
 
 class _UsageError(ConfigError):
@@ -81,15 +100,11 @@ def _inbound(args: argparse.Namespace, settings: Settings) -> int:
         flags = ", ".join("--" + n.replace("_", "-") for n in faulty)
         raise _UsageError(f"{flags} inject faults into the endpoint", code="FAULTS_NOT_ALLOWED",
                           hint="add --allow-fault-injection (tests and demos only), or use `xborder run nanning`")
-    authority = args.authority
-    if authority is None:
-        held = _home_authorities(settings)
-        authority = next(iter(held)) if len(held) == 1 else "CN"
-    if authority != "CN":
-        raise _UsageError(f"no inbound role for authority {authority} yet: only CN receives (VN -> CN)",
-                          code="INBOUND_AUTHORITY",
-                          hint="the CN -> VN direction is issue 10 item 1; use --authority CN")
-    return _nanning(args, settings)
+    return _nanning(args, settings, _authority(args, settings, both="CN"))
+
+
+def _authority_flag(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--authority", type=str.upper, default=None, metavar="A", help=text + " (VN or CN)")
 
 
 def _fault_flags(p: argparse.ArgumentParser) -> None:
@@ -112,7 +127,7 @@ def _receipts(args: argparse.Namespace, settings: Settings) -> int:
 
     opts = ReceiptsOptions(instance=args.instance, passphrase_file=args.passphrase_file,
                            metrics_port=args.metrics_port)
-    return asyncio.run(run_receipts(settings, opts))
+    return asyncio.run(run_receipts(settings, opts, _authority(args, settings, both="VN")))
 
 
 def _gate(args: argparse.Namespace, settings: Settings) -> int:
@@ -130,12 +145,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog=EXAMPLES,
     )
     verbs = parser.add_subparsers(dest="connector", metavar="CONNECTOR", required=True)
-    p = add_command(verbs, "outbound", help="VN: intake XML -> validate -> map -> seal -> exchange (exactly once)",
-                    epilog=EXAMPLES)
+    p = add_command(verbs, "outbound", help="a sender's intake -> validate -> seal -> exchange (exactly once); VN "
+                    "takes XML, CN framed Avro", epilog=EXAMPLES)
     _common(p)
     p.add_argument("--crash-after", type=int, default=None, metavar="N",  # issue 11 (tests)
                    help="fault injection (tests): die (exit 17) once N records were produced inside an open "
                    "transaction, before its commit")
+    _authority_flag(p, "the sending authority (default: the home's one authority; VN in a home with both)")
     p.set_defaults(func=_outbound)
 
     p = add_command(verbs, "nanning", help="CN: the simulated Nanning Customs endpoint (receipts, business checks)",
@@ -144,19 +160,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _fault_flags(p)
     p.set_defaults(func=_nanning)
 
-    p = add_command(verbs, "inbound", help="the receiving endpoint of an authority (today CN: = run nanning)",
-                    epilog=EXAMPLES)
+    p = add_command(verbs, "inbound", help="the receiving endpoint of an authority (CN: = run nanning; VN: CN's "
+                    "exports with mirror checks)", epilog=EXAMPLES)
     _common(p)
-    p.add_argument("--authority", type=str.upper, default=None, metavar="A",
-                   help="the receiving authority (default: the home's one authority; CN in a home with both)")
+    _authority_flag(p, "the receiving authority (default: the home's one authority; CN in a home with both)")
     p.add_argument("--allow-fault-injection", action="store_true",
                    help="accept the fault flags below (tests and demos only)")
     _fault_flags(p)
     p.set_defaults(func=_inbound)
 
-    p = add_command(verbs, "receipts", help="VN: match receipts, resend unanswered, dead-letter after max attempts",
-                    epilog=EXAMPLES)
+    p = add_command(verbs, "receipts", help="a sender's tracker: match receipts, resend unanswered, dead-letter "
+                    "after max attempts", epilog=EXAMPLES)
     _common(p)
+    _authority_flag(p, "the sending authority (default: the home's one authority; VN in a home with both)")
     p.set_defaults(func=_receipts)
 
     p = add_command(verbs, "gate", help="VN: gate arrivals + status feed -> GREEN/YELLOW/RED decisions (docs/gate.md)",
