@@ -97,6 +97,24 @@ def _direction(home: Home, consignments: Sequence[CnConsignment]) -> tuple[Nanni
     return vn_in, sealed, res.outputs
 
 
+def _decisions(home: Home, outputs: Sequence[Outgoing]) -> list[tuple[str, list[str]]]:
+    """(status, reason codes) of every business decision in ``outputs``, opened with CN's keys: the one a
+    Receipt v2 carries, and each BusinessResponse."""
+    from xborder_gateway.envelope import open_envelope, open_receipt
+
+    out = []
+    for o in outputs:
+        if o.header("xbg-kind") == b"receipt":
+            _opened, rec = open_receipt(o.value, me=home.cn, trust=home.cn_trust, replay=None)
+            if rec.get("business_status") is not None:
+                out.append((str(rec["business_status"]), [r["code"] for r in rec["business_reasons"]]))
+        elif o.header("xbg-kind") == b"business-response":
+            opened = open_envelope(o.value, me=home.cn, trust=home.cn_trust, replay=None)
+            rec = dict(avro.decode(opened.payload).record)
+            out.append((str(rec["status"]), [r["code"] for r in rec["reasons"]]))
+    return out
+
+
 def test_seeded_mismatches_are_found_exactly_end_to_end(home: Home) -> None:
     consignments = list(generate_cn_exports(30, 21, mismatch_ratio=0.5))
     vn_in, sealed, answers = _direction(home, consignments)
@@ -105,8 +123,9 @@ def test_seeded_mismatches_are_found_exactly_end_to_end(home: Home) -> None:
     assert kinds[b"receipt"] == len(sealed)
     waiting = [c for c in consignments if not c.vn_has_import]
     assert waiting, "the seed must include a no-import export"
-    # every export but those without an IDA was answered at once; those wait (no finding before the timeout)
-    assert kinds[b"business-response"] == len(sealed) - len(waiting)
+    # every export but those without an IDA was answered at once -- the decision rides in its Receipt v2
+    # (issue 13: one answer per declaration); those wait (no finding before the timeout)
+    assert len(_decisions(home, answers)) == len(sealed) - len(waiting)
     assert recheck_once(vn_in, None) == []
     late = recheck_once(vn_in, None, now=int(time.time() * 1000) + int(home.settings.mirror_import_timeout_s * 1000))
     assert len(late) == len(waiting)
@@ -117,15 +136,8 @@ def test_seeded_mismatches_are_found_exactly_end_to_end(home: Home) -> None:
     assert found["by_code"] == dict(expected)
     assert found["waiting"] == 0
     assert found["clean"] == sum(1 for c in consignments if c.seeded is None)
-    # the business responses carry the findings as reasons
-    reasons = Counter()
-    for o in [*answers, *late]:
-        if o.header("xbg-kind") == b"business-response":
-            from xborder_gateway.envelope import open_envelope
-
-            opened = open_envelope(o.value, me=home.cn, trust=home.cn_trust, replay=None)
-            rec = avro.decode(opened.payload).record
-            reasons.update(r["code"] for r in rec["reasons"])
+    # the decisions (in Receipts v2 now, in business responses after the re-check) carry the findings as reasons
+    reasons = Counter(code for _status, codes in _decisions(home, [*answers, *late]) for code in codes)
     assert reasons == expected
     vn_in.close()
 
@@ -202,7 +214,7 @@ def test_an_export_labelled_envelope_of_another_schema_is_rejected_not_retried(h
     ACK with REJECTED), never an INTERNAL_ERROR NACK that the sender would resend until it dead-letters."""
     from datetime import UTC, datetime
 
-    from xborder_gateway.envelope import open_envelope, open_receipt, seal
+    from xborder_gateway.envelope import open_receipt, seal
 
     payload = avro.encode("BusinessResponse", {"message_id": "00000000-0000-0000-0000-000000000000",
                                                "business_key": "X", "document_type": "CN_EXPORT",
@@ -216,9 +228,7 @@ def test_an_export_labelled_envelope_of_another_schema_is_rejected_not_retried(h
     kinds = {o.header("xbg-kind"): o for o in res.outputs}
     _opened, receipt = open_receipt(kinds[b"receipt"].value, me=home.cn, trust=home.cn_trust, replay=None)
     assert receipt["outcome"] == "ACK"
-    response = avro.decode(open_envelope(kinds[b"business-response"].value, me=home.cn, trust=home.cn_trust,
-                                         replay=None).payload).record
-    assert response["status"] == "REJECTED"
-    assert [r["code"] for r in response["reasons"]] == ["DOCUMENT_SCHEMA_MISMATCH"]
+    # the immediate decision rides in the Receipt v2 (issue 13), the same one a BusinessResponse would carry
+    assert _decisions(home, res.outputs) == [("REJECTED", ["DOCUMENT_SCHEMA_MISMATCH"])]
     assert mirror_summary(vn_in.store.connection, RUN)["checked"] == 0
     vn_in.close()

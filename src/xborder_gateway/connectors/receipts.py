@@ -341,7 +341,7 @@ class ReceiptTracker:
             key = tracked.business_key or record.get("business_key")
             if key and str(record.get("reason_text") or "").startswith("LINKED_DECLARATION_PENDING:"):  # issue 15
                 self._status.append(status_record(self.settings.topic_status, StatusChange(  # PEN-1: decided later
-                    str(key), AUTHORITY,
+                    str(key), self.authority,
                     StatusKind.BUSINESS_OUTCOME, now_ms(), tracked.doc_type or record.get("document_type"),
                     message_id=mid, business_status="PENDING",
                     reasons=(("LINKED_DECLARATION_PENDING", str(record.get("reason_text") or "")[:500]),))))
@@ -368,13 +368,13 @@ class ReceiptTracker:
         counts["business"] += 1
         business_key = tracked.business_key or record.get("business_key")
         doc_type = tracked.doc_type or record.get("document_type")
-        events.append(event(AUTHORITY, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
+        events.append(event(self.authority, PROCESS, EventType.BUSINESS_RESPONSE, message_id=mid,
                             business_key=business_key, document_type=doc_type, kafka_topic=r.topic,
                             kafka_partition=r.partition, kafka_offset=r.offset, outcome=decision.status.lower(),
                             reason_code=decision.reasons[0][0] if decision.reasons else None))
         if business_key:
             self._status.append(status_record(self.settings.topic_status, StatusChange(
-                str(business_key), AUTHORITY, StatusKind.BUSINESS_OUTCOME, now_ms(),
+                str(business_key), self.authority, StatusKind.BUSINESS_OUTCOME, now_ms(),
                 str(doc_type) if doc_type else None, message_id=mid, business_status=decision.status,
                 reasons=tuple((c, t[:500]) for c, t in decision.reasons))))
 
