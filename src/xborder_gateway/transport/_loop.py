@@ -29,7 +29,10 @@ its offsets are above ours). Partitions this instance never committed are not co
 owner's pending markers are settled by the rebalance itself (the owner's revocation waited for its
 commit, and the join/sync round trips of the whole group follow), and a restart is safe because the new
 producer's ``init_transactions`` completes our pending transaction before the new consumer fetches
-offsets (``_start`` starts the producer first). See docs/exchange.md.
+offsets (``_start`` starts the producer first). Nor is a zombie member: one the broker dropped during a
+long batch whose partitions another instance already took -- aiokafka sends TxnOffsetCommit v0 (no
+generation or member id), so the broker cannot fence its late commit (KIP-447 would). See
+docs/exchange.md.
 """
 
 from __future__ import annotations
