@@ -15,6 +15,24 @@ the loop instead.
 
 Rebalances: the revocation callback waits for the batch in flight (a lock), so a partition is never
 handed to another instance between producing its outputs and committing its offsets.
+
+EOS-1, committed inputs are never redone after a rebalance. ``commit_transaction`` returns once the
+broker acknowledged EndTxn, but the transaction markers that make its offset commit visible in
+``__consumer_offsets`` are written afterwards. aiokafka 0.14 fetches committed offsets with OffsetFetch
+v3 at most (no ``require_stable``, KIP-447), so a consumer that rejoins its group right after a commit (a
+member dropped for a missed heartbeat, any rebalance) can be handed the offset from *before* our last
+transaction and would redo a batch whose outputs are already committed -- new envelopes, new message ids.
+The loop therefore remembers, per partition, the next offset of its own last successfully committed
+transaction, and, under the batch lock right before handling a batch, drops every record below it. It
+never moves backwards: a partition another instance advanced meanwhile is read from where it got to (all
+its offsets are above ours). Partitions this instance never committed are not covered: their previous
+owner's pending markers are settled by the rebalance itself (the owner's revocation waited for its
+commit, and the join/sync round trips of the whole group follow), and a restart is safe because the new
+producer's ``init_transactions`` completes our pending transaction before the new consumer fetches
+offsets (``_start`` starts the producer first). Nor is a zombie member: one the broker dropped during a
+long batch whose partitions another instance already took -- aiokafka sends TxnOffsetCommit v0 (no
+generation or member id), so the broker cannot fence its late commit (KIP-447 would). See
+docs/exchange.md.
 """
 
 from __future__ import annotations
@@ -247,6 +265,28 @@ class TransactionalBatchLoop(_BaseLoop):
         self._ticker = ticker
         self._next_tick = 0.0
         self._last_tick = time.monotonic()
+        #: EOS-1: per partition, the next offset of this loop's own last successfully committed transaction
+        self._committed_next: dict[tuple[str, int], int] = {}
+        #: records dropped by EOS-1 (already committed by this loop, fetched again from a stale offset)
+        self.redone_dropped = 0
+
+    def _drop_committed(self, records: list[Incoming]) -> list[Incoming]:
+        """EOS-1: drop the records this loop's own committed transactions already consumed (see the module
+        docstring). Only offsets below ours are dropped, so a partition another instance advanced is kept."""
+        ours = self._committed_next
+        kept = [r for r in records if r.offset >= ours.get((r.topic, r.partition), -1)]
+        dropped = len(records) - len(kept)
+        if dropped:
+            self.redone_dropped += dropped
+            log.warning("%s: %d record(s) fetched again below offsets this loop already committed (stale "
+                        "committed offsets after a rebalance); dropped, not redone", self.config.client_id, dropped)
+        return kept
+
+    def _remember_committed(self, offsets: dict[Any, int]) -> None:
+        """EOS-1: called only after ``commit_transaction`` returned (an unknown outcome records nothing)."""
+        for tp, offset in offsets.items():
+            key = (tp.topic, tp.partition)
+            self._committed_next[key] = max(self._committed_next.get(key, -1), offset)
 
     async def _caught_up(self) -> bool:
         """Whether every assigned partition has been read up to its last stable offset (known once fetched)."""
@@ -328,9 +368,13 @@ class TransactionalBatchLoop(_BaseLoop):
                         await self._maybe_tick(await self._caught_up())
                         continue
                     async with self._lock:
+                        records = self._drop_committed(records)  # EOS-1, re-checked under the lock
+                        if not records:
+                            continue
+                        offsets = self._offsets(records)
                         outputs = await self._handler(records)
-                        await asyncio.wait_for(self._commit(outputs, self._offsets(records)),
-                                               timeout=self.config.txn_timeout_s)
+                        await asyncio.wait_for(self._commit(outputs, offsets), timeout=self.config.txn_timeout_s)
+                        self._remember_committed(offsets)
                     self.stats.batches += 1
                     self.stats.records_in += len(records)
                     self.stats.records_out += len(outputs)

@@ -27,7 +27,8 @@ markers (a real broker spends an offset on each), read_uncommitted readers, wire
 
 Faults are injected through :attr:`MemoryBroker.faults` (:class:`Faults`): fail the next N commits
 (before or after they took effect -- the "unknown outcome" the exchange's loop must survive), fence a
-transactional id, force a rebalance of a group, make the broker unreachable for a while.
+transactional id, force a rebalance of a group, make the broker unreachable for a while, hand out the
+committed offsets from before the last transaction (the pending-marker window after EndTxn).
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ class Faults:
     fail_sends: int = 0
     #: until this monotonic time every client operation fails as if the broker were down
     unreachable_until: float = 0.0
+    #: the next N fetches of a partition's committed offset (a consumer taking the partition after a
+    #: rebalance, or ``committed()``) return the value from before the last transaction that committed it:
+    #: on a real broker ``commit_transaction`` returns at EndTxn, the markers that make the transactional
+    #: offset commit visible follow, and an OffsetFetch without ``require_stable`` (aiokafka) meanwhile
+    #: returns the previous offset
+    stale_committed_fetches: int = 0
 
     def unreachable_for(self, seconds: float) -> None:
         self.unreachable_until = time.monotonic() + seconds
@@ -111,6 +118,15 @@ class _Group:
     revoking: set[int] = field(default_factory=set)
     pending: dict[int, set[TopicPartition]] | None = None
     committed: dict[TopicPartition, int] = field(default_factory=dict)
+    #: per partition, the committed offset before the last transactional commit (None: there was none)
+    before_txn: dict[TopicPartition, int | None] = field(default_factory=dict)
+
+    def fetch_committed(self, tp: TopicPartition, faults: Faults) -> int | None:
+        """The committed offset a consumer fetches (stale while ``faults.stale_committed_fetches`` lasts)."""
+        if faults.stale_committed_fetches > 0 and tp in self.before_txn:
+            faults.stale_committed_fetches -= 1
+            return self.before_txn[tp]
+        return self.committed.get(tp)
 
 
 class MemoryBroker:
@@ -347,7 +363,9 @@ class MemoryProducer:
         for entry in pending:
             entry.status = _COMMITTED
         for group_id, committed in offsets.items():
-            self._broker.groups.setdefault(group_id, _Group()).committed.update(committed)
+            group = self._broker.groups.setdefault(group_id, _Group())
+            group.before_txn.update({tp: group.committed.get(tp) for tp in committed})
+            group.committed.update(committed)
         if faults.fail_commits_after > 0:
             faults.fail_commits_after -= 1
             raise kafka_errors.KafkaTimeoutError("injected commit failure (the transaction did commit)")
@@ -470,7 +488,7 @@ class MemoryConsumer:
         if self.group_id is None:
             return None
         group = self._broker.groups.get(self.group_id)
-        return None if group is None else group.committed.get(tp)
+        return None if group is None else group.fetch_committed(tp, self._broker.faults)
 
     def partitions_for_topic(self, topic: str) -> set[int] | None:
         parts = self._broker.topic_partitions(topic)
@@ -489,13 +507,15 @@ class MemoryConsumer:
         if self._member is not None and any(tp not in self._assigned for tp in offsets):
             raise kafka_errors.CommitFailedError("partitions were reassigned during a rebalance")
         group.committed.update(offsets)
+        for tp in offsets:  # a plain commit is visible at once: nothing pending for these partitions
+            group.before_txn.pop(tp, None)
 
     def _position(self, tp: TopicPartition) -> int:
         if tp not in self._positions:
             committed = None
             if self.group_id is not None:
                 group = self._broker.groups.get(self.group_id)
-                committed = None if group is None else group.committed.get(tp)
+                committed = None if group is None else group.fetch_committed(tp, self._broker.faults)
             if committed is not None:
                 self._positions[tp] = committed
             else:
