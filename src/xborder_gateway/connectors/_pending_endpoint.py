@@ -254,7 +254,7 @@ class PendingEndpoint:
         if not (self.rules.remembers(doc_type) and business_key):
             return Step(decision)
         version = version_of(record)
-        if version is None:  # ADR 0404: VN records carry no version yet; arrival order counts
+        if version is None:  # ADR 0404: a record without a version (Declaration <= v3, null AMV): arrival order
             version = next_version(conn, business_key)
         kind = VersionKind.CANCELLATION if record.get("cancellation") is True else VersionKind.DECLARATION
         prior = conn.execute("SELECT message_id, version, status, reasons, sender, run, doc_type FROM "

@@ -182,8 +182,8 @@ def judge_version(known: tuple[int, VersionKind] | None, version: int, kind: Ver
 
 VERSION_FIELDS = ("version", "declaration_version", "manifest_version")
 """Where a record carries its version: ``CnExportDeclaration.declaration_version``,
-``CnRoadManifest.manifest_version``; ``version`` is the field proposed for Declaration v4 / VehicleManifest v2
-(ADR 0404). Declaration <= v3 and VehicleManifest v1 carry none."""
+``CnRoadManifest.manifest_version``, ``Declaration.version`` (v4, XML item ``AMV``; null when the sender gives
+none). Declaration <= v3 and VehicleManifest v1 carry none (ADR 0404)."""
 
 
 def version_of(record: Mapping[str, Any]) -> int | None:
