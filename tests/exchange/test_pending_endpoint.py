@@ -356,3 +356,26 @@ def test_tracker_puts_pending_on_the_status_feed(home: Home, endpoint: NanningPr
         assert feed[1].reasons[0][0] == "LINKED_DECLARATION_PENDING"
     finally:
         tracker.close()
+
+
+@pytest.mark.parametrize("version", [0, 1000, 2**31 - 1, -1])
+def test_a_signed_declaration_with_a_version_outside_1_to_999_is_rejected_and_nothing_applied(
+        home: Home, endpoint: NanningProcessor, version: int) -> None:
+    """VER-5 at the receiver: the XSD bounds AMV at VN's intake, but the endpoint trusts no sender's Avro."""
+    sample = _held_with_amendment()[1]
+    record = dict(avro.decode(translate_xml(sample.xml).payload).record)
+    record["version"] = version
+    payload = avro.encode("Declaration", record)
+    env = seal(payload, sender=home.vn, recipient="CN", trust=home.vn_trust, document_type=sample.kind,
+               schema_fingerprint=payload[2:10])
+    mid = str(env.message_id).encode()
+    r = Incoming(home.settings.topic_exchange, 0, next(_offsets), mid, env.data,
+                 (("xbg-message-id", mid), ("xbg-run", b"r1"), ("xbg-attempt", b"1"), ("xbg-published-ms", b"1000"),
+                  ("xbg-doc-type", sample.kind.encode())), timestamp_ms=int(time.time() * 1000))
+    res = endpoint.process([r])
+    assert res.counts["processed"] == 1
+    answers = _answers(home, res.outputs)
+    assert [(k, a["business_status"], [x["code"] for x in a["business_reasons"]]) for k, _m, a in answers] == [
+        ("receipt", "REJECTED", ["VERSION_INVALID"])]
+    with sqlite3.connect(home.settings.state_db("CN")) as db:
+        assert db.execute("SELECT count(*) FROM cn_declaration_versions").fetchone() == (0,)

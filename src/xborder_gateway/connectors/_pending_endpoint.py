@@ -91,6 +91,7 @@ __all__ = ["HOLD_RELEASED", "PENDING_ENDPOINT_SCHEMA", "ExpiryTicker", "PendingE
 
 BUSINESS_DOCUMENT_TYPE = "BUSINESS_RESPONSE"
 HOLD_RELEASED = "HOLD_RELEASED"  # audit reason code of a release's ACCEPTED response
+VERSION_INVALID = "VERSION_INVALID"  # VER-5 at the receiver: a version outside 1..999 in a signed record
 
 PENDING_ENDPOINT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cn_vehicle_messages (
@@ -230,7 +231,12 @@ class PendingEndpoint:
         desk's) as a linked declaration, by its version (VER-1..5); returns the business responses of the
         manifests it completes (PEN-2, PEN-6). A STALE or repeated version completes nothing."""
         now = self.clock()
-        version = version_of(record)
+        try:
+            version = version_of(record)
+        except ValueError:  # VER-5: not registered (the mirror desk answered the export; its manifests wait)
+            log_line(logging.WARNING, "export version out of range: not registered", message_id=message_id,
+                     business_key=business_key)
+            return []
         if version is None:
             version = next_version(conn, business_key)
         _verdict, vehicles = register_declaration(
@@ -253,7 +259,10 @@ class PendingEndpoint:
         decision = self.rules.decide(doc_type, record, lookup=look)
         if not (self.rules.remembers(doc_type) and business_key):
             return Step(decision)
-        version = version_of(record)
+        try:
+            version = version_of(record)
+        except ValueError as exc:  # VER-5 at the receiver: a signed record's version outside 1..999
+            return Step(_invalid_version(exc))
         if version is None:  # ADR 0404: a record without a version (Declaration <= v3, null AMV): arrival order
             version = next_version(conn, business_key)
         kind = VersionKind.CANCELLATION if record.get("cancellation") is True else VersionKind.DECLARATION
@@ -282,7 +291,10 @@ class PendingEndpoint:
 
     def _vehicle(self, conn: sqlite3.Connection, doc_type: str, record: Mapping[str, Any], business_key: str, *,
                  message_id: str, sender: str, run: str | None, now: int) -> Step:
-        version = version_of(record)
+        try:
+            version = version_of(record)
+        except ValueError as exc:  # VER-5 at the receiver: refused, nothing stored
+            return Step(_invalid_version(exc))
         if version is None:
             version = next_version(conn, business_key, vehicle=True)
         d = submit_vehicle(conn, business_key=business_key, version=version, document_type=doc_type,
@@ -378,6 +390,10 @@ class PendingEndpoint:
                             "WHERE produced_ms IS NULL ORDER BY seq").fetchall()
         return [(int(s), Outgoing(str(t), None if k is None else bytes(k), bytes(d), decode_headers(str(h))))
                 for s, t, k, d, h in rows]
+
+
+def _invalid_version(exc: ValueError) -> BusinessDecision:
+    return BusinessDecision("REJECTED", ((VERSION_INVALID, str(exc)[:300]),))
 
 
 def _append_answer(conn: sqlite3.Connection, message_id: str, out: Outgoing) -> None:
