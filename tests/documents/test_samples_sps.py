@@ -136,7 +136,7 @@ def test_the_new_eda_items_map_to_the_declaration_v3_fields() -> None:
     root = etree.fromstring(sample.xml)
     ns = {"v": root.nsmap[None]}
     doc = translate_xml(sample.xml)
-    assert doc.schema_version == 3
+    assert doc.schema_version == 4  # v3's items, in the newest version
     line = root.xpath("v:Goods/v:Line[v:SPC]", namespaces=ns)[0]
     n = int(line.xpath("count(preceding-sibling::v:Line)", namespaces=ns)) + 1
     goods = doc.values["goods"][n - 1]

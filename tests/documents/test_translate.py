@@ -90,9 +90,9 @@ def test_round_trip_xml_avro_decode_equals_the_canonical_record(kind: str) -> No
 def test_old_reader_reads_a_new_declaration() -> None:
     sample = next(generate("IDA", 1, seed=3))
     doc = translate_xml(sample.xml)
-    assert doc.schema_version == 3
+    assert doc.schema_version == 4
     old = avro.decode(doc.payload, reader_version=1)
-    assert old.version == 3
+    assert old.version == 4
     assert old.reader_version == 1
     assert "cn_trade_mode" not in old.record
     assert old.record["declaration_number"] == doc.business_key
@@ -100,6 +100,8 @@ def test_old_reader_reads_a_new_declaration() -> None:
     assert "phytosanitary_certificate" not in v2.record
     assert "species_code" not in v2.record["goods"][0]
     assert v2.record["cn_trade_mode"] == doc.values["cn_trade_mode"]
+    v3 = avro.decode(doc.payload, reader_version=3)
+    assert "version" not in v3.record  # Declaration v4's amendment version (ADR 0404)
 
 
 def test_peek_key_matches_the_translated_key() -> None:

@@ -138,6 +138,9 @@ def test_seeded_mismatches_are_found_exactly_end_to_end(home: Home) -> None:
     assert found["clean"] == sum(1 for c in consignments if c.seeded is None)
     # the decisions (in Receipts v2 now, in business responses after the re-check) carry the findings as reasons
     reasons = Counter(code for _status, codes in _decisions(home, [*answers, *late]) for code in codes)
+    # issue 15 PEN-6: each manifest follows its export -- HELD when the export is held or its check still waits
+    held_manifests = reasons.pop("LINKED_DECLARATION_HELD", 0)
+    assert held_manifests == sum(1 for c in consignments if c.expected_findings or not c.vn_has_import)
     assert reasons == expected
     vn_in.close()
 
@@ -170,7 +173,8 @@ def test_cn_tracker_delivers_from_vns_receipts(home: Home) -> None:
     assert {o.topic for o in res.outputs} == {"cn.declarations.status"}
     summary = summarize_run(tracker.conn, RUN, vn_in.store.connection)
     assert summary.delivered == len(sealed)
-    assert summary.business.get("HELD", 0) == sum(1 for c in consignments if c.expected_findings)
+    # the export with findings and (issue 15 PEN-6) its road manifest, which follows it
+    assert summary.business.get("HELD", 0) == 2 * sum(1 for c in consignments if c.expected_findings)
     assert {e.authority for e in res.events} == {"CN"}
     tracker.close()
     vn_in.close()

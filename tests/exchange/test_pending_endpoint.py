@@ -297,8 +297,49 @@ def test_an_accepted_declaration_is_not_released_again(home: Home, endpoint: Nan
     endpoint.process([_incoming(home, amendment)])  # the amendment's bytes first: ACCEPTED (REL-1)
     held_in = _incoming(home, held)
     res = endpoint.process([held_in])
-    # no version on VN records yet (ADR 0404): the later arrival is the newer version and decided alone
+    # Declaration v4 (ADR 0404): the original (version 1) after its amendment (version 2) is STALE, answered
+    # alone, and releases nothing
     assert all(m == _mid(held_in) for _k, m, _r in _answers(home, res.outputs))
+
+
+def test_an_amendment_processed_before_its_original_keeps_the_original_stale(
+        home: Home, endpoint: NanningProcessor) -> None:
+    """VER-1/VER-2 on VN's records (Declaration v4 ``version``): decided by version, not by arrival order."""
+    original, amendment = _held_with_amendment()
+    assert (translate_xml(original.xml).values["version"], translate_xml(amendment.xml).values["version"]) == (1, 2)
+    amend_in = _incoming(home, amendment)
+    first = _answers(home, endpoint.process([amend_in]).outputs)
+    assert [(k, r["business_status"]) for k, _m, r in first] == [("receipt", "ACCEPTED")]
+    original_in = _incoming(home, original)
+    res = endpoint.process([original_in])
+    answers = _answers(home, res.outputs)
+    assert [(k, m) for k, m, _r in answers] == [("receipt", _mid(original_in))]
+    receipt = answers[0][2]
+    assert (receipt["business_status"], [r["code"] for r in receipt["business_reasons"]]) == (
+        "REJECTED", ["VERSION_STALE"])
+    with sqlite3.connect(home.settings.state_db("CN")) as db:  # nothing applied: the amendment stays in force
+        assert db.execute("SELECT version, kind FROM cn_declaration_versions WHERE business_key = ?",
+                          (original.business_key,)).fetchone() == (2, "DECLARATION")
+        assert db.execute("SELECT message_id, status FROM cn_declaration_outcomes WHERE business_key = ?",
+                          (original.business_key,)).fetchone() == (_mid(amend_in), "ACCEPTED")
+        assert db.execute("SELECT message_id FROM cn_declarations WHERE business_key = ?",
+                          (original.business_key,)).fetchone() == (_mid(amend_in),)
+
+
+def test_records_without_a_version_still_count_by_arrival_order(home: Home, endpoint: NanningProcessor) -> None:
+    """ADR 0404: a VN record without ``AMV`` (version null) is the next version of its number on arrival."""
+    original, amendment = _held_with_amendment()
+    unversioned = [Sample(name=s.name, xml=s.xml.replace(b"<AMV>1</AMV>", b"").replace(b"<AMV>2</AMV>", b""),
+                          kind=s.kind, business_key=s.business_key, broken_rule=None, perishable=s.perishable,
+                          amendment=s.amendment) for s in (amendment, original)]
+    assert all(translate_xml(s.xml).values["version"] is None for s in unversioned)
+    endpoint.process([_incoming(home, unversioned[0])])
+    later = _incoming(home, unversioned[1])
+    answers = _answers(home, endpoint.process([later]).outputs)
+    assert answers[0][2]["business_status"] == "HELD"  # the later arrival is applied (and judged) as version 2
+    with sqlite3.connect(home.settings.state_db("CN")) as db:
+        assert db.execute("SELECT version FROM cn_declaration_versions WHERE business_key = ?",
+                          (original.business_key,)).fetchone() == (2,)
 
 
 def test_tracker_puts_pending_on_the_status_feed(home: Home, endpoint: NanningProcessor) -> None:
@@ -315,3 +356,26 @@ def test_tracker_puts_pending_on_the_status_feed(home: Home, endpoint: NanningPr
         assert feed[1].reasons[0][0] == "LINKED_DECLARATION_PENDING"
     finally:
         tracker.close()
+
+
+@pytest.mark.parametrize("version", [0, 1000, 2**31 - 1, -1])
+def test_a_signed_declaration_with_a_version_outside_1_to_999_is_rejected_and_nothing_applied(
+        home: Home, endpoint: NanningProcessor, version: int) -> None:
+    """VER-5 at the receiver: the XSD bounds AMV at VN's intake, but the endpoint trusts no sender's Avro."""
+    sample = _held_with_amendment()[1]
+    record = dict(avro.decode(translate_xml(sample.xml).payload).record)
+    record["version"] = version
+    payload = avro.encode("Declaration", record)
+    env = seal(payload, sender=home.vn, recipient="CN", trust=home.vn_trust, document_type=sample.kind,
+               schema_fingerprint=payload[2:10])
+    mid = str(env.message_id).encode()
+    r = Incoming(home.settings.topic_exchange, 0, next(_offsets), mid, env.data,
+                 (("xbg-message-id", mid), ("xbg-run", b"r1"), ("xbg-attempt", b"1"), ("xbg-published-ms", b"1000"),
+                  ("xbg-doc-type", sample.kind.encode())), timestamp_ms=int(time.time() * 1000))
+    res = endpoint.process([r])
+    assert res.counts["processed"] == 1
+    answers = _answers(home, res.outputs)
+    assert [(k, a["business_status"], [x["code"] for x in a["business_reasons"]]) for k, _m, a in answers] == [
+        ("receipt", "REJECTED", ["VERSION_INVALID"])]
+    with sqlite3.connect(home.settings.state_db("CN")) as db:
+        assert db.execute("SELECT count(*) FROM cn_declaration_versions").fetchone() == (0,)

@@ -19,6 +19,11 @@ Three paths produce business responses:
    triggering message (another offset) gets its own answers only (:meth:`PendingEndpoint.replay`).
    They are also appended to the answered message's own ``cn_answers``, so a later duplicate of it is
    answered with everything it was sent, in order.
+At VN's endpoint (issue 15, CN -> VN) only CN's road manifests (``CN_MANIFEST``) take path 1 through
+:meth:`PendingEndpoint.manifest`; CN's exports are decided by the mirror desk and then registered here
+(:meth:`PendingEndpoint.linked_arrived`) as the manifests' linked declarations, which may complete waiting
+manifests (path 2); ``outcome`` (the mirror desk's) applies PEN-6 (``exchange/_pending.py``).
+
 3. **The grace tick** (:class:`ExpiryTicker`, run by the transactional loop between batches, also when no
    input arrives): every PENDING vehicle whose grace period, counted from its **processing** time, is over
    is REJECTED ``LINKED_DECLARATION_UNKNOWN`` (PEN-3). TICK-1: the decision, its answers (in an outbox,
@@ -61,6 +66,7 @@ from xborder_gateway.exchange._pending import (
     PENDING_SCHEMA,
     VEHICLE_TYPES,
     DecisionCause,
+    Outcome,
     VehicleDecision,
     VersionKind,
     VersionVerdict,
@@ -85,6 +91,7 @@ __all__ = ["HOLD_RELEASED", "PENDING_ENDPOINT_SCHEMA", "ExpiryTicker", "PendingE
 
 BUSINESS_DOCUMENT_TYPE = "BUSINESS_RESPONSE"
 HOLD_RELEASED = "HOLD_RELEASED"  # audit reason code of a release's ACCEPTED response
+VERSION_INVALID = "VERSION_INVALID"  # VER-5 at the receiver: a version outside 1..999 in a signed record
 
 PENDING_ENDPOINT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cn_vehicle_messages (
@@ -169,8 +176,9 @@ class PendingEndpoint:
 
     def __init__(self, settings: Settings, me: LocalAuthority, trust: TrustStore, rules: RuleSet,
                  conn: sqlite3.Connection, *, authority: str, process: str,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, outcome: Outcome | None = None) -> None:
         self.settings = settings
+        self.outcome = outcome  # PEN-6: VN's endpoint -- the mirror outcome of each linked CN export
         self.me = me
         self.trust = trust
         self.rules = rules
@@ -209,6 +217,38 @@ class PendingEndpoint:
         mine = message_id.encode()
         return [a for a in originals if dict(a.headers).get(H_MESSAGE_ID, mine) == mine]
 
+    def manifest(self, conn: sqlite3.Connection, doc_type: str, record: Mapping[str, Any], *, business_key: str,
+                 message_id: str, sender: str, run: str | None) -> Step:
+        """VN's endpoint: CN's road manifest ``record`` (document type ``CN_MANIFEST``) waits for the CN exports
+        it lists (PEN-1), decided by BIZ-2/BIZ-3 and PEN-6 once all were processed here."""
+        return self._vehicle(conn, doc_type, record, business_key, message_id=message_id, sender=sender, run=run,
+                             now=self.clock())
+
+    def linked_arrived(self, conn: sqlite3.Connection, doc_type: str, record: Mapping[str, Any], *,
+                       business_key: str, message_id: str, events: list[AuditEvent],
+                       position: tuple[str, int, int] | None = None) -> list[Outgoing]:
+        """VN's endpoint: register a CN export the mirror desk has just checked (its own answer is the mirror
+        desk's) as a linked declaration, by its version (VER-1..5); returns the business responses of the
+        manifests it completes (PEN-2, PEN-6). A STALE or repeated version completes nothing."""
+        now = self.clock()
+        try:
+            version = version_of(record)
+        except ValueError:  # VER-5: not registered (the mirror desk answered the export; its manifests wait)
+            log_line(logging.WARNING, "export version out of range: not registered", message_id=message_id,
+                     business_key=business_key)
+            return []
+        if version is None:
+            version = next_version(conn, business_key)
+        _verdict, vehicles = register_declaration(
+            conn, business_key=business_key, version=version, kind=VersionKind.DECLARATION, document_type=doc_type,
+            message_id=message_id, gross_weight_kg=record.get("gross_weight_kg"), now_ms=now, grace_s=self.grace_s,
+            outcome=self.outcome)
+        later = [self._later_vehicle(conn, d, now, events) for d in vehicles]
+        if later and position is not None:
+            conn.execute("INSERT OR IGNORE INTO cn_later_triggers (message_id, topic, part, offs) VALUES (?, ?, ?, ?)",
+                         (message_id, *position))
+        return later
+
     def _step(self, conn: sqlite3.Connection, doc_type: str, record: Mapping[str, Any], *, business_key: str | None,
               message_id: str, sender: str, run: str | None, events: list[AuditEvent]) -> Step:
         now = self.clock()
@@ -219,8 +259,11 @@ class PendingEndpoint:
         decision = self.rules.decide(doc_type, record, lookup=look)
         if not (self.rules.remembers(doc_type) and business_key):
             return Step(decision)
-        version = version_of(record)
-        if version is None:  # ADR 0404: VN records carry no version yet; arrival order counts
+        try:
+            version = version_of(record)
+        except ValueError as exc:  # VER-5 at the receiver: a signed record's version outside 1..999
+            return Step(_invalid_version(exc))
+        if version is None:  # ADR 0404: a record without a version (Declaration <= v3, null AMV): arrival order
             version = next_version(conn, business_key)
         kind = VersionKind.CANCELLATION if record.get("cancellation") is True else VersionKind.DECLARATION
         prior = conn.execute("SELECT message_id, version, status, reasons, sender, run, doc_type FROM "
@@ -248,12 +291,16 @@ class PendingEndpoint:
 
     def _vehicle(self, conn: sqlite3.Connection, doc_type: str, record: Mapping[str, Any], business_key: str, *,
                  message_id: str, sender: str, run: str | None, now: int) -> Step:
-        version = version_of(record)
+        try:
+            version = version_of(record)
+        except ValueError as exc:  # VER-5 at the receiver: refused, nothing stored
+            return Step(_invalid_version(exc))
         if version is None:
             version = next_version(conn, business_key, vehicle=True)
         d = submit_vehicle(conn, business_key=business_key, version=version, document_type=doc_type,
                            message_id=message_id, linked=_linked(record),
-                           gross_weight_kg=record.get("gross_weight_kg"), processed_ms=now, grace_s=self.grace_s)
+                           gross_weight_kg=record.get("gross_weight_kg"), processed_ms=now, grace_s=self.grace_s,
+                           outcome=self.outcome)
         conn.execute("INSERT INTO cn_vehicle_messages (message_id, business_key, sender, run, pended_ms, status) "
                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
                      (message_id, business_key, sender, run, now if d.pending else None, d.decision.status))
@@ -331,7 +378,7 @@ class PendingEndpoint:
         due = next_expiry_ms(conn, grace_s=self.grace_s)
         if due is None or due > now:
             return 0
-        decided = expire(conn, now, grace_s=self.grace_s)
+        decided = expire(conn, now, grace_s=self.grace_s, outcome=self.outcome)
         for d in decided:
             out = self._later_vehicle(conn, d, now, events)
             conn.execute("INSERT INTO cn_pending_outbox (topic, msg_key, data, headers) VALUES (?, ?, ?, ?)",
@@ -343,6 +390,10 @@ class PendingEndpoint:
                             "WHERE produced_ms IS NULL ORDER BY seq").fetchall()
         return [(int(s), Outgoing(str(t), None if k is None else bytes(k), bytes(d), decode_headers(str(h))))
                 for s, t, k, d, h in rows]
+
+
+def _invalid_version(exc: ValueError) -> BusinessDecision:
+    return BusinessDecision("REJECTED", ((VERSION_INVALID, str(exc)[:300]),))
 
 
 def _append_answer(conn: sqlite3.Connection, message_id: str, out: Outgoing) -> None:

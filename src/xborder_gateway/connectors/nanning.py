@@ -107,6 +107,7 @@ TRANSIENT_NACK = "CN_TEMPORARILY_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"  # retriable NACK: the endpoint failed unexpectedly (issue 9 item 3)
 CRASH_EXIT_CODE = 17
 MIRROR_DOCUMENT_TYPE = "CN_EXPORT"  # what VN's mirror checks compare with its IDAs
+MANIFEST_DOCUMENT_TYPE = "CN_MANIFEST"  # issue 15: waits at VN's endpoint for the exports it lists
 MIRROR_WAITING = "MIRROR_WAITING"  # cn_processed status of an export whose business response is deferred
 
 
@@ -175,10 +176,12 @@ class NanningProcessor:
         self.processed = 0
         # issue 10: VN's mirror checks of CN's exports (None at CN's endpoint)
         self.mirror = mirror_desk_for(authority, self.store.connection, settings)
-        # issue 15: PENDING vehicles, versions, later answers, releases (connectors/_pending_endpoint.py); CN's
-        # endpoint only -- VN's endpoint decides CN's exports by its mirror checks
-        self.pending = (PendingEndpoint(settings, me, trust, self.rules, self.store.connection,
-                                        authority=authority, process=PROCESS) if self.mirror is None else None)
+        # issue 15: PENDING vehicles, versions, later answers, releases (connectors/_pending_endpoint.py); at
+        # VN's endpoint for CN's road manifests only (PEN-6: they follow the mirror outcomes of their exports),
+        # CN's exports being decided by its mirror checks
+        self.pending: PendingEndpoint | None = PendingEndpoint(
+            settings, me, trust, self.rules, self.store.connection, authority=authority, process=PROCESS,
+            outcome=self.mirror.outcome if self.mirror is not None else None)
         self._batch = self._new_answers()  # issue 13: replaced per batch (per transaction attempt)
 
     def _new_answers(self) -> AnswerBatch:
@@ -364,7 +367,13 @@ class NanningProcessor:
         """The receiving authority's decision on one verified, decoded document: (decision or None when it is
         answered later by the mirror re-check, the later answers for OTHER messages it causes, whether it is a
         PENDING vehicle, the receipt's reason text)."""
-        if self.pending is None:  # issue 10: VN's endpoint -- its rules, and mirror checks of CN's exports
+        if (self.pending is not None and self.mirror is not None and doc_type == MANIFEST_DOCUMENT_TYPE
+                and schema_name == "CnRoadManifest" and business_key):  # issue 15 at VN: waits for its exports
+            step = self.pending.manifest(conn, doc_type, record, business_key=business_key, message_id=mid,
+                                         sender=sender, run=run)
+            return step.decision, list(step.later), step.pending, step.receipt_text
+        if self.pending is None or self.mirror is not None:  # issue 10: VN's endpoint -- mirror checks
+            later: list[Outgoing] = []
             decision: BusinessDecision | None = self.rules.decide(doc_type, record, lookup=self.answers.declaration)
             if doc_type == MIRROR_DOCUMENT_TYPE and self.mirror is not None:
                 if schema_name != "CnExportDeclaration":  # MIR-2: only an export declaration is compared
@@ -373,9 +382,12 @@ class NanningProcessor:
                 else:
                     checked = self.mirror.check(mid, run, record, now_ms=now_ms())
                     decision = None if checked.waiting else decision_of(checked)  # None: the re-check answers
+                    if self.pending is not None and business_key:  # issue 15: the manifests it completes
+                        later = self.pending.linked_arrived(conn, doc_type, record, business_key=business_key,
+                                                            message_id=mid, events=events, position=position)
             if self.rules.remembers(doc_type) and business_key:
                 self.answers.record_declaration(business_key, doc_type, record.get("gross_weight_kg"), mid)
-            return decision, [], False, None
+            return decision, later, False, None
         # issue 15 hook: the decision by version, PENDING for a waiting vehicle, and the later answers (other
         # messages' business responses) this message causes -- connectors/_pending_endpoint.py
         step = self.pending.step(conn, doc_type, record, business_key=business_key, message_id=mid, sender=sender,
@@ -516,7 +528,8 @@ def nanning_spec(authority: str = AUTHORITY) -> ConnectorSpec:
 
 
 def _grace_ticker(rt: Runtime, processor: Processor) -> ExpiryTicker | None:
-    """Issue 15: the grace-period tick (PEN-3), produced by the loop between batches (CN's endpoint)."""
+    """Issue 15: the grace-period tick (PEN-3), produced by the loop between batches (both endpoints: at VN's
+    it expires CN's road manifests)."""
     if not isinstance(processor, NanningProcessor) or processor.pending is None:
         return None
     return ExpiryTicker(processor.pending, processor.store, rt.auditor.append if rt.auditor else None)

@@ -195,6 +195,17 @@ class MirrorDesk:
         self.conn.executemany("UPDATE xbg_mirror SET produced_ms = ? WHERE message_id = ?",
                               [(now_ms, m) for m in message_ids])
 
+    def outcome(self, export_number: str) -> str | None:
+        """Issue 15 PEN-6: the own outcome of CN export ``export_number`` here (its latest check): ``WAITING``
+        while the check waits, ``ACCEPTED`` without findings, ``HELD`` with findings; None if never checked."""
+        row = self.conn.execute("SELECT state, codes FROM xbg_mirror WHERE export_number = ? "
+                                "ORDER BY first_seen_ms DESC, message_id DESC LIMIT 1", (export_number,)).fetchone()
+        if row is None:
+            return None
+        if row[0] == "waiting":
+            return "WAITING"
+        return "HELD" if row[1] else "ACCEPTED"
+
     def waiting_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM xbg_mirror WHERE state = 'waiting'").fetchone()[0])
 

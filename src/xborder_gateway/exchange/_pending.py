@@ -27,6 +27,12 @@ Rules:
   ``LINKED_DECLARATION_CANCELLED`` (the truck may not cross with it until an amended vehicle declaration
   drops it); an amendment of a linked declaration re-evaluates decided vehicles too (BIZ-3 weights), and a
   new business response is sent only when the decision changes.
+- PEN-6 (VN's endpoint, CN's road manifest) ``outcome`` gives each linked declaration's own outcome at the
+  endpoint (VN: the mirror check of the CN export). Once all links are known and BIZ-2/BIZ-3 did not
+  reject, a link whose outcome is HELD, or still open (``WAITING``: the mirror check waits for VN's IDA),
+  makes the vehicle HELD ``LINKED_DECLARATION_HELD`` (conservative: the truck is inspected; a mirror check
+  that concludes later does not re-decide the manifest); a REJECTED link makes it REJECTED
+  ``LINKED_DECLARATION_REJECTED``. Without ``outcome`` (CN's endpoint) nothing changes.
 - VER-1 each declaration number has one latest version; a higher version is applied (APPLY).
 - VER-2 a lower version is STALE: answered (receipt, and its business response says why), never applied,
   so an amendment that overtook its original (they travel under different message ids) stays in force.
@@ -53,7 +59,9 @@ from xborder_gateway.exchange._status import StatusChange, StatusKind, StatusVeh
 
 __all__ = [
     "LINKED_DECLARATION_CANCELLED",
+    "LINKED_DECLARATION_HELD",
     "LINKED_DECLARATION_PENDING",
+    "LINKED_DECLARATION_REJECTED",
     "LINKED_DECLARATION_UNKNOWN",
     "MAX_VERSION",
     "PENDING",
@@ -62,6 +70,7 @@ __all__ = [
     "VERSION_FIELDS",
     "VERSION_STALE",
     "DecisionCause",
+    "Outcome",
     "VehicleDecision",
     "VersionKind",
     "VersionVerdict",
@@ -88,11 +97,15 @@ PENDING = "PENDING"
 LINKED_DECLARATION_UNKNOWN = "LINKED_DECLARATION_UNKNOWN"  # BIZ-2's code, after the grace period
 LINKED_DECLARATION_PENDING = "LINKED_DECLARATION_PENDING"  # reason of a PENDING decision (status feed only)
 LINKED_DECLARATION_CANCELLED = "LINKED_DECLARATION_CANCELLED"
+LINKED_DECLARATION_HELD = "LINKED_DECLARATION_HELD"  # PEN-6
+LINKED_DECLARATION_REJECTED = "LINKED_DECLARATION_REJECTED"  # PEN-6
 VERSION_STALE = "VERSION_STALE"
 MAX_VERSION = 999
 # TIR/TOR (VN's vehicle declarations) and China's road manifest, whichever way the truck goes.
 VEHICLE_TYPES = MANIFEST_TYPES | frozenset({"CnRoadManifest"})
 _MAX_REASONS = 10
+#: PEN-6: a linked declaration's own outcome at the endpoint (ACCEPTED, HELD, REJECTED, WAITING) or None
+Outcome = Callable[[str], str | None]
 
 PENDING_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cn_declaration_versions (
@@ -169,8 +182,8 @@ def judge_version(known: tuple[int, VersionKind] | None, version: int, kind: Ver
 
 VERSION_FIELDS = ("version", "declaration_version", "manifest_version")
 """Where a record carries its version: ``CnExportDeclaration.declaration_version``,
-``CnRoadManifest.manifest_version``; ``version`` is the field proposed for Declaration v4 / VehicleManifest v2
-(ADR 0404). Declaration <= v3 and VehicleManifest v1 carry none."""
+``CnRoadManifest.manifest_version``, ``Declaration.version`` (v4, XML item ``AMV``; null when the sender gives
+none). Declaration <= v3 and VehicleManifest v1 carry none (ADR 0404)."""
 
 
 def version_of(record: Mapping[str, Any]) -> int | None:
@@ -226,7 +239,8 @@ def accept_version(conn: sqlite3.Connection, number: str, version: int, kind: Ve
 # ---- the vehicle decision (pure) ------------------------------------------------------------------------
 def decide_vehicle(document_type: str, linked: Sequence[str], *, gross_weight_kg: Decimal | None,
                    lookup: Callable[[str], KnownDeclaration | None], cancelled: Callable[[str], bool],
-                   processed_ms: int, now_ms: int, grace_ms: int) -> BusinessDecision:
+                   processed_ms: int, now_ms: int, grace_ms: int,
+                   outcome: Outcome | None = None) -> BusinessDecision:
     """PENDING, or the business decision of a vehicle declaration (pure; the clock is ``now_ms``).
 
     ``lookup`` finds received declarations (as for :func:`_business.decide`), ``cancelled`` says whether a
@@ -245,7 +259,25 @@ def decide_vehicle(document_type: str, linked: Sequence[str], *, gross_weight_kg
             for k in unknown[:_MAX_REASONS]))
     record: dict[str, Any] = {"linked_declarations": list(linked), "gross_weight_kg": gross_weight_kg}
     doc = document_type if document_type in MANIFEST_TYPES else "TIR"  # same BIZ-2/BIZ-3 for CN's manifest
-    return _decide_manifest(doc, record, lookup=lookup)  # BIZ-2 (past the grace period) / BIZ-3
+    decided = _decide_manifest(doc, record, lookup=lookup)  # BIZ-2 (past the grace period) / BIZ-3
+    if outcome is None or unknown or decided.status == "REJECTED":
+        return decided
+    return _follow_links(decided, linked, outcome)
+
+
+def _follow_links(decided: BusinessDecision, linked: Sequence[str], outcome: Outcome) -> BusinessDecision:
+    """PEN-6: the vehicle follows the worst own outcome of its linked declarations."""
+    seen = [(k, outcome(k)) for k in linked]
+    rejected = [k for k, o in seen if o == "REJECTED"]
+    if rejected:
+        return BusinessDecision("REJECTED", tuple(
+            (LINKED_DECLARATION_REJECTED, f"declaration {k} was rejected") for k in rejected[:_MAX_REASONS]))
+    held = [(k, o) for k, o in seen if o in ("HELD", "WAITING")]
+    if not held:
+        return decided
+    reasons = tuple((LINKED_DECLARATION_HELD, f"declaration {k} is held" if o == "HELD" else
+                     f"the check of declaration {k} has not concluded") for k, o in held[:_MAX_REASONS])
+    return BusinessDecision("HELD", (reasons + decided.reasons)[:_MAX_REASONS])
 
 
 # ---- the store ------------------------------------------------------------------------------------------
@@ -356,7 +388,8 @@ def _settle(conn: sqlite3.Connection, row: _Row, decision: BusinessDecision, now
 def submit_vehicle(conn: sqlite3.Connection, *, business_key: str, version: int, document_type: str,
                    message_id: str, linked: Iterable[str], gross_weight_kg: Decimal | str | None,
                    processed_ms: int, grace_s: float, created_ms: int | None = None,
-                   lookup: Callable[[str], KnownDeclaration | None] | None = None) -> VehicleDecision:
+                   lookup: Callable[[str], KnownDeclaration | None] | None = None,
+                   outcome: Outcome | None = None) -> VehicleDecision:
     """Register a vehicle declaration processed at ``processed_ms`` (the endpoint's clock) and decide it.
 
     Returns PENDING (answer the receipt and the status feed only; keep waiting), a decision to answer now,
@@ -383,7 +416,7 @@ def submit_vehicle(conn: sqlite3.Connection, *, business_key: str, version: int,
     look = lookup or cn_declarations_lookup(conn)
     decision = decide_vehicle(document_type, links, gross_weight_kg=weight, lookup=look,
                               cancelled=_cancelled(conn), processed_ms=processed_ms, now_ms=processed_ms,
-                              grace_ms=_grace_ms(grace_s))
+                              grace_ms=_grace_ms(grace_s), outcome=outcome)
     state = "PENDING" if decision.status == PENDING else "DECIDED"
     # a newer version replaces the older one and its links (VER-1); the old one is not answered again
     cur = conn.execute(
@@ -400,7 +433,8 @@ def submit_vehicle(conn: sqlite3.Connection, *, business_key: str, version: int,
     if cur.rowcount != 1:  # PEN-4: the row moved since it was read; judge again against what is there
         return submit_vehicle(conn, business_key=business_key, version=version, document_type=document_type,
                               message_id=message_id, linked=links, gross_weight_kg=weight,
-                              processed_ms=processed_ms, grace_s=grace_s, created_ms=created_ms, lookup=lookup)
+                              processed_ms=processed_ms, grace_s=grace_s, created_ms=created_ms, lookup=lookup,
+                              outcome=outcome)
     conn.execute("DELETE FROM cn_vehicle_links WHERE vehicle_key = ?", (business_key,))
     conn.executemany("INSERT OR IGNORE INTO cn_vehicle_links (vehicle_key, declaration_number) VALUES (?, ?)",
                      [(business_key, k) for k in links])
@@ -416,7 +450,8 @@ def _grace_ms(grace_s: float) -> int:
 
 def on_declaration(conn: sqlite3.Connection, declaration_number: str, version: int, now_ms: int, *,
                    grace_s: float, kind: VersionKind | str = VersionKind.DECLARATION,
-                   lookup: Callable[[str], KnownDeclaration | None] | None = None) -> list[VehicleDecision]:
+                   lookup: Callable[[str], KnownDeclaration | None] | None = None,
+                   outcome: Outcome | None = None) -> list[VehicleDecision]:
     """Call after a linked declaration's version was APPLIED (:func:`accept_version`) and registered in
     ``cn_declarations``: the vehicles linking it that can now be decided, or whose decision changed.
 
@@ -447,7 +482,7 @@ def on_declaration(conn: sqlite3.Connection, declaration_number: str, version: i
         # (after an outage, its other declarations may be in the same backlog, right behind this one)
         decision = decide_vehicle(row.doc_type, row.linked, gross_weight_kg=row.gross_weight_kg, lookup=look,
                                   cancelled=cancelled, processed_ms=row.processed_ms, now_ms=row.processed_ms,
-                                  grace_ms=grace_ms)
+                                  grace_ms=grace_ms, outcome=outcome)
         if decision == row.decision:
             continue  # still pending with the same reasons, or the same outcome: nothing new to answer
         if decision.status == PENDING and row.state == "DECIDED":
@@ -463,8 +498,8 @@ def on_declaration(conn: sqlite3.Connection, declaration_number: str, version: i
 
 def register_declaration(conn: sqlite3.Connection, *, business_key: str, version: int,
                          kind: VersionKind | str = VersionKind.DECLARATION, document_type: str, message_id: str,
-                         gross_weight_kg: Decimal | str | None, now_ms: int, grace_s: float
-                         ) -> tuple[VersionVerdict, list[VehicleDecision]]:
+                         gross_weight_kg: Decimal | str | None, now_ms: int, grace_s: float,
+                         outcome: Outcome | None = None) -> tuple[VersionVerdict, list[VehicleDecision]]:
     """The endpoint's whole step for a goods declaration (IDA/EDA, CN export declaration), in the caller's
     transaction: judge its version (VER-1..5); on APPLY, register it in ``cn_declarations`` (an amendment
     replaces the weight; a cancellation removes the row) and re-evaluate the vehicles linking it (PEN-2,
@@ -481,7 +516,7 @@ def register_declaration(conn: sqlite3.Connection, *, business_key: str, version
                      "VALUES (?, ?, ?, ?) ON CONFLICT (business_key) DO UPDATE SET doc_type = excluded.doc_type, "
                      "gross_weight_kg = excluded.gross_weight_kg, message_id = excluded.message_id",
                      (business_key, document_type, None if weight is None else str(weight), message_id))
-    return verdict, on_declaration(conn, business_key, version, now_ms, grace_s=grace_s, kind=kind)
+    return verdict, on_declaration(conn, business_key, version, now_ms, grace_s=grace_s, kind=kind, outcome=outcome)
 
 
 def stale_decision(conn: sqlite3.Connection, number: str, version: int) -> BusinessDecision:
@@ -498,7 +533,8 @@ def stale_decision(conn: sqlite3.Connection, number: str, version: int) -> Busin
 
 
 def expire(conn: sqlite3.Connection, now_ms: int, *, grace_s: float,
-           lookup: Callable[[str], KnownDeclaration | None] | None = None) -> list[VehicleDecision]:
+           lookup: Callable[[str], KnownDeclaration | None] | None = None,
+           outcome: Outcome | None = None) -> list[VehicleDecision]:
     """The tick: every PENDING vehicle processed at least ``grace_s`` before ``now_ms`` is decided now --
     REJECTED ``LINKED_DECLARATION_UNKNOWN`` for the links still missing (PEN-3), each once (PEN-4)."""
     grace_ms = _grace_ms(grace_s)
@@ -511,7 +547,7 @@ def expire(conn: sqlite3.Connection, now_ms: int, *, grace_s: float,
     for row in rows:
         decision = decide_vehicle(row.doc_type, row.linked, gross_weight_kg=row.gross_weight_kg, lookup=look,
                                   cancelled=cancelled, processed_ms=row.processed_ms, now_ms=now_ms,
-                                  grace_ms=grace_ms)
+                                  grace_ms=grace_ms, outcome=outcome)
         if decision.status != PENDING and _settle(conn, row, decision, now_ms):
             out.append(VehicleDecision(row.business_key, row.version, row.doc_type, row.message_id, decision,
                                        DecisionCause.GRACE_EXPIRED, row.linked))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from xborder_gateway.model._types import Money, Quantity, Rate, Sha256, Timestamp, UnitPrice, Weight, WeightKg
 
@@ -90,7 +90,7 @@ class GoodsItem(CanonicalRecord):
 
 
 class Declaration(CanonicalRecord):
-    """``int.xborder.v1.Declaration`` (newest version, 3)."""
+    """``int.xborder.v1.Declaration`` (newest version, 4)."""
 
     document_type: str
     declaration_number: str
@@ -121,6 +121,7 @@ class Declaration(CanonicalRecord):
     remarks: str | None = None
     cn_trade_mode: str | None = None
     phytosanitary_certificate: str | None = None
+    version: int | None = Field(default=None, ge=1, le=999)  # v4: amendment version (ADR 0404, VER-5)
 
 
 class Vehicle(CanonicalRecord):

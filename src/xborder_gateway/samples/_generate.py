@@ -351,16 +351,22 @@ class _Gen:
                     holds.append("LICENCE_REQUIRED")
         if any(item == "PHY" for _i, item, _v in fixes):
             holds.append("SPS_CERTIFICATE_MISSING")
+        amv = None
+        if fixes and broken is None:  # issue 15 (ADR 0404): the original of an amended declaration is version 1
+            amv = etree.Element(f"{{{doc.ns}}}AMV")
+            amv.text = "1"
+            goods.addprevious(amv)
         xml = doc.bytes()
         amended_by = None
-        if fixes and broken is None:
+        if fixes and broken is None and amv is not None:
             for index_, item, right in fixes:
                 if index_ is None:
                     phy = etree.Element(f"{{{doc.ns}}}PHY")
                     phy.text = right
-                    goods.addprevious(phy)
+                    amv.addprevious(phy)  # the XSD order: ... NT2, PHY, AMV, Goods
                 else:
                     _set_line_item(doc, goods[index_], item, right)
+            amv.text = "2"  # the amendment: one version more, so its order of arrival does not matter
             amended_by = Sample(name=f"{kind}-{number}.amendment", xml=doc.bytes(), kind=kind, business_key=number,
                                 broken_rule=None, perishable=perishable or cargo_class == "K", amendment=True)
         xml = _break_bytes(xml, broken)
