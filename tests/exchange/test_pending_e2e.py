@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from xborder_gateway.documents import translate_xml
-from xborder_gateway.envelope import seal
+from xborder_gateway.envelope import open_receipt, seal
 from xborder_gateway.samples import Sample, generate_mix
 from xborder_gateway.transport import ensure_topics, make_consumer, make_producer
 
@@ -111,7 +111,7 @@ async def _until_decided(ex: Exchange, ids: list[str], limit_s: float,
 
 
 async def _business_responses(ex: Exchange) -> Counter[str]:
-    """How many DIFFERENT business responses (by bytes) each message id got on the receipts topic
+    """How many DIFFERENT business decisions (by bytes) each message id got on the receipts topic
     (read_committed). A resend of a message is answered with its original bytes again (ENV-10), so copies
     of the same bytes are one decision."""
     consumer = make_consumer(ex.bootstrap, group_id=None, batch_max=500, topics=(ex.settings.topic_receipts,))
@@ -125,13 +125,24 @@ async def _business_responses(ex: Exchange) -> Counter[str]:
             for recs in batch.values():
                 for r in recs:
                     idle_since = time.monotonic()
-                    if dict(r.headers).get("xbg-kind") == b"business-response" and \
-                            (r.key.decode(), r.value) not in seen:
-                        seen.add((r.key.decode(), r.value))
-                        out[r.key.decode()] += 1
+                    if (r.key.decode(), r.value) in seen or not _is_decision(ex, r):
+                        continue
+                    seen.add((r.key.decode(), r.value))
+                    out[r.key.decode()] += 1
     finally:
         await consumer.stop()
     return out
+
+
+def _is_decision(ex: Exchange, r: object) -> bool:
+    """A business decision: a BusinessResponse, or a Receipt v2 carrying the immediate one (issue 13)."""
+    kind = dict(r.headers).get("xbg-kind")  # type: ignore[attr-defined]
+    if kind == b"business-response":
+        return True
+    if kind != b"receipt":
+        return False
+    _opened, record = open_receipt(r.value, me=ex.home.vn, trust=ex.home.vn_trust, replay=None)  # type: ignore[attr-defined]
+    return record.get("business_status") is not None
 
 
 def _pending_audit(ex: Exchange) -> Counter[str]:

@@ -379,3 +379,21 @@ def test_a_signed_declaration_with_a_version_outside_1_to_999_is_rejected_and_no
         ("receipt", "REJECTED", ["VERSION_INVALID"])]
     with sqlite3.connect(home.settings.state_db("CN")) as db:
         assert db.execute("SELECT count(*) FROM cn_declaration_versions").fetchone() == (0,)
+
+
+def test_a_hold_released_within_its_own_batch_stores_its_answers_in_order(
+        home: Home, endpoint: NanningProcessor) -> None:
+    """The HELD declaration and the amendment that releases it in ONE batch: the release is stored for the
+    HELD message while the batch's own answers are still being sealed (issue 13 defers them to the end of the
+    batch). Its own receipt must come first, then the release -- and storing both must not collide."""
+    held, amendment = _held_with_amendment()
+    held_in, amend_in = _incoming(home, held), _incoming(home, amendment)
+    res = endpoint.process([held_in, amend_in])
+    assert "failed" not in res.counts, res.counts
+    answers = _answers(home, res.outputs)
+    assert [(k, r.get("business_status") or r.get("status")) for k, m, r in answers if m == _mid(held_in)] == [
+        ("receipt", "HELD"), ("business-response", "ACCEPTED")]
+    # a duplicate of the HELD message is answered with what it was sent, in the order it was sent
+    dup = _answers(home, endpoint.process([held_in]).outputs)
+    assert [(k, r.get("business_status") or r.get("status")) for k, _m, r in dup] == [
+        ("receipt", "HELD"), ("business-response", "ACCEPTED")]

@@ -83,7 +83,7 @@ from xborder_gateway.exchange._pending import (
 from xborder_gateway.exchange._rules import RuleSet
 from xborder_gateway.exchange._rules_cn import CnRuleSet, ReleaseAction, decide_release
 from xborder_gateway.exchange._state import decode_headers, encode_headers
-from xborder_gateway.exchange._stores import StoredAnswer
+from xborder_gateway.exchange._stores import EndpointStore, StoredAnswer
 from xborder_gateway.transport import Outgoing
 
 __all__ = ["HOLD_RELEASED", "PENDING_ENDPOINT_SCHEMA", "ExpiryTicker", "PendingEndpoint", "Step",
@@ -398,9 +398,7 @@ def _invalid_version(exc: ValueError) -> BusinessDecision:
 
 def _append_answer(conn: sqlite3.Connection, message_id: str, out: Outgoing) -> None:
     """Append ``out`` to ``message_id``'s stored answers (a duplicate of it is answered with all of them)."""
-    conn.execute("INSERT INTO cn_answers (message_id, seq, topic, msg_key, data, headers) SELECT ?, "
-                 "coalesce(max(seq), -1) + 1, ?, ?, ?, ? FROM cn_answers WHERE message_id = ?",
-                 (message_id, out.topic, out.key, out.value, encode_headers(out.headers), message_id))
+    EndpointStore(conn).append_answer(message_id, StoredAnswer(out.topic, out.key, out.value, out.headers))
 
 
 class ExpiryTicker:

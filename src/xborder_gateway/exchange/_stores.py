@@ -157,10 +157,18 @@ class EndpointStore:
                 for t, k, d, h in rows]
 
     def record_answers(self, message_id: str, answers: Sequence[StoredAnswer]) -> None:
+        """The message's own answers, first in its stored sequence. Answers already appended for it in the
+        same batch (a later decision about it, e.g. a HELD declaration released by an amendment processed in
+        the same batch, whose own answers are stored when the batch's answers are sealed) move behind them,
+        so a duplicate of the message is answered in the order the answers were produced."""
+        shift = 1 << 40  # two steps: SQLite checks the (message_id, seq) key row by row during an UPDATE
+        self.conn.execute("UPDATE cn_answers SET seq = seq + ? WHERE message_id = ?", (shift, message_id))
         for seq, a in enumerate(answers):
             self.conn.execute("INSERT INTO cn_answers (message_id, seq, topic, msg_key, data, headers) "
                               "VALUES (?, ?, ?, ?, ?, ?)",
                               (message_id, seq, a.topic, a.key, a.data, encode_headers(a.headers)))
+        self.conn.execute("UPDATE cn_answers SET seq = seq - ? WHERE message_id = ? AND seq >= ?",
+                          (shift - len(answers), message_id, shift))
 
     def append_answer(self, message_id: str, answer: StoredAnswer) -> None:
         """One more answer for ``message_id`` (a business response decided later, issue 10): a duplicate of the
