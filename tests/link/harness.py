@@ -26,8 +26,8 @@ from xborder_gateway.config import Settings, load_settings
 PASSPHRASE = b"link-test-passphrase"
 # the site's own topics that must never cross (intake, rejected, status, dead letters)
 LOCAL_ONLY = {
-    "VN": ["vn.declarations.raw", "vn.declarations.rejected", "vn.declarations.status", "xb.vn-cn.dead-letter"],
-    "CN": ["cn.declarations.raw", "cn.declarations.rejected", "cn.declarations.status", "xb.cn-vn.dead-letter"],
+    "VN": ["vn.declarations.raw", "vn.declarations.rejected", "vn.declarations.status", "vn.exchange.dead-letter"],
+    "CN": ["cn.declarations.raw", "cn.declarations.rejected", "cn.declarations.status", "cn.exchange.dead-letter"],
 }
 
 
