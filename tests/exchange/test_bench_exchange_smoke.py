@@ -21,7 +21,9 @@ KEYS = ("v1_per_s", "v2_per_s", "v2_hsm_per_s", "raw_same_hops_per_s", "raw_one_
 
 def test_bench_exchange_quick_json(kafka_bootstrap: str, tmp_path: Path) -> None:
     env = {**os.environ, "XBG_KAFKA_BOOTSTRAP": kafka_bootstrap, "TMPDIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--json"], env=env, capture_output=True,
+    # --no-hsm: the SoftHSM variant adds a third end-to-end run (~1 min of CI); the HSM signing path itself is
+    # tested in tests/envelope/test_hsm.py, and `make bench` measures it end to end
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--json", "--no-hsm"], env=env, capture_output=True,
                           text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
@@ -30,5 +32,6 @@ def test_bench_exchange_quick_json(kafka_bootstrap: str, tmp_path: Path) -> None
     assert (figures["lost"], figures["duplicated"]) == (0, 0), figures
     for key in ("v1_per_s", "v2_per_s", "raw_same_hops_per_s", "raw_one_hop_per_s", "in_process_per_s"):
         assert figures[key] > 0, key
-    # the HSM variant runs where SoftHSM2 is installed; otherwise its figure is null and the reason is given
-    assert figures["v2_hsm_per_s"] is not None or figures.get("v2_hsm_skipped")
+    # the HSM variant was skipped on request, and the JSON says so instead of inventing a figure
+    assert figures["v2_hsm_per_s"] is None
+    assert figures.get("v2_hsm_skipped") == "--no-hsm"

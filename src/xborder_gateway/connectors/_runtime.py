@@ -127,9 +127,9 @@ class ConnectorSpec:
     #: exactly-once roles only: work between batches produced in its own Kafka transaction (issue 15: the
     #: endpoint's grace-period expiry); see :class:`~xborder_gateway.transport._loop.Ticker`
     ticker: Callable[[Runtime, Processor], Ticker | None] | None = None
-    #: exactly-once roles, tests: called with the batch's output count inside the open transaction, after its
+    #: exactly-once roles, tests: called with the batch's outputs inside the open transaction, after its
     #: records are in the log and before the commit (``run outbound --crash-after``, issue 11)
-    before_commit: Callable[[Runtime, int], None] | None = None
+    before_commit: Callable[[Runtime, Sequence[Outgoing]], None] | None = None
     #: the topics this role creates when missing (issue 10 item 1: its own site's and its direction's, see
     #: ``transport.role_topics``); None = every exchange topic of the settings (``gateway_topics``)
     creates: Callable[[Settings], tuple[str, ...]] | None = None
@@ -226,7 +226,7 @@ async def run_connector(settings: Settings, spec: ConnectorSpec, options: Connec
         config = _loop_config(settings, spec, ident)
         hook = spec.before_commit
         if hook is not None:  # issue 11: tests crash the role with its transaction open
-            config = dataclasses.replace(config, before_commit=lambda n: hook(rt, n))
+            config = dataclasses.replace(config, before_commit=lambda outs: hook(rt, outs))
         ticker = spec.ticker(rt, processor) if spec.ticker is not None else None
         loop = TransactionalBatchLoop(config, handle, rt.stop, ticker)
     else:

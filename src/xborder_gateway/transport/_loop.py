@@ -79,7 +79,7 @@ class LoopConfig:
     restart_backoff_s: float = 1.0
     #: tests (``run outbound --crash-after``): called with the batch's output count once its records are in the
     #: log inside the open transaction, just before the commit (issue 11: an aborted transaction on demand)
-    before_commit: Callable[[int], None] | None = None
+    before_commit: Callable[[Sequence[Outgoing]], None] | None = None
 
 
 @dataclass
@@ -350,7 +350,7 @@ class TransactionalBatchLoop(_BaseLoop):
             if futures:
                 await asyncio.gather(*futures)
             if self.config.before_commit is not None:  # tests: crash with the transaction open (issue 11)
-                self.config.before_commit(len(outputs))
+                self.config.before_commit(outputs)
             if offsets:  # a tick's transaction consumes nothing
                 await producer.send_offsets_to_transaction(offsets, self.config.group_id)
             await producer.commit_transaction()

@@ -142,7 +142,7 @@ def _connectors(settings: Settings, args: argparse.Namespace, passphrase_file: P
     children: list[_Child] = []
     private_dir(log_dir)
     roles: list[tuple[str, tuple[str, ...]]] = [(n, (n,)) for n in CONNECTORS]
-    if args.cn_count:
+    if getattr(args, "cn_count", 0):  # the CN -> VN roles; callers such as the benches run VN -> CN only
         roles += list(CN_VN_CONNECTORS)
     try:
         for name, verb in roles:

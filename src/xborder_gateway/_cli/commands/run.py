@@ -149,7 +149,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "takes XML, CN framed Avro", epilog=EXAMPLES)
     _common(p)
     p.add_argument("--crash-after", type=int, default=None, metavar="N",  # issue 11 (tests)
-                   help="fault injection (tests): die (exit 17) once N records were produced inside an open "
+                   help="fault injection (tests): die (exit 17) once N envelopes were produced inside an open "
                    "transaction, before its commit")
     _authority_flag(p, "the sending authority (default: the home's one authority; VN in a home with both)")
     p.set_defaults(func=_outbound)
