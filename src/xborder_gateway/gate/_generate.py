@@ -172,21 +172,7 @@ def simulate_day(vehicles: Sequence[VehicleDeclarationSeen], day: dt.date, seed:
     times = _times(rng, day, len(trucks), plan)
     arrivals: list[Arrival] = []
     for i, (truck, at) in enumerate(zip(trucks, times, strict=True)):
-        gate = rng.choices([g for g, _ in _GATES], [w for _, w in _GATES])[0]
-        if truck is None:
-            plate = _vn_plate(rng) if rng.random() < 0.5 else _cn_plate(rng)
-            direction = Direction.EXIT_TO_CN if rng.random() < 0.6 else Direction.ENTRY_FROM_CN
-            boxes: tuple[str, ...] = (_container(rng),) if rng.random() < 0.5 else ()
-            perishable = False
-        else:
-            plate, direction, boxes, perishable = truck.plate, truck.direction, truck.containers, truck.perishable
-        read, confidence = _read(rng, plate, plan)
-        seen = tuple(b if rng.random() > 0.03 else b[:-1] + str((int(b[-1]) + 1) % 10)
-                     for b in boxes if rng.random() < 0.85)
-        lane = "P1" if perishable and rng.random() < 0.8 else f"L{rng.randint(1, 4)}"
-        arrivals.append(Arrival(arrival_id=f"{gate.lower()}-{day:%Y%m%d}-{i:05d}", gate_id=gate, lane=lane,
-                                direction=direction, plate_read=read, plate_confidence=confidence, camera_ms=at,
-                                containers_read=seen))
+        arrivals.append(_arrival(rng, f"{{gate}}-{day:%Y%m%d}-{i:05d}", truck, at, plan))
     arrivals.sort(key=lambda a: (a.camera_ms, a.arrival_id))
     return arrivals
 
@@ -221,6 +207,9 @@ def simulate_hour(vehicles: Sequence[VehicleDeclarationSeen], start_ms: int, see
 
 def _arrival(rng: random.Random, arrival_id: str, truck: VehicleDeclarationSeen | None, at: int,
              plan: DayPlan) -> Arrival:
+    """One camera event for ``truck`` (None: a truck with no pre-declaration), named ``arrival_id`` with
+    ``{gate}`` replaced by the drawn gate's id in lower case. The
+    day and the demo's hour draw every arrival through here, in the same order of random draws."""
     gate = rng.choices([g for g, _ in _GATES], [w for _, w in _GATES])[0]
     if truck is None:
         plate = _vn_plate(rng) if rng.random() < 0.5 else _cn_plate(rng)
@@ -233,8 +222,9 @@ def _arrival(rng: random.Random, arrival_id: str, truck: VehicleDeclarationSeen 
     seen = tuple(b if rng.random() > 0.03 or not b[-1:].isdigit() else b[:-1] + str((int(b[-1]) + 1) % 10)
                  for b in boxes if rng.random() < 0.85)
     lane = "P1" if perishable and rng.random() < 0.8 else f"L{rng.randint(1, 4)}"
-    return Arrival(arrival_id=arrival_id, gate_id=gate, lane=lane, direction=direction, plate_read=read,
-                   plate_confidence=confidence, camera_ms=at, containers_read=seen)
+    return Arrival(arrival_id=arrival_id.replace("{gate}", gate.lower()), gate_id=gate, lane=lane,
+                   direction=direction, plate_read=read, plate_confidence=confidence, camera_ms=at,
+                   containers_read=seen)
 
 
 def simulate_feed(vehicles: Sequence[VehicleDeclarationSeen], seed: int | str, at_ms: int,
