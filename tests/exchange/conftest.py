@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from xborder_gateway import avro
 from xborder_gateway.config import Settings, load_settings
-from xborder_gateway.envelope import LocalAuthority, TrustStore, export_bundle, import_bundle, init_authority
+from xborder_gateway.envelope import (
+    LocalAuthority,
+    TrustStore,
+    export_bundle,
+    import_bundle,
+    init_authority,
+    open_envelope,
+    open_receipt,
+)
+from xborder_gateway.transport import Outgoing
 
 PASSPHRASE = b"exchange-tests-passphrase"
 
@@ -48,3 +60,19 @@ def home(tmp_path: Path) -> Home:
 def direction() -> str:
     """The exchange direction of a harness scenario (tests parametrize it with ``harness.DIRECTIONS``)."""
     return "VN-CN"
+
+
+def open_answers(outputs: Sequence[Outgoing], me: LocalAuthority, trust: TrustStore
+                 ) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, message id, record) of each answer on the receipts topic, opened with the sender's keys as its
+    tracker would: a Receipt's record, or a BusinessResponse's decoded payload."""
+    out = []
+    for o in outputs:
+        kind = (o.header("xbg-kind") or b"").decode()
+        if kind == "receipt":
+            _opened, record = open_receipt(o.value, me=me, trust=trust, replay=None)
+        else:
+            opened = open_envelope(o.value, me=me, trust=trust, replay=None)
+            record = dict(avro.decode(opened.payload).record)
+        out.append((kind, str(record["message_id"]), record))
+    return out

@@ -19,7 +19,7 @@ from xborder_gateway.exchange._mirror_store import load_imports, mirror_summary
 from xborder_gateway.samples import CnConsignment, generate_cn_exports
 from xborder_gateway.transport import Incoming, Outgoing
 
-from .conftest import Home
+from .conftest import Home, open_answers
 
 RUN = "cnvn1"
 
@@ -100,17 +100,11 @@ def _direction(home: Home, consignments: Sequence[CnConsignment]) -> tuple[Nanni
 def _decisions(home: Home, outputs: Sequence[Outgoing]) -> list[tuple[str, list[str]]]:
     """(status, reason codes) of every business decision in ``outputs``, opened with CN's keys: the one a
     Receipt v2 carries, and each BusinessResponse."""
-    from xborder_gateway.envelope import open_envelope, open_receipt
-
     out = []
-    for o in outputs:
-        if o.header("xbg-kind") == b"receipt":
-            _opened, rec = open_receipt(o.value, me=home.cn, trust=home.cn_trust, replay=None)
-            if rec.get("business_status") is not None:
-                out.append((str(rec["business_status"]), [r["code"] for r in rec["business_reasons"]]))
-        elif o.header("xbg-kind") == b"business-response":
-            opened = open_envelope(o.value, me=home.cn, trust=home.cn_trust, replay=None)
-            rec = dict(avro.decode(opened.payload).record)
+    for kind, _mid, rec in open_answers(outputs, home.cn, home.cn_trust):
+        if kind == "receipt" and rec.get("business_status") is not None:
+            out.append((str(rec["business_status"]), [r["code"] for r in rec["business_reasons"]]))
+        elif kind == "business-response":
             out.append((str(rec["status"]), [r["code"] for r in rec["reasons"]]))
     return out
 

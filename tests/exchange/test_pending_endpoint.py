@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -17,12 +17,12 @@ from xborder_gateway import avro
 from xborder_gateway.connectors import Faults, NanningProcessor, ReceiptTracker
 from xborder_gateway.connectors._pending_endpoint import ExpiryTicker, pending_summary
 from xborder_gateway.documents import translate_xml
-from xborder_gateway.envelope import open_envelope, open_receipt, seal
+from xborder_gateway.envelope import seal
 from xborder_gateway.exchange import read_status
 from xborder_gateway.samples import Sample, generate_mix
 from xborder_gateway.transport import Incoming, Outgoing
 
-from .conftest import Home
+from .conftest import Home, open_answers
 
 GRACE_S = 20.0
 T0 = 1_800_000_000_000
@@ -74,18 +74,9 @@ def _truck(seed: int = 3) -> tuple[list[Sample], Sample]:
     raise AssertionError("no truck")
 
 
-def _answers(home: Home, outputs: list[Outgoing]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(kind, message id, record) of each answer, opened with VN's keys as the tracker would."""
-    out = []
-    for o in outputs:
-        kind = (o.header("xbg-kind") or b"").decode()
-        if kind == "receipt":
-            _opened, record = open_receipt(o.value, me=home.vn, trust=home.vn_trust, replay=None)
-        else:
-            opened = open_envelope(o.value, me=home.vn, trust=home.vn_trust, replay=None)
-            record = dict(avro.decode(opened.payload).record)
-        out.append((kind, str(record["message_id"]), record))
-    return out
+def _answers(home: Home, outputs: Sequence[Outgoing]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, message id, record) of each answer, opened with VN's keys as its tracker would."""
+    return open_answers(outputs, home.vn, home.vn_trust)
 
 
 def _mid(r: Incoming) -> str:

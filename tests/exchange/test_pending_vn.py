@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-from xborder_gateway import avro
 from xborder_gateway.connectors import Faults, NanningProcessor
 from xborder_gateway.connectors._pending_endpoint import ExpiryTicker, pending_summary
-from xborder_gateway.envelope import open_envelope, open_receipt
 from xborder_gateway.exchange._business import BusinessDecision
 from xborder_gateway.exchange._pending import (
     LINKED_DECLARATION_HELD,
@@ -24,7 +22,7 @@ from xborder_gateway.exchange._pending import (
 from xborder_gateway.samples import CnConsignment, generate_cn_exports
 from xborder_gateway.transport import Incoming, Outgoing
 
-from .conftest import Home
+from .conftest import Home, open_answers
 from .test_cn_vn_direction import _as_incoming, _cn_sends, _vn_takes_in
 
 GRACE_S = 20.0
@@ -65,17 +63,8 @@ def _sealed(home: Home, consignments: Sequence[CnConsignment]) -> tuple[list[Out
 
 
 def _answers(home: Home, outputs: Sequence[Outgoing]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(kind, message id, record) of each answer, opened with CN's keys as CN's tracker would."""
-    out = []
-    for o in outputs:
-        kind = (o.header("xbg-kind") or b"").decode()
-        if kind == "receipt":
-            _opened, record = open_receipt(o.value, me=home.cn, trust=home.cn_trust, replay=None)
-        else:
-            opened = open_envelope(o.value, me=home.cn, trust=home.cn_trust, replay=None)
-            record = dict(avro.decode(opened.payload).record)
-        out.append((kind, str(record["message_id"]), record))
-    return out
+    """(kind, message id, record) of each answer, opened with CN's keys as its tracker would."""
+    return open_answers(outputs, home.cn, home.cn_trust)
 
 
 def _mids(outputs: Sequence[Outgoing]) -> list[str]:
