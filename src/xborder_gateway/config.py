@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     )
     kafka_heap: str = Field(default="512m", description="broker JVM heap (-Xmx)")
     kafka_start_timeout: float = Field(default=90.0, gt=0, description="seconds to wait for the broker")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50, ge=1, le=5000,
+        description="consumers' fetch.max.wait.ms: how long the broker holds a fetch that has no data. aiokafka "
+        "keeps one fetch in flight per broker, so a record on a partition outside that fetch waits up to this "
+        "long: it bounds the per-hop latency of a quiet partition (docs/benchmarks.md, issue 14)")
 
     # --- topics (names are configuration; partition count applies to every gateway topic) -----
     topic_intake: str = Field(default="vn.declarations.raw", description="VN customs systems publish XML here")

@@ -110,6 +110,24 @@ def _with_key_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=update) if update else settings
 
 
+def _profiled(handler: Handler, args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command; with ``XBG_PROFILE_DIR`` set, under cProfile, the profile written to
+    ``<dir>/<command>-<pid>.prof`` when it returns (issue 13 item 4: profile the real processes)."""
+    directory = os.environ.get("XBG_PROFILE_DIR")
+    if not directory:
+        return handler(args, settings)
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(handler, args, settings)
+    finally:
+        name = "-".join(str(v) for v in (getattr(args, "command", None), getattr(args, "connector", None),
+                                                   getattr(args, "authority", None)) if v)
+        os.makedirs(directory, exist_ok=True)
+        profiler.dump_stats(os.path.join(directory, f"{name or 'xborder'}-{os.getpid()}.prof"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -121,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _with_key_flags(
             load_settings(home=getattr(args, "home", None), config_file=getattr(args, "config", None)), args)
-        return handler(args, settings)
+        return _profiled(handler, args, settings)
     except GatewayError as exc:
         if os.environ.get("XBG_DEBUG"):
             raise

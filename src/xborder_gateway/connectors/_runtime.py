@@ -142,7 +142,8 @@ def _loop_config(settings: Settings, spec: ConnectorSpec, ident: Identity) -> Lo
                       client_id=ident.client_id,
                       transactional_id=ident.transactional_id if exactly_once else None,
                       batch_max=settings.exchange_batch_max, poll_ms=settings.exchange_poll_ms,
-                      txn_timeout_s=settings.exchange_txn_timeout_s)
+                      txn_timeout_s=settings.exchange_txn_timeout_s,
+                      fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
 
 
 async def run_connector(settings: Settings, spec: ConnectorSpec, options: ConnectorOptions  # noqa: PLR0915

@@ -189,7 +189,8 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
                             topics=(settings.topic_gate_feed, settings.topic_gate_arrivals),
                             group_id=ident.group_id, client_id=ident.client_id,
                             transactional_id=ident.transactional_id, batch_max=settings.exchange_batch_max,
-                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s)
+                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s,
+                            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
         # No priority lane for the feed: the catch-up above brought the view to the feed's end before the first
         # arrival, and within a batch the processor applies feed records first. Pausing the arrivals while the
         # feed had a backlog (as before) starved them when the exchange writes the feed at full rate; a feed

@@ -10,6 +10,24 @@ from xborder_gateway.transport._memory import MemoryConsumer, MemoryProducer, is
 
 __all__ = ["make_consumer", "make_producer"]
 
+#: How long aiokafka waits before retrying AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS: the broker
+#: is still writing the previous transaction's commit markers, which on a local broker takes 1-3 ms. aiokafka
+#: fixes it at 20 ms (``aiokafka.producer.sender.BACKOFF_OVERRIDE``, after KAFKA-5477); a transactional loop
+#: that begins its next transaction right after a commit met it on about a third of its batches at a convoy's
+#: 50 arrivals/s (bench/bench_gate.py), 20 ms of an arrival's latency each time. 5 ms retries sooner; the
+#: retry is the same request, so only its timing changes.
+CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.005
+
+
+def _tune_aiokafka() -> None:
+    from aiokafka.producer import sender
+
+    if hasattr(sender, "BACKOFF_OVERRIDE"):  # a later aiokafka without it keeps its own behaviour
+        sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF_S
+
+
+_tune_aiokafka()
+
 
 def make_producer(bootstrap: str, *, transactional_id: str | None = None, client_id: str = "xbg",
                   linger_ms: int = 2) -> Any:
@@ -30,8 +48,12 @@ def make_producer(bootstrap: str, *, transactional_id: str | None = None, client
 
 
 def make_consumer(bootstrap: str, *, group_id: str | None, batch_max: int, client_id: str = "xbg",
-                  topics: tuple[str, ...] = ()) -> Any:
-    """A read_committed consumer without auto commit, starting at the earliest offset for a new group."""
+                  topics: tuple[str, ...] = (), fetch_max_wait_ms: int = 500) -> Any:
+    """A read_committed consumer without auto commit, starting at the earliest offset for a new group.
+
+    ``fetch_max_wait_ms``: aiokafka keeps one fetch in flight per broker; a record arriving on a partition
+    that fetch does not cover waits until it returns, i.e. up to this long when the others are quiet. The
+    connectors pass ``Settings.kafka_fetch_max_wait_ms`` (50 ms); Kafka's default 500 ms stays for the rest."""
     if is_memory(bootstrap):
         return MemoryConsumer(memory_broker(bootstrap), *topics, group_id=group_id, client_id=client_id,
                               max_poll_records=batch_max)
@@ -47,4 +69,5 @@ def make_consumer(bootstrap: str, *, group_id: str | None, batch_max: int, clien
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
         retry_backoff_ms=200,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )

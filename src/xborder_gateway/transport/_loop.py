@@ -77,6 +77,8 @@ class LoopConfig:
     #: topics whose records are handled first in a batch and whose backlog pauses the others
     priority_topics: frozenset[str] = frozenset()
     restart_backoff_s: float = 1.0
+    #: the consumer's fetch.max.wait.ms (``make_consumer``): bounds a quiet partition's wait for the next fetch
+    fetch_max_wait_ms: int = 500
     #: tests (``run outbound --crash-after``): called with the batch's output count once its records are in the
     #: log inside the open transaction, just before the commit (issue 11: an aborted transaction on demand)
     before_commit: Callable[[Sequence[Outgoing]], None] | None = None
@@ -162,7 +164,8 @@ class _BaseLoop:
 
     async def _start_consumer(self) -> None:
         c = self.config
-        consumer = make_consumer(c.bootstrap, group_id=c.group_id, batch_max=c.batch_max, client_id=c.client_id)
+        consumer = make_consumer(c.bootstrap, group_id=c.group_id, batch_max=c.batch_max, client_id=c.client_id,
+                                 fetch_max_wait_ms=c.fetch_max_wait_ms)
         consumer.subscribe(list(c.topics), listener=_WaitForBatch(self._lock, self.stats))
         with kafka_boundary("start consumer"):
             await consumer.start()
