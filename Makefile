@@ -10,7 +10,7 @@ demo: install          ## the full VN -> CN -> receipt exchange on a local broke
 	@$(XB) demo
 
 test: install          ## the whole suite on a real Kafka broker (and PostgreSQL) started here
-	@scripts/test.sh
+	@scripts/test.sh --durations=30
 
 test-unit: install     ## only the fast tests that need no external service
 	@.venv/bin/pytest -m "not integration"
