@@ -416,3 +416,41 @@ def test_a_refused_receipt_leaves_no_status_record(fast: Home) -> None:
     assert res.counts["bad_receipt"] == 1
     assert _states(res.outputs, fast.settings.topic_status) == []
     tracker.close()
+
+
+# --- issue 13 item 4: receipts are opened before the state's write lock is taken -------------------------
+def test_receipts_are_opened_before_the_state_write_lock(fast: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening (verify, decrypt, decode) is the tracker's CPU-heavy part; while it runs, the other VN writers
+    of the state file (outbound's duplicate check, the resend task) must be able to write."""
+    tracker, env = _tracked(fast)
+    receipt = _receipt(fast, env)
+    other = sqlite3.connect(fast.settings.state_db("VN"), isolation_level=None, timeout=0)
+    writable: list[bool] = []
+    real_open = tracker._open
+
+    def opening(r: Incoming) -> Any:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            writable.append(True)
+        except sqlite3.OperationalError:  # "database is locked": the tracker holds the write lock
+            writable.append(False)
+        return real_open(r)
+
+    monkeypatch.setattr(tracker, "_open", opening)
+    counts = tracker.consume([receipt]).counts
+    assert writable == [True]
+    assert counts["delivered"] == 1  # opened ahead, applied in the transaction as before
+    other.close()
+    tracker.close()
+
+
+def test_a_receipt_that_cannot_be_opened_ahead_is_still_refused_in_its_savepoint(fast: Home) -> None:
+    tracker, env = _tracked(fast)
+    receipt = _receipt(fast, env)
+    tampered = Incoming(receipt.topic, receipt.partition, receipt.offset, receipt.key,
+                        receipt.value[:-1] + bytes([receipt.value[-1] ^ 1]), receipt.headers)
+    counts = tracker.consume([tampered]).counts
+    assert (counts["bad_receipt"], counts["delivered"]) == (1, 0)
+    assert _row(tracker, env)[0] == "pending"
+    tracker.close()

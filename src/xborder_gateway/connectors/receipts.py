@@ -84,6 +84,7 @@ from xborder_gateway.connectors.nanning import BUSINESS_DOCUMENT_TYPE, INTERNAL_
 from xborder_gateway.envelope import (
     DEFAULT_LIMITS,
     LocalAuthority,
+    OpenedEnvelope,
     TrustStore,
     open_envelope,
     open_receipt,
@@ -121,6 +122,20 @@ __all__ = ["Backoff", "Claims", "ReceiptTracker", "ReceiptsOptions", "receipts_s
 
 AUTHORITY = "VN"
 PROCESS = "receipts"
+
+
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """A receipts-topic record opened ahead of the batch's transaction: the result, or what opening raised."""
+
+    result: tuple[OpenedEnvelope, dict[str, Any]] | None
+    error: Exception | None
+
+    def get(self) -> tuple[OpenedEnvelope, dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None  # noqa: S101 - one of the two is set by construction
+        return self.result
 
 
 @dataclass(frozen=True)
@@ -188,6 +203,7 @@ class ReceiptTracker:
         latencies: list[float] = []
         self._status = []  # the sender's status feed (issue 10 item 4): produced after the state commit
         order = {self.settings.topic_rejected: 1, self.settings.topic_receipts: 2}
+        opened = self._open_all(records)  # the pure, CPU-heavy part, before the state's write lock
         with transaction(self.conn) as conn:
             for r in sorted(records, key=lambda x: order.get(x.topic, 0)):
                 if r.topic in self.exchange_topics:
@@ -195,7 +211,7 @@ class ReceiptTracker:
                 elif r.topic == self.settings.topic_rejected:
                     self._rejected(conn, r, counts)
                 elif r.topic == self.settings.topic_receipts:
-                    self._receipt(conn, r, events, counts, latencies)
+                    self._receipt(conn, r, events, counts, latencies, pre=opened.get((r.partition, r.offset)))
             if audit is not None and events:
                 # Audit before the state commit (ADR 0400). Lock order state -> audit; no writer of the VN
                 # audit log (outbound, other tracker instances, their resend tasks, the checkpoint thread)
@@ -229,25 +245,48 @@ class ReceiptTracker:
             business_key=r.header_str(H_BUSINESS_KEY), reason_code=str(code) if code else None,
             published_ms=int(published) if published else None)
 
+    def _open(self, r: Incoming) -> tuple[OpenedEnvelope, dict[str, Any]]:
+        """Verify, decrypt and decode one record of the receipts topic: pure (keys, trust and the clock only),
+        so it runs before the batch's state transaction. Raises what opening raises."""
+        if (r.header_str("xbg-kind") or "receipt") == "receipt":
+            return open_receipt(r.value, me=self.me, trust=self.trust, replay=None)
+        opened = open_envelope(r.value, me=self.me, trust=self.trust, replay=None)
+        if opened.header.document_type != BUSINESS_DOCUMENT_TYPE:
+            raise GatewayError(f"unexpected {opened.header.document_type} on the receipts topic",
+                               code="RECEIPT_UNEXPECTED_TYPE")
+        return opened, avro.decode(opened.payload).record
+
+    def _open_all(self, records: Sequence[Incoming]) -> dict[tuple[int, int], _Opening]:
+        """Every receipts-topic record of the batch opened BEFORE the state's write lock is taken: the other
+        VN writers of the state file (outbound's duplicate check, the resend task) do not wait for this CPU
+        work (issue 13 item 4). What opening raised is kept and raised again where the record is applied, in
+        its savepoint, so a record that cannot be opened is handled exactly as before."""
+        out: dict[tuple[int, int], _Opening] = {}
+        for r in records:
+            if r.topic != self.settings.topic_receipts:
+                continue
+            try:
+                out[(r.partition, r.offset)] = _Opening(self._open(r), None)
+            except Exception as exc:  # noqa: BLE001 - raised again, and handled, in _receipt
+                out[(r.partition, r.offset)] = _Opening(None, exc)
+        return out
+
     def _receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
-                 latencies: list[float]) -> None:
+                 latencies: list[float], *, pre: _Opening | None = None) -> None:
         """One record of the receipts topic inside a savepoint: a receipt we cannot trust, a malformed one, or
         one that makes the tracker fail unexpectedly changes nothing but a counter (and, for an unexpected
-        failure, an audit event) -- it never blocks the partition."""
+        failure, an audit event) -- it never blocks the partition. ``pre``: the record opened before the
+        transaction (``_open_all``); without it the record is opened here."""
         conn.execute("SAVEPOINT receipt")
         mark = len(events)
         self._status_mark = len(self._status)
         try:
+            opened, record = pre.get() if pre is not None else self._open(r)
             if (r.header_str("xbg-kind") or "receipt") == "receipt":
-                opened, record = open_receipt(r.value, me=self.me, trust=self.trust, replay=None)
                 self._technical(conn, opened.header.sender, record, r, events=events, counts=counts,
                                 latencies=latencies)
             else:
-                opened = open_envelope(r.value, me=self.me, trust=self.trust, replay=None)
-                if opened.header.document_type != BUSINESS_DOCUMENT_TYPE:
-                    raise GatewayError(f"unexpected {opened.header.document_type} on the receipts topic",
-                                       code="RECEIPT_UNEXPECTED_TYPE")
-                response = avro.decode(opened.payload).record
+                response = record
                 self.store.record_business(str(response["message_id"]), str(response["status"]),
                                            response.get("reasons"))
                 counts["business"] += 1
