@@ -158,8 +158,20 @@ def test_counterpart_token_reads_local_status_only(tmp_path: Path) -> None:
                  id="checkpoint without its note"),
     pytest.param({"logs": [{"authority": "CN", "size": 3, "lag_entries": 0}, {"authority": "CN"}]},
                  id="two logs"),
+    pytest.param({"logs": [{"authority": "CN", "size": 3, "lag_entries": 0, "lag_seconds": "soon"}]},
+                 id="lag seconds not a number"),
+    pytest.param({"logs": [{"authority": "CN", "size": 3, "lag_entries": 0, "lag_seconds": -5}]},
+                 id="negative lag seconds"),
+    pytest.param({"logs": [{"authority": "CN", "size": 3, "lag_entries": 0, "clock_skew_seconds": 1e300}]},
+                 id="absurd clock skew"),
 ])
 def test_malformed_counterpart_status_is_refused(answer: object) -> None:
     with pytest.raises(TransportError) as err:
         _checked_counterpart(answer, "CN")
     assert err.value.code == "STATUS_COUNTERPART_MALFORMED"
+
+
+def test_wellformed_counterpart_status_is_accepted() -> None:
+    good = {"authority": "CN", "size": 3, "lag_entries": 1, "lag_seconds": 2.5, "clock_skew_seconds": 0,
+            "latest": {"size": 3, "note": "x"}, "cosigned": None, "source": "self"}
+    assert _checked_counterpart({"logs": [good]}, "CN")["source"] == "api"

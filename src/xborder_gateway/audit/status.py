@@ -124,6 +124,11 @@ def _checked_counterpart(answer: object, authority: str) -> dict[str, Any]:
     if any(not isinstance(mine.get(k), int) or isinstance(mine.get(k), bool) or mine[k] < 0 for k in ints):
         raise TransportError("the counterpart's status answer has no valid size or lag",
                              code="STATUS_COUNTERPART_MALFORMED")
+    for k in ("lag_seconds", "clock_skew_seconds"):
+        v = mine.get(k)
+        if v is not None and (not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1e12):
+            raise TransportError(f"the counterpart's status answer has a malformed {k!r}",
+                                 code="STATUS_COUNTERPART_MALFORMED")
     for k in ("latest", "cosigned"):
         part = mine.get(k)
         if part is not None and not (isinstance(part, dict) and isinstance(part.get("note"), str)
