@@ -288,6 +288,10 @@ def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str
         page.wait_for_selector("[data-testid=verdict]")
         assert "ok" in page.get_attribute("[data-testid=verdict]", "class")
         page.click("[data-lang=vi]")
+        # the status panel is redrawn in Vietnamese (existing i18n): "cosigned" / "not cosigned yet"
+        page.wait_for_function("() => (document.querySelector('[data-testid=status-VN]')?.textContent || '')"
+                               ".startsWith('✔ đã đồng xác nhận, độ trễ ')")
+        assert (page.text_content("[data-testid=status-CN]") or "").startswith("▲ chưa được đồng xác nhận")
         _shot(page, tmp_path, "console-verified.png")
 
         # 390 px: nothing wider than the screen
