@@ -260,6 +260,12 @@ class Settings(BaseSettings):
     audit_counterpart_token_file: Path | None = Field(
         default=None, description="file whose content is the bearer token the counterpart issued to this site "
         "(role counterpart) for audit_counterpart_url")
+    audit_console_max_lag_entries: int = Field(
+        default=1000, ge=0, le=2**63 - 1, description="the console's checkpoint panel shows a log red when more "
+        "entries than this are not covered by a cosigned checkpoint (like `audit verify --max-lag-entries`)")
+    audit_console_max_lag_seconds: float = Field(
+        default=900.0, ge=0, le=10**9, description="the console's checkpoint panel shows a log red when its oldest "
+        "entry not covered by a cosigned checkpoint waited longer than this (like `audit verify --max-lag-seconds`)")
 
     # --- CN business rules (exchange/_rules_cn.py, CnRulesConfig.from_settings) ---------------------
     cn_licence_required_hs6: str = Field(

@@ -166,7 +166,8 @@ def test_serve_verb_end_to_end(home: Path) -> None:
     token = made.stdout.strip()
     assert len(token) >= 40
     assert token not in (home / "audit" / "api-tokens.json").read_text(), "only the hash is stored"
-    proc = subprocess.Popen([*base, "--port", "0"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*base, "--port", "0", "--max-lag-entries", "7", "--max-lag-seconds", "60"],
+                            stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
@@ -176,6 +177,13 @@ def test_serve_verb_end_to_end(home: Path) -> None:
                                      headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local server
             assert json.loads(resp.read())["size"] == 42
+        # issue 12 item 5: the console's lag limits come from the flags
+        req = urllib.request.Request(f"http://127.0.0.1:{match.group(1)}/v1/status?scope=local",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local server
+            status = json.loads(resp.read())
+        assert (status["max_lag_entries"], status["max_lag_seconds"]) == (7, 60.0)
+        assert status["logs"][0]["size"] == 42
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
@@ -198,6 +206,8 @@ def test_serve_verb_end_to_end(home: Path) -> None:
         ("prove", "9223372036854775808"),
         ("consistency", "0", "99999999999999999999"),
         ("token", "create", "alice", "--expires-days", "0"),
+        ("serve", "--max-lag-entries", "-1"),
+        ("serve", "--max-lag-entries", "99999999999999999999"),
     ],
     ids=" ".join,
 )

@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,10 @@ def cn_home_from(demo_home: Path, cn_home: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def served(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from xborder_gateway.audit import AuditLog
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from xborder_gateway.audit import AuditLog, CosignatureSigner
+    from xborder_gateway.audit._keys import witness_name
     from xborder_gateway.audit.http import AuditApi, TokenStore, make_server, serve_in_thread
     from xborder_gateway.config import Settings
 
@@ -83,7 +87,15 @@ def served(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
     settings = Settings(home=demo_home, audit_url=None, audit_counterpart_url=cn_url,
                         audit_counterpart_token_file=token_file)
+    # issue 12 item 5: CN's witness cosigns VN's latest checkpoint (what `run witness` does over the link);
+    # CN's log stays uncosigned, so the main panel shows one log green and the counterpart's amber
+    cn_witness = CosignatureSigner(witness_name(settings, "CN"), Ed25519PrivateKey.generate())
+    vn_witness = CosignatureSigner(witness_name(settings, "VN"), Ed25519PrivateKey.generate())
     log = AuditLog.open(settings, "VN", read_only=True)
+    latest = log.latest_checkpoint()
+    assert latest is not None
+    log.add_cosignature(latest.checkpoint.size, cn_witness.cosign(latest.note.split("\n\n")[0] + "\n",
+                                                                   int(time.time())), cn_witness.verifier)
     tokens = TokenStore(demo_home / "audit" / "api-tokens.json")
     token = tokens.add("browser-test")
     delivered = [e for e in log.search(event_type="delivered", limit=1000) if e.event.document_type == "IDA"]
@@ -93,11 +105,12 @@ def served(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     serve_in_thread(server)
     host, port = server.server_address[:2]
     try:
-        yield {"base": f"http://{host}:{port}", "token": token, "key": f"{log.verifier}\n{cn_log.verifier}",
+        yield {"base": f"http://{host}:{port}", "token": token,
+               "key": f"{log.verifier}\n{cn_log.verifier}\n{cn_witness.verifier}\n{vn_witness.verifier}",
                "log": log, "declaration": declaration, "db": settings.audit_db("VN"),
-               "cn_db": cn_settings.audit_db("CN"), "settings": settings, "cn_log": cn_log}
+               "cn_db": cn_settings.audit_db("CN"), "settings": settings, "cn_log": cn_log, "cn_server": cn_server}
     finally:
-        for s in (server, cn_server):
+        for s in (server, cn_server):  # twice is harmless: the console test stops CN's server itself
             s.shutdown()
             s.server_close()
         log.close()
@@ -144,10 +157,12 @@ def _rewrite_entry_time(db: Path, index: int) -> None:
         conn.close()
 
 
-def _shot(page: Any, tmp_path: Path, name: str) -> None:
-    page.screenshot(path=str(tmp_path / name), full_page=True)
+def _shot(page: Any, tmp_path: Path, name: str, selector: str | None = None) -> None:
+    target = page.locator(selector) if selector else page
+    extra = {} if selector else {"full_page": True}
+    target.screenshot(path=str(tmp_path / name), **extra)
     if os.environ.get("XBG_UPDATE_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / name), full_page=True)
+        target.screenshot(path=str(DOCS / name), **extra)
 
 
 def _sign_in(page: Any, served: dict[str, Any]) -> None:
@@ -155,10 +170,28 @@ def _sign_in(page: Any, served: dict[str, Any]) -> None:
     page.fill("#keys", served["key"])
     page.click("#signin-form button[type=submit]")
     try:
-        page.wait_for_selector("[data-testid=checkpoint-log], #checkpoint-body .bad", timeout=20_000)
+        page.wait_for_selector("[data-testid=status-CN], #checkpoint-body > p.bad", timeout=20_000)
     except Exception as exc:
         raise AssertionError(f"sign-in failed: {page.text_content('#status')}") from exc
-    assert page.query_selector("#checkpoint-body .bad") is None, page.text_content("#checkpoint-body")
+    assert page.query_selector("#checkpoint-body > p.bad") is None, page.text_content("#checkpoint-body")
+    assert "ok" in page.get_attribute("[data-testid=checkpoint-log]", "class"), page.text_content("#checkpoint-body")
+
+
+def _check_status_panel(page: Any, served: dict[str, Any]) -> None:
+    """Issue 12 item 5: both logs in the main panel, each with its lag, checked against the pinned keys."""
+    levels = {a: page.get_attribute(f"[data-testid=status-{a}]", "data-level") for a in ("VN", "CN")}
+    texts = {a: page.text_content(f"[data-testid=status-{a}]") or "" for a in ("VN", "CN")}
+    # VN: cosigned by CN's pinned witness key (verified in the browser), within the lag: green
+    assert levels["VN"] == "ok", texts
+    lag = served["log"].size() - served["log"].cosigned_sizes()[-1]
+    assert f"cosigned, lag {lag} entries" in texts["VN"], texts
+    assert "/witness/cn @ " in (page.text_content("[data-testid=checkpoint-witness]") or "")
+    # CN (from CN's own audit serve): its checkpoint has no cosignature yet: amber, with its lag figure
+    assert levels["CN"] == "warn", texts
+    assert texts["CN"].startswith("▲ not cosigned yet, lag "), texts
+    assert " entries / " in texts["CN"], texts
+    lag_cn = page.text_content("[data-testid=lag-CN]") or ""
+    assert lag_cn.split(" ")[0] == str(served["cn_log"].size()), lag_cn
 
 
 def _search(page: Any, declaration: str) -> None:
@@ -224,8 +257,10 @@ def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str
         page.wait_for_selector("#status.bad")
         assert page.is_visible("#signin")
 
+        page.click("[data-lang=en]")
         _sign_in(page, served)
-        assert "ok" in page.get_attribute("[data-testid=checkpoint-log]", "class")
+        _check_status_panel(page, served)
+        _shot(page, tmp_path, "console-status.png", "section[aria-labelledby=cp-h]")
         storage = page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
         assert served["token"] not in storage
         assert served["token"] not in page.content()
@@ -253,6 +288,10 @@ def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str
         page.wait_for_selector("[data-testid=verdict]")
         assert "ok" in page.get_attribute("[data-testid=verdict]", "class")
         page.click("[data-lang=vi]")
+        # the status panel is redrawn in Vietnamese (existing i18n): "cosigned" / "not cosigned yet"
+        page.wait_for_function("() => (document.querySelector('[data-testid=status-VN]')?.textContent || '')"
+                               ".startsWith('✔ đã đồng xác nhận, độ trễ ')")
+        assert (page.text_content("[data-testid=status-CN]") or "").startswith("▲ chưa được đồng xác nhận")
         _shot(page, tmp_path, "console-verified.png")
 
         # 390 px: nothing wider than the screen
@@ -279,6 +318,17 @@ def test_console_signs_in_searches_verifies_and_flags_tampering(served: dict[str
         assert "bad" in page.get_attribute("[data-testid=verdict]", "class")
         page.click("[data-lang=en]")
         _shot(page, tmp_path, "console-tampered.png")
+
+        # the counterpart's server goes away: its log turns red, naming why; ours stays green
+        served["cn_server"].shutdown()
+        served["cn_server"].server_close()
+        page.click("#refresh")
+        page.wait_for_selector("[data-testid=status-CN][data-level=bad]")
+        assert "counterpart unreachable: STATUS_COUNTERPART_UNREACHABLE" in page.text_content("[data-testid=status-CN]")
+        assert page.get_attribute("[data-testid=status-VN]", "data-level") == "ok"
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 392
+        _shot(page, tmp_path, "console-status-unreachable.png", "section[aria-labelledby=cp-h]")
         assert errors == []
     finally:
         page.close()

@@ -13,6 +13,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,6 +87,13 @@ def _fill(vn: Site, cn: Site) -> None:
 
 @pytest.fixture
 def sites(tmp_path: Path) -> Iterator[Sites]:
+    with two_sites(tmp_path) as made:
+        yield made
+
+
+@contextmanager
+def two_sites(tmp_path: Path) -> Iterator[Sites]:
+    """VN and CN homes, each log witnessed by the other, CN's `audit serve` with a counterpart token for VN."""
     def site(a: str) -> Site:
         s = Settings(home=tmp_path / a.lower(), audit_url=None, audit_checkpoint_entries=1000,
                      audit_checkpoint_seconds=3600.0)
@@ -111,11 +119,13 @@ def sites(tmp_path: Path) -> Iterator[Sites]:
     token_file.write_text(vn_token + "\n")
     vn.settings = vn.settings.model_copy(update={"audit_counterpart_url": url,
                                                  "audit_counterpart_token_file": token_file})
-    yield Sites(vn, cn, server, url, auditor, vn_token)
-    server.shutdown()
-    server.server_close()
-    vn.log.close()
-    cn.log.close()
+    try:
+        yield Sites(vn, cn, server, url, auditor, vn_token)
+    finally:
+        server.shutdown()
+        server.server_close()
+        vn.log.close()
+        cn.log.close()
 
 
 def _get(url: str, token: str) -> tuple[int, bytes]:

@@ -303,8 +303,12 @@ class AuditApi:
                           headers=(("WWW-Authenticate", 'Bearer realm="xborder-audit", error="invalid_token"'),))
         if record.role == COUNTERPART_ROLE:
             # TRACE-3: the counterpart's token discloses one declaration's entries of this log, nothing else
-            if not (path.startswith("/v1/trace/") and parse_qs(parts.query).get("scope") == ["local"]):
-                return _error(403, "FORBIDDEN", "a counterpart token reads /v1/trace/{declaration}?scope=local only")
+            local = parse_qs(parts.query).get("scope") == ["local"]
+            # STATUS-1: it also reads /v1/status?scope=local (sizes, times, checkpoint notes: what this site
+            # already publishes to the counterpart's witness), so the counterpart's console can show our lag
+            if not (local and (path.startswith("/v1/trace/") or path == "/v1/status")):
+                return _error(403, "FORBIDDEN", "a counterpart token reads /v1/trace/{declaration}?scope=local "
+                              "and /v1/status?scope=local only")
         elif record.role != AUDITOR_ROLE:
             return _error(403, "FORBIDDEN", f"role {record.role!r} may not read the audit log")
         try:
@@ -330,6 +334,7 @@ class AuditApi:
             "/v1/key": lambda: self._text(str(log.verifier) + "\n" if log.verifier else None, "no key yet"),
             "/v1/checkpoint": lambda: self._text(self._latest_note(_flag(q, "cosigned")), "no checkpoint yet"),
             "/v1/entries": lambda: self._search(q),
+            "/v1/status": lambda: self._status(q),
             "/v1/proof/inclusion": lambda: _json(200, log.inclusion_proof(
                 _int_param(q, "index", required=True) or 0, _int_param(q, "size")).to_json()),
             "/v1/proof/consistency": lambda: _json(200, log.consistency_proof(
@@ -363,6 +368,14 @@ class AuditApi:
             return _json(200, {"format": TRACE_FORMAT, "declaration": declaration,
                                "parts": [local_part(self.log, declaration)]})
         return _json(200, build_trace(self.settings, self.log.authority, declaration, log=self.log).to_json())
+
+    def _status(self, q: dict[str, list[str]]) -> Response:
+        from xborder_gateway.audit.status import build_status
+
+        scope = _str_param(q, "scope")
+        if scope not in (None, "local", "both"):
+            raise ValueError("scope is local or both")
+        return _json(200, build_status(self.log, self.settings, scope=scope or "both"))
 
     @staticmethod
     def _text(text: str | None, missing: str) -> Response:
@@ -480,6 +493,11 @@ def openapi(authority: str, max_limit: int = 1000) -> dict[str, Any]:
                 [{"name": "declaration", "in": "path", "required": True,
                   "schema": {"type": "string", "pattern": "^" + _DECLARATION.pattern + "$"}},
                  qp("scope", {"type": "string", "enum": ["local", "both"]})], {"type": "object"}),
+            "/v1/status": op(
+                "checkpoint status of this log and the counterpart's: latest checkpoint, latest cosigned checkpoint "
+                "(notes verbatim, for the client to verify), lag in entries and seconds (scope=local: this log only, "
+                "what a counterpart token may read)",
+                [qp("scope", {"type": "string", "enum": ["local", "both"]})], {"type": "object"}),
         },
     }
 

@@ -46,7 +46,9 @@ __all__ = [
     "TraceEvent",
     "TraceReport",
     "build_trace",
+    "counterpart_token",
     "fetch_counterpart_part",
+    "get_counterpart_json",
     "local_part",
     "verify_part",
 ]
@@ -240,26 +242,37 @@ def verify_part(part: object, *, authority: str, declaration: str, log_key: Note
 # --- fetching the counterpart's part -----------------------------------------------------------------------
 def fetch_counterpart_part(url: str, token: str, declaration: str, *, timeout_s: float = 10.0) -> object:
     """GET ``<url>/v1/trace/<declaration>?scope=local`` with the counterpart's token; the JSON answer."""
-    target = f"{url.rstrip('/')}/v1/trace/{urllib.parse.quote(declaration, safe='')}?scope=local"
+    return get_counterpart_json(url, token, f"/v1/trace/{urllib.parse.quote(declaration, safe='')}?scope=local",
+                                max_bytes=MAX_PART_BYTES, what="trace", code_prefix="TRACE", timeout_s=timeout_s)
+
+
+def get_counterpart_json(url: str, token: str, path: str, *, max_bytes: int, what: str, code_prefix: str,
+                         timeout_s: float = 10.0) -> object:
+    """GET ``<url><path>`` from the counterpart's ``audit serve`` with its token; the JSON answer, read at
+    most ``max_bytes`` (TRACE-2); failures are ``TransportError`` coded ``<code_prefix>_COUNTERPART_*``."""
+    target = f"{url.rstrip('/')}{path}"
     if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
-        raise ConfigError(f"audit_counterpart_url must be http(s)://…, not {url!r}", code="TRACE_COUNTERPART_URL")
+        raise ConfigError(f"audit_counterpart_url must be http(s)://…, not {url!r}",
+                          code=f"{code_prefix}_COUNTERPART_URL")
     request = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}",  # noqa: S310 - scheme checked
                                                       "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - scheme checked
-            body = response.read(MAX_PART_BYTES + 1)
+            body = response.read(max_bytes + 1)
     except urllib.error.HTTPError as exc:
-        raise TransportError(f"the counterpart's audit API answered {exc.code} for the trace",
-                             code="TRACE_COUNTERPART_HTTP", retriable=exc.code >= 500) from exc
+        raise TransportError(f"the counterpart's audit API answered {exc.code} for the {what}",
+                             code=f"{code_prefix}_COUNTERPART_HTTP", retriable=exc.code >= 500) from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise TransportError(f"cannot reach the counterpart's audit API at {url}: {exc}",
-                             code="TRACE_COUNTERPART_UNREACHABLE", retriable=True) from exc
-    if len(body) > MAX_PART_BYTES:  # TRACE-2
-        raise TransportError("the counterpart's trace answer is too large", code="TRACE_COUNTERPART_TOO_LARGE")
+                             code=f"{code_prefix}_COUNTERPART_UNREACHABLE", retriable=True) from exc
+    if len(body) > max_bytes:  # TRACE-2
+        raise TransportError(f"the counterpart's {what} answer is too large",
+                             code=f"{code_prefix}_COUNTERPART_TOO_LARGE")
     try:
         return json.loads(body)
     except ValueError as exc:
-        raise TransportError("the counterpart's trace answer is not JSON", code="TRACE_COUNTERPART_MALFORMED") from exc
+        raise TransportError(f"the counterpart's {what} answer is not JSON",
+                             code=f"{code_prefix}_COUNTERPART_MALFORMED") from exc
 
 
 # --- both logs ---------------------------------------------------------------------------------------------
@@ -301,20 +314,25 @@ def pinned_keys(settings: Settings, authority: str
             other: (theirs, _read_key(witness_key_paths(settings, authority)[1], CosignatureVerifier.parse))}
 
 
+def counterpart_token(settings: Settings) -> str:
+    """The bearer token the counterpart issued to this site (``audit_counterpart_token_file``)."""
+    token_file = settings.audit_counterpart_token_file
+    if token_file is None:
+        raise ConfigError("audit_counterpart_url is set but no token file", code="TRACE_NO_TOKEN",
+                          hint="set XBG_AUDIT_COUNTERPART_TOKEN_FILE to the file with the token the counterpart "
+                          "issued (`xborder audit token create NAME --role counterpart` on its site)")
+    try:
+        return token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {token_file}: {exc.strerror}", code="TRACE_NO_TOKEN") from exc
+
+
 def counterpart_part(settings: Settings, authority: str, declaration: str) -> tuple[object | None, str | None]:
     """The counterpart's part and where it came from (``api``/``home``), or (None, None) if not configured."""
     other = _counterpart(authority)
     url = settings.audit_counterpart_url
     if url:
-        token_file = settings.audit_counterpart_token_file
-        if token_file is None:
-            raise ConfigError("audit_counterpart_url is set but no token file", code="TRACE_NO_TOKEN",
-                              hint="set XBG_AUDIT_COUNTERPART_TOKEN_FILE to the file with the token the counterpart "
-                              "issued (`xborder audit token create NAME --role counterpart` on its site)")
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {token_file}: {exc.strerror}", code="TRACE_NO_TOKEN") from exc
+        token = counterpart_token(settings)
         answer = fetch_counterpart_part(url, token, declaration)
         parts = answer.get("parts") if isinstance(answer, dict) else None
         return (parts[0] if isinstance(parts, list) and parts else answer), "api"

@@ -40,6 +40,7 @@ examples:
   xborder audit verifier-page --out verifier.html          the standalone verifier to keep offline
   xborder audit trace 305123456789                         both logs' events for a declaration, each proven
   xborder audit token create cn-customs --role counterpart   a token the counterpart's trace may use
+  xborder audit serve --max-lag-entries 500 --max-lag-seconds 600   console: both logs red beyond this lag
 """
 
 AUTH_EXAMPLES = """\
@@ -342,6 +343,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if not any(r.state(tokens.clock()) == "active" for r in tokens.records()):
         raise ConfigError("no live API tokens exist", code="AUDIT_NO_TOKENS",
                           hint="create one first: xborder audit token create NAME")
+    lag = {k: v for k, v in (("audit_console_max_lag_entries", args.max_lag_entries),
+                             ("audit_console_max_lag_seconds", args.max_lag_seconds)) if v is not None}
+    if lag:  # the console's red limits for both logs' checkpoint status (/v1/status)
+        settings = settings.model_copy(update=lag)
     log = _open(args, settings)
     port = settings.audit_api_port if args.port is None else args.port
     limits = ServerLimits(max_connections=args.max_connections, request_timeout_s=args.request_timeout)
@@ -494,6 +499,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: 
                    help="open client sockets at most (idle ones included; default 512)")
     p.add_argument("--request-timeout", type=float, default=10.0,
                    help="seconds a client has to send its whole request head (default 10)")
+    p.add_argument("--max-lag-entries", type=_index, help="the console shows a log red when more entries than this "
+                   "are not covered by a cosigned checkpoint (env XBG_AUDIT_CONSOLE_MAX_LAG_ENTRIES, default 1000)")
+    p.add_argument("--max-lag-seconds", type=_seconds, help="the console shows a log red when its oldest entry not "
+                   "covered by a cosigned checkpoint waited longer "
+                   "(env XBG_AUDIT_CONSOLE_MAX_LAG_SECONDS, default 900)")
     p.set_defaults(func=_serve)
 
     p = verb("verifier-page", "write the standalone proof verifier page (one HTML file to keep offline)")

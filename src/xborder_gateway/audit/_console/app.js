@@ -22,6 +22,12 @@
         "standalone verifier page offline and feed it exported bundles.",
       verifyAll: "Verify every entry", log: "Log", crossBorder: "both logs (this site and the counterpart)",
       noLogKey: "no pinned key for this log",
+      ownLog: "this site's log", counterpartLog: "the counterpart's log", cosigned: "cosigned",
+      notCosigned: "not cosigned yet", unreachable: "counterpart unreachable", noCheckpoint: "no checkpoint yet",
+      latestCp: "Latest checkpoint", cosignedCp: "Latest cosigned checkpoint", lagLabel: "Lag", entries: "entries",
+      seconds: "s", limit: "limit", ago: "ago", issued: "issued", skew: "Clock skew",
+      noPinnedWitness: "no cosignature by a pinned witness key of the other authority",
+      lagHelp: "entries not covered by a cosigned checkpoint / how long the oldest of them has waited",
     },
     vi: {
       title: "Bảng điều khiển kiểm toán", signin: "Đăng nhập", token: "Mã truy cập kiểm toán viên",
@@ -41,6 +47,12 @@
         "trang xác minh độc lập ngoại tuyến và nạp các gói đã xuất.",
       verifyAll: "Xác minh mọi mục", log: "Nhật ký", crossBorder: "cả hai nhật ký (phía này và phía bên kia)",
       noLogKey: "chưa ghim khóa của nhật ký này",
+      ownLog: "nhật ký của phía này", counterpartLog: "nhật ký của phía bên kia", cosigned: "đã đồng xác nhận",
+      notCosigned: "chưa được đồng xác nhận", unreachable: "không kết nối được phía bên kia",
+      noCheckpoint: "chưa có điểm kiểm", latestCp: "Điểm kiểm mới nhất", cosignedCp: "Điểm kiểm đã đồng xác nhận",
+      lagLabel: "Độ trễ", entries: "mục", seconds: "giây", limit: "ngưỡng", ago: "trước", issued: "phát hành",
+      skew: "Lệch đồng hồ", noPinnedWitness: "không có chữ ký đồng xác nhận của khóa nhân chứng đã ghim của phía bên kia",
+      lagHelp: "số mục chưa nằm trong điểm kiểm đã đồng xác nhận / thời gian mục cũ nhất đã chờ",
     },
     zh: {
       title: "审计控制台", signin: "登录", token: "审计员令牌", keys: "已固定的验证密钥",
@@ -55,6 +67,10 @@
       badKey: "密钥无效", needKey: "请至少固定一个日志密钥。",
       trust: "信任说明：本页面脚本来自被检查的服务器。如需独立核验，请离线保存独立验证页面并载入导出的证明包。",
       verifyAll: "验证全部条目", log: "日志", crossBorder: "双方日志（本方与对方）", noLogKey: "未固定该日志的密钥",
+      ownLog: "本方日志", counterpartLog: "对方日志", cosigned: "已联署", notCosigned: "尚未联署",
+      unreachable: "无法连接对方", noCheckpoint: "尚无检查点", latestCp: "最新检查点", cosignedCp: "最新联署检查点",
+      lagLabel: "滞后", entries: "条", seconds: "秒", limit: "阈值", ago: "前", issued: "签发", skew: "时钟偏差",
+      noPinnedWitness: "无对方已固定见证密钥的联署", lagHelp: "未被联署检查点覆盖的条目数 / 其中最早条目已等待的时间",
     },
   };
 
@@ -139,29 +155,99 @@
     $("#detail").replaceChildren();
   }
 
-  // --- checkpoint status ----------------------------------------------------------------------------
+  // --- checkpoint status of both logs (issue 12 item 5) ----------------------------------------------
+  // /v1/status hands over each log's latest checkpoint and latest cosigned checkpoint verbatim, with the lag
+  // figures of the site that holds the log. Each note is checked HERE against the pinned keys (STATUS-2):
+  // the log key of that log (origin ending /vn or /cn) and the witness key of the OTHER authority (name
+  // ending /witness/<other>); the lag in entries is taken from the checkpoint size verified here, and the
+  // colour is recomputed from what was verified, never taken from the server's "level".
+  function pinnedWitnesses(authority) {
+    const other = authority === "VN" ? "cn" : "vn";
+    return state.keys.filter((k) => k.type === 0x04 && k.name.endsWith(`/witness/${other}`)).map((k) => k.name);
+  }
+
+  const secs = (s) => (s === null || s === undefined ? "?" : `${Math.round(s)} ${t("seconds")}`);
+  const when = (iso) => {
+    if (!iso) return "";
+    const age = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    return `${t("issued")} ${iso} (${secs(age)} ${t("ago")})`;
+  };
+
+  async function checkNote(note, origin) {
+    const c = await XbVerify.verifyNote(note, state.keys);
+    const ok = origin !== null && c.errors.length === 0 && c.log.includes(origin) && c.checkpoint.origin === origin;
+    return { c, ok };
+  }
+
+  // {level: ok|warn|bad, state: text, rows: [[label, text, class, testid]]}
+  async function checkLog(log, limits) {
+    const origin = pinnedOrigin(log.authority);
+    const out = { level: "bad", state: "", rows: [] };
+    if (log.problem) { out.state = `${t("unreachable")}: ${log.problem}`; return out; }
+    out.rows.push([t("origin"), log.origin || ""], [t("size"), String(log.size)]);
+    if (!log.latest) { out.state = t("noCheckpoint"); return out; }
+    if (!origin) { out.state = `${t("notVerified")}: ${t("noLogKey")}`; return out; }
+    const latest = await checkNote(log.latest.note, origin);
+    const latestOk = latest.ok && latest.c.checkpoint.size === log.latest.size && log.latest.size <= log.size;
+    out.rows.push([t("latestCp"), `${log.latest.size} · ${when(log.latest.issued)}`],
+      [t("logSig"), latestOk ? `${t("verified")} (${latest.c.log.join(", ")})`
+        : `${t("notVerified")} ${latest.c.errors.join("; ")}`, latestOk ? "ok" : "bad",
+      log.source === "self" ? "checkpoint-log" : `checkpoint-log-${log.authority}`]);
+    let covered = 0, problem = null, witnessText = t("none"), cosigned = false;
+    if (log.cosigned) {
+      const cos = await checkNote(log.cosigned.note, origin);
+      const pinned = pinnedWitnesses(log.authority);
+      const wits = cos.c.witnesses.filter((w) => pinned.includes(w.name));
+      if (!cos.ok || cos.c.checkpoint.size !== log.cosigned.size || log.cosigned.size > log.size) {
+        problem = `${t("notVerified")} ${cos.c.errors.join("; ")}`;
+      } else if (!wits.length) {
+        witnessText = t("noPinnedWitness");
+      } else {
+        cosigned = true;
+        covered = cos.c.checkpoint.size;
+        witnessText = wits.map((w) => `${w.name} @ ${new Date(w.time * 1000).toISOString()}`).join("; ");
+      }
+      out.rows.push([t("cosignedCp"), `${log.cosigned.size} · ${when(log.cosigned.issued)}`]);
+    }
+    out.rows.push([t("witness"), problem || witnessText, problem ? "bad" : cosigned ? "ok" : "warn",
+      log.source === "self" ? "checkpoint-witness" : `checkpoint-witness-${log.authority}`]);
+    const entries = log.size - covered;
+    // seconds: the holder's figure, valid for the cosigned size it reported (and for none); otherwise unknown
+    const seconds = entries === 0 ? 0
+      : (cosigned && covered === log.cosigned.size) || !log.cosigned ? log.lag_seconds : null;
+    const over = entries > limits.entries || (seconds !== null && seconds > limits.seconds);
+    const lagText = `${entries} ${t("entries")} / ${secs(seconds)}`;
+    out.rows.push([t("lagLabel"), `${lagText} (${t("limit")} ${limits.entries} ${t("entries")} / ` +
+      `${secs(limits.seconds)})`, over ? "bad" : "", `lag-${log.authority}`]);
+    if (log.clock_skew_seconds > 0) out.rows.push([t("skew"), secs(log.clock_skew_seconds), "warn"]);
+    out.level = !latestOk || problem || over ? "bad" : cosigned ? "ok" : "warn";
+    out.state = !latestOk ? t("notVerified") : problem ? problem
+      : `${cosigned ? t("cosigned") : t("notCosigned")}, ${t("lagLabel").toLowerCase()} ${lagText}`;
+    return out;
+  }
+
   async function showCheckpoint() {
     const box = $("#checkpoint-body");
     box.replaceChildren();
     try {
-      const [note, tree] = await Promise.all([api("/v1/checkpoint"), api("/v1/tree")]);
-      const checked = await XbVerify.verifyNote(note, state.keys);
-      state.origin = checked.checkpoint.origin;
-      const logOk = checked.log.length > 0 && checked.errors.length === 0;
-      box.append(
-        el("dl", {},
-          el("dt", {}, t("origin")), el("dd", {}, checked.checkpoint.origin),
-          el("dt", {}, t("size")), el("dd", {}, String(checked.checkpoint.size)),
-          el("dt", {}, t("logSig")),
-          el("dd", { class: logOk ? "ok" : "bad", "data-testid": "checkpoint-log" },
-            logOk ? `${t("verified")} (${checked.log.join(", ")})` : `${t("notVerified")} ${checked.errors.join("; ")}`),
-          el("dt", {}, t("witness")),
-          el("dd", { "data-testid": "checkpoint-witness" }, checked.witnesses.length
-            ? checked.witnesses.map((w) => `${w.name} @ ${new Date(w.time * 1000).toISOString()}`).join("; ")
-            : t("none")),
-          el("dt", {}, t("lag")), el("dd", {}, String(Math.max(0, tree.size - checked.checkpoint.size))),
-        ),
-      );
+      const st = await api("/v1/status");
+      const limits = { entries: st.max_lag_entries, seconds: st.max_lag_seconds };
+      const own = st.logs.find((l) => l.source === "self");
+      state.origin = pinnedOrigin(st.site) || (own && own.origin) || null; // bundles: the pinned origin first
+      const cards = el("div", { class: "logs" });
+      for (const log of st.logs) {
+        const r = await checkLog(log, limits);
+        const mark = { ok: "✔", warn: "▲", bad: "✘" }[r.level];
+        cards.append(el("article", { class: `card card-${r.level}`, "aria-labelledby": `log-h-${log.authority}` },
+          el("h3", { id: `log-h-${log.authority}` }, el("span", { class: `log log-${log.authority}` }, log.authority),
+            " ", log.source === "self" ? t("ownLog") : t("counterpartLog")),
+          el("p", { class: `state ${r.level}`, "data-testid": `status-${log.authority}`, "data-level": r.level },
+            `${mark} ${r.state}`),
+          el("dl", {}, ...r.rows.flatMap(([label, text, cls, id]) => [
+            el("dt", {}, label), el("dd", { ...(cls ? { class: cls } : {}), ...(id ? { "data-testid": id } : {}) }, text)])),
+        ));
+      }
+      box.append(cards, el("p", { class: "muted" }, `${t("lagLabel")}: ${t("lagHelp")}`));
     } catch (err) {
       box.append(el("p", { class: "bad" }, err.message));
     }
