@@ -34,9 +34,9 @@ def test_demo_json_reconciles(tmp_path: Path, kafka_bootstrap: str, topic_prefix
                 "XBG_TOPIC_GATE_DECISIONS": f"{topic_prefix}.decisions"})
     env.pop("XBG_CONFIG", None)
     home = tmp_path / "home"
-    out = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "demo", "--count",
-                          "200", "--seed", "4", "--json"], capture_output=True, text=True, env=env, timeout=240,
-                         check=False)
+    out = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "demo", "--sites", "1",
+                          "--count", "200", "--seed", "4", "--json"], capture_output=True, text=True, env=env,
+                         timeout=240, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(result) >= REQUIRED
