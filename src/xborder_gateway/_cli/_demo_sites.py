@@ -47,7 +47,7 @@ from typing import Any
 from xborder_gateway.config import SITE_PORTS, Settings
 from xborder_gateway.errors import ConfigError
 
-__all__ = ["SITE_ROLES", "LatencyProbe", "SitePorts", "latency_stats", "run_two_sites", "site_env",
+__all__ = ["SITE_ROLES", "LatencyProbe", "SitePorts", "latency_stats", "run_two_sites", "site_config", "site_env",
            "site_overrides", "site_ports", "sites_lines", "topic_check"]
 
 SITES = ("VN", "CN")
@@ -111,6 +111,26 @@ def site_env(overrides: dict[str, Any]) -> dict[str, str]:
     env = {f"XBG_{k.upper()}": str(v) for k, v in overrides.items()}
     env.setdefault("XBG_AUDIT_CHECKPOINT_SECONDS", DEMO_CHECKPOINT_SECONDS)
     return env
+
+
+SITE_CONFIG_MARK = "# written by `xborder demo --sites 2`"
+
+
+def site_config(overrides: dict[str, Any]) -> str:
+    """``<site home>/config.toml``: makes the home the site it is, so ``xborder --home <site home> link status``
+    (or ``audit verify``, ``kafka stop``) after the demo sees the same site and ports."""
+    keys = ("site_authority", "kafka_port", "kafka_controller_port", "kafka_link_port", "link_rest_port",
+            "link_remote_bootstrap")
+    body = [f"{k} = {overrides[k]!r}".replace("'", '"') for k in keys]
+    return "\n".join([f"{SITE_CONFIG_MARK}; rewritten at each run (delete this line to keep your edits)",
+                      *body, ""])
+
+
+def _write_site_config(home: Path, overrides: dict[str, Any]) -> None:
+    path = home / "config.toml"
+    if path.exists() and not path.read_text(encoding="utf-8").startswith(SITE_CONFIG_MARK):
+        return  # the operator's own file
+    path.write_text(site_config(overrides), encoding="utf-8")
 
 
 def topic_check(name: str, topics: set[str], own: Settings, other: Settings) -> dict[str, Any]:
@@ -377,6 +397,8 @@ def run_two_sites(args: argparse.Namespace, settings: Settings) -> int:  # noqa:
         _say(f"demo: two sites start their own two brokers; the broker at {settings.kafka_bootstrap} "
              "(XBG_KAFKA_BOOTSTRAP) is not used (`--sites 1` runs on it)")
     pfs = {n: _passphrase_file(s.home) for n, s in sites.items()}
+    for n, s in sites.items():
+        _write_site_config(s.home, overrides[n])
     created = [c for n in SITES for c in _site_keys(sites[n], n, pfs[n])]
     _exchange_trust(vn, cn)
     keys_note = (f"created {', '.join(created)}; " if created else "") + \
@@ -457,7 +479,7 @@ def run_two_sites(args: argparse.Namespace, settings: Settings) -> int:  # noqa:
 
         view = DemoView(vn, cn, pfs["VN"], pfs["CN"], keys_note,
                         f"{log_dirs['VN']} and {log_dirs['CN']}", ready_timeout=240.0,
-                        before_publish=before_publish, after_settled=after_settled)
+                        before_publish=before_publish, after_settled=after_settled, gate_before_stop=True)
         return run_exchange(args, view, run, connectors)
     finally:
         if probe is not None:

@@ -294,6 +294,17 @@ class DemoView:
     before_publish: Callable[[], None] | None = None
     #: after everything settled, connectors still running: (more ``--json`` keys, ok)
     after_settled: Callable[[], tuple[dict[str, Any], bool]] | None = None
+    #: run the gate hour while the connectors still run (two sites: its audit entries in VN's log must reach a
+    #: checkpoint CN's witness cosigns before the witnesses stop), else after they stopped (one home, as before)
+    gate_before_stop: bool = False
+
+
+def _gate_hour(view: DemoView, run: str, summary: Any, seed: int) -> dict[str, Any]:
+    """Issue 14: a simulated hour at the gate over this run's vehicle declarations (gate/_demo.py), on VN's site."""
+    from xborder_gateway.gate._demo import demo_gate_hour
+
+    return demo_gate_hour(view.vn.model_copy(update={"key_passphrase_file": view.passphrase_vn}),
+                          run=run, since_ms=summary.first_published_ms or 0, seed=seed, say=_say)
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -406,6 +417,9 @@ def run_exchange(args: argparse.Namespace, view: DemoView, run: str,  # noqa: PL
         pending = wait_for_pending(view.vn.state_db("VN"), view.cn.state_db("CN"), run, deadline, _say)
         if summary is not None:
             summary, summary_cn, mirror = _summaries(view.vn, run, view.cn)
+        gate: dict[str, Any] | None = None
+        if view.gate_before_stop and summary is not None and summary.settled >= published:
+            gate = _gate_hour(view, run, summary, seed)
         if view.after_settled is not None and summary is not None and summary.settled >= published:
             extra, extra_ok = view.after_settled()
     if summary is None or summary.settled < published:
@@ -433,11 +447,9 @@ def run_exchange(args: argparse.Namespace, view: DemoView, run: str,  # noqa: PL
     result["pending"], result["linked_grace_s"] = pending, args.linked_grace_s  # issue 15
     result.update(extra)  # --sites 2: sites, link, witness
     ok = ok and extra_ok
-    # --- issue 14: a simulated hour at the gate over this run's vehicle declarations (gate/_demo.py)
-    from xborder_gateway.gate._demo import demo_gate_hour, gate_hour_text
+    from xborder_gateway.gate._demo import gate_hour_text
 
-    result["gate"] = demo_gate_hour(view.vn.model_copy(update={"key_passphrase_file": view.passphrase_vn}),
-                                    run=run, since_ms=summary.first_published_ms or 0, seed=seed, say=_say)
+    result["gate"] = gate if gate is not None else _gate_hour(view, run, summary, seed)
     print(_summary_text(result))
     print(gate_hour_text(result["gate"]))
     if args.json:
