@@ -124,6 +124,10 @@ def test_topic_check_flags_a_crossed_site_topic_and_a_missing_incoming_flow() ->
     assert good["other"] == []
     assert "__consumer_offsets" not in good["topics"]
     assert "vn.declarations.raw" in good["topics"]
+    assert topic_check("VN", ok | {"vn.gate.arrivals", "vn.gate.decisions"}, vn, cn)["other"] == []
+    cn_ok = (ok - set(vn.site_topics("VN").all())) | set(cn.site_topics("CN").all())
+    assert topic_check("CN", cn_ok, cn, vn)["foreign_site_topics"] == []
+    assert topic_check("CN", cn_ok | {"vn.gate.decisions"}, cn, vn)["foreign_site_topics"] == ["vn.gate.decisions"]
     bad = topic_check("VN", (ok | {"cn.declarations.raw", "cn.exchange.dead-letter"}) - {"xb.cn-vn.receipts"},
                       vn, cn)
     assert bad["foreign_site_topics"] == ["cn.declarations.raw", "cn.exchange.dead-letter"]

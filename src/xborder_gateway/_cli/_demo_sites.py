@@ -133,17 +133,26 @@ def _write_site_config(home: Path, overrides: dict[str, Any]) -> None:
     path.write_text(site_config(overrides), encoding="utf-8")
 
 
+def own_topics(settings: Settings, name: str) -> set[str]:
+    """The topics that never leave site ``name``: intake, rejected, status, dead letters, and at VN the gate's
+    arrivals and decisions (the gate hour runs on VN's site)."""
+    own = set(settings.site_topics(name).all())
+    if name == "VN":
+        own |= {settings.topic_gate_arrivals, settings.topic_gate_decisions}
+    return own
+
+
 def topic_check(name: str, topics: set[str], own: Settings, other: Settings) -> dict[str, Any]:
     """What is on site ``name``'s cluster against what may be there: its own topics, the allow-lists of both
     directions (what it sends and what it receives), Kafka's and its MirrorMaker's own topics."""
     counterpart = "CN" if name == "VN" else "VN"
     incoming = own.link_topics(counterpart, name)
     allow = set(incoming) | set(own.link_topics(name, counterpart))
-    foreign = sorted(t for t in topics if t in set(other.site_topics(counterpart).all()))
+    foreign = sorted(topics & own_topics(other, counterpart))
     internal = {t for t in topics if t.startswith(("__", "mm2-")) or t.endswith(".internal") or t == "heartbeats"}
     return {"topics": sorted(topics - internal), "allow_listed_present": sorted(topics & allow),
             "incoming_missing": sorted(set(incoming) - topics), "foreign_site_topics": foreign,
-            "other": sorted(topics - internal - allow - set(own.site_topics(name).all()))}
+            "other": sorted(topics - internal - allow - own_topics(own, name))}
 
 
 def latency_stats(source: dict[bytes, float], target: dict[bytes, float]) -> dict[str, Any]:
