@@ -104,7 +104,7 @@ def test_demo_two_sites_over_the_link(tmp_path: Path) -> None:
     """`xborder demo` as `make demo` runs it (two sites), small: both directions reconcile over the link; each
     site's cluster holds its own topics and the allow-lists, never the other site's; each log is cosigned by
     the counterpart's witness (checked again here with `audit verify --require-witness`); link lag present."""
-    from xborder_gateway.config import Settings
+    from xborder_gateway.config import load_settings
     from xborder_gateway.kafka_local import LocalKafka
     from xborder_gateway.link import LinkMirror
 
@@ -169,8 +169,9 @@ def test_demo_two_sites_over_the_link(tmp_path: Path) -> None:
         assert "witnessed" in verify.stdout
     assert "witness (each log cosigned" in out.stdout
     assert "link (MirrorMaker 2" in out.stdout
-    # everything it started is stopped: both brokers and both MirrorMakers
+    # everything it started is stopped: both brokers and both MirrorMakers (the site's config.toml names it)
     for name in ("vn", "cn"):
-        s = Settings(home=home / "sites" / name)
+        s = load_settings(home=home / "sites" / name)
+        assert s.site == name.upper()
         assert not LocalKafka(s).status().running
         assert not LinkMirror(s).status().running
