@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import math
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -441,10 +442,16 @@ def run_two_sites(args: argparse.Namespace, settings: Settings) -> int:  # noqa:
         mirror_start[name] = status.started_in_s
 
     mirror_jobs: list[Future[None]] = []
+    broker_jobs: list[Future[None]] = []
 
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM too: unwind, so that everything started is stopped
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         _say("demo: starting both sites' brokers (first run fetches the jars from Maven Central)")
-        for f in [pool.submit(start_broker, n) for n in SITES]:
+        broker_jobs = [pool.submit(start_broker, n) for n in SITES]
+        for f in broker_jobs:
             f.result()
         for name, s in sites.items():  # the allow-lists of both directions exist at both ends before the link
             other = "CN" if name == "VN" else "VN"
@@ -493,7 +500,7 @@ def run_two_sites(args: argparse.Namespace, settings: Settings) -> int:  # noqa:
     finally:
         if probe is not None:
             probe.stop()
-        for job in mirror_jobs:  # a MirrorMaker still starting is waited for, then stopped
+        for job in [*broker_jobs, *mirror_jobs]:  # one still starting is waited for, then stopped
             with contextlib.suppress(Exception):
                 job.result()
         def stop_mirror(name: str) -> None:
@@ -511,6 +518,7 @@ def run_two_sites(args: argparse.Namespace, settings: Settings) -> int:  # noqa:
                 with contextlib.suppress(Exception):
                     stop.result()
         pool.shutdown(wait=False)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sections(sites: dict[str, Settings], *, reports: dict[str, Any], running: dict[str, bool],
