@@ -6,7 +6,7 @@ XB := .venv/bin/xborder
 install:
 	@scripts/bootstrap.sh
 
-demo: install          ## the full VN -> CN -> receipt exchange on a local broker started here
+demo: install          ## the full exchange both ways on two linked local sites (brokers + MirrorMaker 2) started here
 	@$(XB) demo
 
 test: install          ## the whole suite on a real Kafka broker (and PostgreSQL) started here

@@ -328,6 +328,10 @@ class Settings(BaseSettings):
     link_offset_flush_interval_ms: int = Field(
         default=1000, ge=100, description="how often MirrorMaker commits its source offsets without "
         "exactly-once (with exactly-once they commit with each transaction)")
+    # `xborder demo --sites 2` (issue 11 item 4; _cli/_demo_sites.py)
+    demo_port_base: int | None = Field(
+        default=None, ge=1024, le=65527, description="the two-site demo's ports: VN broker/controller/link/"
+        "MirrorMaker REST on B..B+3, CN's on B+5..B+8; unset = each site's defaults (VN 9092-9095, CN 9192-9195)")
 
     @model_validator(mode="before")
     @classmethod

@@ -51,8 +51,9 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) ->
            "XBG_TOPIC_STATUS": f"{prefix}.status"}
     env.pop("XBG_CONFIG", None)
     home = tmp_path_factory.mktemp("console") / "home"
-    done = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "demo", "--count", "40",
-                           "--seed", "11", "--json"], capture_output=True, text=True, env=env, timeout=240, check=False)
+    done = subprocess.run([sys.executable, "-m", "xborder_gateway._cli", "--home", str(home), "demo", "--sites", "1",
+                           "--count", "40", "--seed", "11", "--json"], capture_output=True, text=True, env=env,
+                          timeout=240, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return home
 

@@ -29,7 +29,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 EPILOG = """\
 examples:
-  xborder demo                      the full VN -> CN -> receipt exchange on a local broker
+  xborder demo                      the full exchange both ways on two linked local sites (--sites 1: one broker)
   xborder kafka start               start the local single-node Kafka under ~/.xborder/kafka
   xborder --home /srv/xb kafka status
 configuration: --config FILE, $XBG_CONFIG or <home>/config.toml; every setting also as XBG_<NAME>
