@@ -201,6 +201,10 @@ class LinkMirror:
             # LINK-7: an aborted transaction at the source never crosses (read_committed)
             f"{src}.consumer.isolation.level = {isolation}",
             f"{flow}.consumer.isolation.level = {isolation}",
+            # the link is one more hop of the exchange: as the connectors' consumers (kafka_fetch_max_wait_ms),
+            # a record on a quiet partition must not wait up to Kafka's 500 ms for the fetch in flight
+            f"{src}.consumer.fetch.max.wait.ms = {s.kafka_fetch_max_wait_ms}",
+            f"{flow}.consumer.fetch.max.wait.ms = {s.kafka_fetch_max_wait_ms}",
             # the target: this site's own cluster, over the local listener
             f"{tgt}.bootstrap.servers = {s.bootstrap}",
             # worker settings take effect only under the target cluster's prefix (Kafka 4.1.1)
