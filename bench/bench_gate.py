@@ -71,7 +71,9 @@ async def drive(bootstrap: str, contenders: dict[str, tuple[str, str]], *, args:
 
     producer = make_producer(bootstrap, client_id="bench-gate", linger_ms=0)
     outs = {out: name for name, (_, out) in contenders.items()}
-    consumer = make_consumer(bootstrap, group_id=None, batch_max=1000, topics=tuple(outs))
+    # the instrument: a short fetch wait, or its own fetch in flight (one per broker in aiokafka) would add up
+    # to Kafka's 500 ms to a decision that landed on another partition
+    consumer = make_consumer(bootstrap, group_id=None, batch_max=1000, topics=tuple(outs), fetch_max_wait_ms=5)
     await producer.start()
     await consumer.start()
     while not consumer.assignment():  # noqa: ASYNC110 - aiokafka has no event for it

@@ -258,7 +258,10 @@ class LatencyProbe:
                     tps = [TopicPartition(m["topic"], p["partition"]) for m in meta for p in m["partitions"]]
                     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                                                 enable_auto_commit=False, group_id=None,
-                                                client_id="xbg-demo-link-probe")
+                                                client_id="xbg-demo-link-probe",
+                                                # the instrument must not add aiokafka's one-fetch-in-flight
+                                                # wait (up to 500 ms) to what it measures
+                                                fetch_max_wait_ms=10)
                     await consumer.start()
                     consumers.append((consumer, seen))
                     consumer.assign(tps)
