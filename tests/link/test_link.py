@@ -209,12 +209,17 @@ async def _as_link_principal(two_sites: TwoSites) -> dict[str, str]:
     for topic in ["xb.vn-cn.exchange", *LOCAL_ONLY["VN"]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=remote, security_protocol="SSL", ssl_context=ctx,
                                     group_id="link-CN", enable_auto_commit=False, auto_offset_reset="earliest",
-                                    isolation_level="read_committed")
+                                    isolation_level="read_committed",
+                                    # a refused partition's offset lookup is retried until this timeout
+                                    # (aiokafka's 40 s default made this test take 3 minutes)
+                                    request_timeout_ms=5000)
         await consumer.start()
         try:
-            consumer.assign([TopicPartition(topic, 0)])
+            # every partition: the one record produced for this test lands on any of them by its key
+            tps = [TopicPartition(topic, p) for p in range(two_sites.vn.settings.topic_partitions)]
+            consumer.assign(tps)
             await consumer.getmany(timeout_ms=3000)
-            await consumer.seek_to_beginning(TopicPartition(topic, 0))
+            await consumer.seek_to_beginning(*tps)
             got = await consumer.getmany(timeout_ms=3000)
             outcome[f"read {topic}"] = "ok" if any(got.values()) else "nothing"
         except Exception as exc:  # noqa: BLE001 - the refusal is what is measured
