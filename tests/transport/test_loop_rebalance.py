@@ -24,24 +24,15 @@ from xborder_gateway.transport import (
     TransactionalBatchLoop,
     ensure_topics,
     make_consumer,
-    make_producer,
     memory_broker,
 )
+
+from .test_contract import produce
 
 
 def _config(bootstrap: str, src: str, group: str, **kw: Any) -> LoopConfig:
     return LoopConfig(bootstrap=bootstrap, topics=(src,), group_id=group, client_id="t-eos",
                       transactional_id=f"tx-{uuid.uuid4().hex[:8]}", restart_backoff_s=0.05, **kw)
-
-
-async def _produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
-    producer = make_producer(bootstrap, client_id="t-eos-produce")
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value=v, key=v) for v in values]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def _read_all(bootstrap: str, topic: str, expected: int, limit_s: float = 60.0, linger_s: float = 2.0
@@ -95,7 +86,7 @@ async def test_memory_stale_committed_offset_after_a_rebalance_redoes_nothing(me
     boot, group = memory.bootstrap, "g-stale"
     await ensure_topics(boot, ("in", "out"), partitions)
     values = [f"s-{i}".encode() for i in range(60)]
-    await _produce(boot, "in", values)
+    await produce(boot, "in", values)
     inner = _echo("out")
     batches = 0
 
@@ -122,7 +113,7 @@ async def test_memory_stale_fetch_after_an_unknown_commit_outcome_loses_nothing(
     boot, group = memory.bootstrap, "g-unknown"
     await ensure_topics(boot, ("in", "out"), 1)
     values = [f"u-{i}".encode() for i in range(50)]
-    await _produce(boot, "in", values)
+    await produce(boot, "in", values)
     memory.faults.fail_commits_before = 1
     stop = asyncio.Event()
     loop = TransactionalBatchLoop(_config(boot, "in", group, batch_max=10), _echo("out"), stop)
@@ -167,7 +158,7 @@ async def test_kafka_rejoin_right_after_each_commit_redoes_nothing(kafka_bootstr
     src, dst = f"{base}.in", f"{base}.out"
     await ensure_topics(kafka_bootstrap, (src, dst), 2)
     values = [f"k-{i}".encode() for i in range(400)]
-    await _produce(kafka_bootstrap, src, values)
+    await produce(kafka_bootstrap, src, values)
     stop = asyncio.Event()
     loop = _RejoinAfterCommit(_config(kafka_bootstrap, src, f"g-{base}", batch_max=20), _echo(dst), stop)
     out = await _run(loop, stop, kafka_bootstrap, dst, len(values), limit_s=50)

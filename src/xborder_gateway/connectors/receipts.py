@@ -211,7 +211,7 @@ class ReceiptTracker:
                 elif r.topic == self.settings.topic_rejected:
                     self._rejected(conn, r, counts)
                 elif r.topic == self.settings.topic_receipts:
-                    self._receipt(conn, r, events, counts, latencies, pre=opened.get((r.partition, r.offset)))
+                    self._receipt(conn, r, events, counts, latencies, pre=opened[(r.partition, r.offset)])
             if audit is not None and events:
                 # Audit before the state commit (ADR 0400). Lock order state -> audit; no writer of the VN
                 # audit log (outbound, other tracker instances, their resend tasks, the checkpoint thread)
@@ -272,16 +272,16 @@ class ReceiptTracker:
         return out
 
     def _receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
-                 latencies: list[float], *, pre: _Opening | None = None) -> None:
+                 latencies: list[float], *, pre: _Opening) -> None:
         """One record of the receipts topic inside a savepoint: a receipt we cannot trust, a malformed one, or
         one that makes the tracker fail unexpectedly changes nothing but a counter (and, for an unexpected
         failure, an audit event) -- it never blocks the partition. ``pre``: the record opened before the
-        transaction (``_open_all``); without it the record is opened here."""
+        transaction (``_open_all``)."""
         conn.execute("SAVEPOINT receipt")
         mark = len(events)
         self._status_mark = len(self._status)
         try:
-            opened, record = pre.get() if pre is not None else self._open(r)
+            opened, record = pre.get()
             if (r.header_str("xbg-kind") or "receipt") == "receipt":
                 self._technical(conn, opened.header.sender, record, r, events=events, counts=counts,
                                 latencies=latencies)
