@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -58,9 +59,18 @@ class EventType(StrEnum):
     KEY_ROTATED = "key_rotated"  # the checkpoint key was replaced; the new key is announced in a checkpoint
 
 
+def canonical_json(obj: dict[str, Any]) -> bytes:
+    """The reference canonical encoding of an entry's fields (``docs/audit.md`` §2)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def format_time(value: datetime) -> str:
-    """The canonical time text: UTC, microseconds, ``Z``."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The canonical time text: UTC, four-digit year, microseconds, ``Z`` (``docs/audit.md`` §2).
+
+    Written with ``isoformat``: the ``strftime("%Y-...")`` used before writes years below 1000 with fewer
+    digits on glibc (year 1 as ``1-01-01T...``), an entry :meth:`AuditEvent.from_canonical` then refused to
+    read back; for years 1000-9999 the two texts are the same."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class AuditEvent(BaseModel):
@@ -128,10 +138,28 @@ class AuditEvent(BaseModel):
         }
 
     def canonical_bytes(self) -> bytes:
-        """The entry bytes that are hashed into the tree (``docs/audit.md`` §2)."""
-        return json.dumps(self.canonical_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
-            "ascii"
-        )
+        """The entry bytes that are hashed into the tree (``docs/audit.md`` §2).
+
+        Exactly ``json.dumps(canonical_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)``
+        (:func:`canonical_json`), written out directly: every connector appends three or four events per
+        declaration, and the generic encoder's key sort and type dispatch were a third of an append's cost.
+        Strings go through the same escaping function ``json.dumps`` uses; a value of any type but
+        ``str``, ``int`` and ``None`` falls back to ``json.dumps`` itself (tests: the two agree on any event).
+        """
+        d = self.canonical_dict()
+        parts: list[str] = []
+        for key in _SORTED_KEYS:
+            value = d[key]
+            if value is None:
+                text = "null"
+            elif type(value) is str:
+                text = encode_basestring_ascii(value)
+            elif type(value) is int:
+                text = int.__repr__(value)
+            else:
+                return canonical_json(d)
+            parts.append(f'"{key}":{text}')
+        return ("{" + ",".join(parts) + "}").encode("ascii")
 
     @classmethod
     def from_canonical(cls, entry: bytes) -> AuditEvent:
@@ -151,3 +179,7 @@ class AuditEvent(BaseModel):
         if event.canonical_bytes() != entry:
             raise AuditIntegrityError("entry bytes are not in canonical form", code="AUDIT_ENTRY_ENCODING")
         return event
+
+
+#: the canonical object's keys in the order ``sort_keys`` writes them (plain str order)
+_SORTED_KEYS: Final = tuple(sorted(["v", *AuditEvent.model_fields]))
