@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         default_factory=_default_cache, description="jar cache shared by every home ($XBG_KAFKA_CACHE)"
     )
     kafka_heap: str = Field(default="512m", description="broker JVM heap (-Xmx)")
+    kafka_jit: Literal["quick", "full"] = Field(
+        default="quick",
+        description="JIT compilation of the JVMs this project starts (broker, MirrorMaker). quick: the client "
+        "compiler only (-XX:TieredStopAtLevel=1); a broker that runs for minutes (the demo, the tests, a "
+        "benchmark on the same cores) otherwise spends about half its CPU in the optimising compiler, and "
+        "measured after 5,000 declarations it still used 1.6x the CPU per declaration of a quick one "
+        "(docs/benchmarks.md). full: HotSpot's default tiered compilation, for a broker that runs for days")
     kafka_start_timeout: float = Field(default=90.0, gt=0, description="seconds to wait for the broker")
     kafka_fetch_max_wait_ms: int = Field(
         default=50, ge=1, le=5000,

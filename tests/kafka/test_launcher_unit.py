@@ -90,3 +90,17 @@ def test_unknown_key_in_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(home=tmp_path)
     assert "kafka_prot" in info.value.message
+
+
+def test_jit_quick_by_default_and_full_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kafka_jit: the broker and MirrorMaker run with the client compiler only unless asked (docs/kafka-local.md)."""
+    from xborder_gateway.kafka_local._launcher import jit_options
+
+    monkeypatch.delenv("XBG_KAFKA_JIT", raising=False)
+    assert jit_options(load_settings(home=tmp_path)) == ("-XX:TieredStopAtLevel=1",)
+    assert jit_options(load_settings(home=tmp_path, kafka_jit="full")) == ()
+    monkeypatch.setenv("XBG_KAFKA_JIT", "full")
+    assert jit_options(load_settings(home=tmp_path)) == ()
+    monkeypatch.setenv("XBG_KAFKA_JIT", "fast")
+    with pytest.raises(ConfigError):
+        load_settings(home=tmp_path)

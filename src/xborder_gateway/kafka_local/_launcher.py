@@ -60,6 +60,11 @@ def java_executable() -> str:
     return found
 
 
+def jit_options(settings: Settings) -> tuple[str, ...]:
+    """The JVM's JIT flags for ``settings.kafka_jit`` (the broker's and MirrorMaker's command lines)."""
+    return ("-XX:TieredStopAtLevel=1",) if settings.kafka_jit == "quick" else ()
+
+
 def java_major_version(java: str | None = None) -> int:
     """The major version of ``java`` (8 for "1.8.0_392", 17 for "17.0.15")."""
     exe = java or java_executable()
@@ -365,7 +370,7 @@ class LocalKafka:
         progress(f"starting Apache Kafka {s.kafka_version} (KRaft, single node) at {s.bootstrap_local}")
         cmd = [
             java, f"-Xmx{s.kafka_heap}", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true",
+            *jit_options(s), "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j}", f"-Dkafka.logs.dir={self.log_dir}",
             "-cp", classpath, "kafka.Kafka", str(self.properties),
         ]

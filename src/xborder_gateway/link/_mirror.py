@@ -37,6 +37,7 @@ from xborder_gateway.kafka_local._launcher import (
     _reap,
     java_executable,
     java_major_version,
+    jit_options,
 )
 from xborder_gateway.link._pki import link_files, write_truststore
 
@@ -326,7 +327,7 @@ class LinkMirror:
         self.properties.write_text(self.mm2_properties(), encoding="utf-8")
         self.log4j.write_text(self._log4j_properties(), encoding="utf-8")
         cmd = [
-            java, f"-Xmx{s.link_heap}", "-Xms64m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            java, f"-Xmx{s.link_heap}", "-Xms64m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", *jit_options(s),
             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self.log4j}",
             "-cp", f"{jars}/*", "org.apache.kafka.connect.mirror.MirrorMaker", str(self.properties),
         ]
