@@ -121,7 +121,6 @@ def _profiled(handler: Handler, args: argparse.Namespace, settings: Settings) ->
     if not directory:
         return handler(args, settings)
     import cProfile
-
     import time
 
     cpu_clock = os.environ.get("XBG_PROFILE_CLOCK", "wall") == "cpu"
