@@ -56,6 +56,7 @@ from typing import Any
 from xborder_gateway.exchange._business import MANIFEST_TYPES, BusinessDecision, KnownDeclaration
 from xborder_gateway.exchange._business import decide as _decide_manifest
 from xborder_gateway.exchange._status import StatusChange, StatusKind, StatusVehicle
+from xborder_gateway.exchange._stores import insert_rows
 
 __all__ = [
     "LINKED_DECLARATION_CANCELLED",
@@ -482,8 +483,9 @@ def submit_vehicle(conn: sqlite3.Connection, *, business_key: str, version: int,
                               processed_ms=processed_ms, grace_s=grace_s, created_ms=created_ms, lookup=lookup,
                               outcome=outcome)
     conn.execute("DELETE FROM cn_vehicle_links WHERE vehicle_key = ?", (business_key,))
-    conn.executemany("INSERT OR IGNORE INTO cn_vehicle_links (vehicle_key, declaration_number) VALUES (?, ?)",
-                     [(business_key, k) for k in links])
+    # issue 13: one multi-row statement, not one per link
+    insert_rows(conn, "INSERT OR IGNORE INTO cn_vehicle_links (vehicle_key, declaration_number)",
+                [(business_key, k) for k in links])
     return VehicleDecision(business_key, version, document_type, message_id, decision, DecisionCause.SUBMITTED,
                            links)
 
