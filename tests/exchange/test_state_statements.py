@@ -78,7 +78,7 @@ def test_a_poison_envelope_is_nacked_once_and_its_batch_mates_processed_once(
     run again (a bug that strikes once still NACKs it, as the per-envelope savepoint did) -- and the rolled
     back pass leaves no trace: each batch-mate is processed, recorded and audited exactly once."""
     _bench_module, stream = _stream(home, 4)
-    poison = stream[1].header_str("xbg-message-id")
+    poison = str(stream[1].header_str("xbg-message-id"))
     real = NanningProcessor._decide
     calls: list[str] = []
 
@@ -96,7 +96,7 @@ def test_a_poison_envelope_is_nacked_once_and_its_batch_mates_processed_once(
     assert calls.count(poison) == 1, "the failed envelope is not run again"
     assert (res.counts["failed"], res.counts["processed"]) == (1, len(stream) - 1)
     verified = [e.message_id for e in res.events if e.event_type.value == "verified"]
-    assert sorted(verified) == sorted(r.header_str("xbg-message-id") for r in stream if r is not stream[1])
+    assert sorted(verified) == sorted(str(r.header_str("xbg-message-id")) for r in stream if r is not stream[1])
     db = sqlite3.connect(home.settings.state_db("CN"))
     assert db.execute("SELECT count(*) FROM cn_processed").fetchone()[0] == len(stream) - 1
     assert db.execute("SELECT count(*) FROM envelope_replay").fetchone()[0] == len(stream) - 1
@@ -147,7 +147,7 @@ def test_a_poison_receipt_changes_nothing_and_its_batch_mates_apply_once(home: H
     cn.close()
     tracker = ReceiptTracker(home.settings, home.vn, home.vn_trust)
     tracker.consume(stream)
-    poison = answers[1].header_str("xbg-message-id")
+    poison = str(answers[1].header_str("xbg-message-id"))
     real = ReceiptTracker._technical
     calls: list[str] = []
 
@@ -165,6 +165,6 @@ def test_a_poison_receipt_changes_nothing_and_its_batch_mates_apply_once(home: H
     assert calls.count(poison) == 1, "the failed receipt is not applied again"
     assert (res.counts["failed"], res.counts["delivered"]) == (1, len(answers) - 1)
     delivered = [e.message_id for e in res.events if e.event_type.value == "delivered"]
-    assert sorted(delivered) == sorted(a.header_str("xbg-message-id") for a in answers if a is not answers[1])
+    assert sorted(delivered) == sorted(str(a.header_str("xbg-message-id")) for a in answers if a is not answers[1])
     assert state[poison] == "pending"
     assert sorted(v for k, v in state.items() if k != poison) == ["delivered"] * (len(answers) - 1)
