@@ -173,7 +173,6 @@ class ReceiptTracker:
         self.exchange_topics = {settings.topic_exchange, settings.topic_exchange_priority}
         self.pending_seen = 0  # refreshed by the resend task; read by the health endpoint (another thread)
         self._status: list[Outgoing] = []
-        self._status_mark = 0
         self.policy = TrackerPolicy(max_attempts=settings.exchange_resend_max_attempts,
                                     receipt_timeout_ms=self.timeout_ms,
                                     backoff_ms=lambda sends: int(self.backoff.seconds(sends) * 1000))
@@ -293,21 +292,6 @@ class ReceiptTracker:
                 ids.append(str(got[1]["message_id"]))
         return ids
 
-    def _sent(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int]) -> None:
-        mid = r.header_str(H_MESSAGE_ID) or (r.key or b"").decode()
-        published = r.header_str(H_PUBLISHED_MS)
-        sent_ms = r.timestamp_ms or now_ms()
-        tracked = self.store.record_sent(
-            message_id=mid, topic=r.topic, partition=r.partition, key=r.key, data=r.value, headers=r.headers,
-            doc_type=r.header_str(H_DOC_TYPE), business_key=r.header_str(H_BUSINESS_KEY), run=r.header_str(H_RUN),
-            published_ms=int(published) if published else None, sent_ms=sent_ms, due_ms=sent_ms + self.timeout_ms)
-        if tracked:
-            counts["sent"] += 1
-            events.append(event(self.authority, PROCESS, EventType.SENT, message_id=mid,
-                                business_key=r.header_str(H_BUSINESS_KEY), document_type=r.header_str(H_DOC_TYPE),
-                                envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
-                                kafka_partition=r.partition, kafka_offset=r.offset, attempt=1))
-
     def _rejected(self, conn: sqlite3.Connection, r: Incoming, counts: dict[str, int]) -> None:
         code = None
         with contextlib.suppress(ValueError, TypeError, AttributeError):
@@ -343,23 +327,6 @@ class ReceiptTracker:
             except Exception as exc:  # noqa: BLE001 - raised again, and handled, in _receipt
                 out[(r.partition, r.offset)] = _Opening(None, exc)
         return out
-
-    def _receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
-                 latencies: list[float], *, pre: _Opening) -> None:
-        """One record of the receipts topic inside a savepoint: a receipt we cannot trust, a malformed one, or
-        one that makes the tracker fail unexpectedly changes nothing but a counter (and, for an unexpected
-        failure, an audit event) -- it never blocks the partition. ``pre``: the record opened before the
-        transaction (``_open_all``). (Issue 13: :meth:`_receipts` applies a batch under one savepoint.)"""
-        conn.execute("SAVEPOINT receipt")
-        mark = len(events)
-        self._status_mark = len(self._status)
-        try:
-            self._apply_receipt(conn, r, events, counts, latencies, pre=pre)
-        except Exception as exc:  # noqa: BLE001 - handled (logged, counted, audited) by _receipt_failed
-            self._undo(conn, events, mark)
-            self._receipt_failed(r, exc, events, counts)
-            return
-        conn.execute("RELEASE receipt")
 
     def _apply_receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
                        latencies: list[float], *, pre: _Opening) -> None:
@@ -397,12 +364,6 @@ class ReceiptTracker:
                                 envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, outcome="failed",
                                 reason_code=INTERNAL_ERROR))
-
-    def _undo(self, conn: sqlite3.Connection, events: list[AuditEvent], mark: int) -> None:
-        conn.execute("ROLLBACK TO receipt")
-        conn.execute("RELEASE receipt")
-        del events[mark:]
-        del self._status[self._status_mark:]
 
     def _technical(self, conn: sqlite3.Connection, issuer: str, record: dict[str, Any], r: Incoming, *,
                    events: list[AuditEvent], counts: dict[str, int], latencies: list[float]) -> None:
