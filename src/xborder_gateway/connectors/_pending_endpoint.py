@@ -76,6 +76,7 @@ from xborder_gateway.exchange._pending import (
     next_expiry_ms,
     next_version,
     register_declaration,
+    register_declaration_detail,
     stale_decision,
     submit_vehicle,
     version_of,
@@ -266,15 +267,20 @@ class PendingEndpoint:
         if version is None:  # ADR 0404: a record without a version (Declaration <= v3, null AMV): arrival order
             version = next_version(conn, business_key)
         kind = VersionKind.CANCELLATION if record.get("cancellation") is True else VersionKind.DECLARATION
-        prior = conn.execute("SELECT message_id, version, status, reasons, sender, run, doc_type FROM "
-                             "cn_declaration_outcomes WHERE business_key = ?", (business_key,)).fetchone()
-        verdict, vehicles = register_declaration(
+        verdict, vehicles, new = register_declaration_detail(
             conn, business_key=business_key, version=version, kind=kind, document_type=doc_type,
-            message_id=message_id, gross_weight_kg=record.get("gross_weight_kg"), now_ms=now, grace_s=self.grace_s)
+            message_id=message_id, gross_weight_kg=record.get("gross_weight_kg"), now_ms=now, grace_s=self.grace_s,
+            outcome=None)
         if verdict is VersionVerdict.STALE:  # VER-2 / VER-4: answered, nothing applied
             return Step(stale_decision(conn, business_key, version))
         later: list[Outgoing] = []
         if verdict is VersionVerdict.APPLY:
+            # the outcome in force before this version (REL-1..4). Issue 13: read after the registration, which
+            # writes no cn_declaration_outcomes row, and not at all for a number new here (an outcome is only
+            # ever stored after its version, so a first version has none)
+            prior = None if new else conn.execute(
+                "SELECT message_id, version, status, reasons, sender, run, doc_type FROM cn_declaration_outcomes "
+                "WHERE business_key = ?", (business_key,)).fetchone()
             if prior is not None and str(prior[2]) == "HELD" and isinstance(self.rules, CnRuleSet):
                 later += self._release(conn, prior, business_key, record, version=version, message_id=message_id,
                                        now=now, events=events)

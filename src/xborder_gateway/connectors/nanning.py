@@ -183,6 +183,9 @@ class NanningProcessor:
             settings, me, trust, self.rules, self.store.connection, authority=authority, process=PROCESS,
             outcome=self.mirror.outcome if self.mirror is not None else None)
         self._batch = self._new_answers()  # issue 13: replaced per batch (per transaction attempt)
+        #: issue 13: the fast pass's cn_processed rows, written per batch (None: written per envelope)
+        self._processed_rows: list[tuple[Any, ...]] | None = None
+        self._answer_rows: list[tuple[str, list[StoredAnswer]]] = []  # issue 13: the batch's answers
 
     def _new_answers(self) -> AnswerBatch:
         """Issue 13: this attempt's answers, sealed together in the configured suite (exchange/_answers.py)."""
@@ -210,21 +213,11 @@ class NanningProcessor:
         outputs: list[Outgoing] = []
         events: list[AuditEvent] = []
         counts = {"processed": 0, "duplicate": 0, "refused": 0, "dropped": 0, "transient_nack": 0}
-        f = self.faults
         # Within a batch, goods declarations are registered before the vehicle declarations that link them
         # (the priority lane stays first among equals: the sort is stable).
         ordered = sorted(records, key=lambda x: self.rules.batch_order(x.header_str(H_DOC_TYPE)))
         with self.store.transaction() as conn:
-            self._batch = self._new_answers()  # issue 13: a fresh batch (secret) per attempt
-            for r in ordered:
-                if f.drop_rate and self.rng.random() < f.drop_rate:
-                    counts["dropped"] += 1
-                    log_line(logging.INFO, "fault: dropped", message_id=r.header_str(H_MESSAGE_ID))
-                    continue
-                copies = 2 if f.duplicate_rate and self.rng.random() < f.duplicate_rate else 1
-                for _ in range(copies):
-                    outputs.extend(self._guarded(conn, r, events, counts))
-            outputs.extend(self._batch.finish())  # issue 13: seal the batch's answers, store their bytes
+            outputs.extend(self._attempts(conn, ordered, events, counts))
             if audit is not None and events:
                 # Audit before the state commit (ADR 0400): held write lock order is state -> audit, and
                 # no writer of the CN audit log ever waits for this state file, so this cannot deadlock.
@@ -233,26 +226,93 @@ class NanningProcessor:
         self.processed += counts["processed"]
         return ProcessResult(outputs, events, counts)
 
+    def _attempts(self, conn: sqlite3.Connection, ordered: Sequence[Incoming], events: list[AuditEvent],
+                  counts: dict[str, int]) -> list[Outgoing]:
+        """The batch's envelopes inside the open transaction: poison isolation paid for by a failure only.
+
+        Issue 13 item 4: the fast pass runs every envelope under ONE batch savepoint, its ``cn_processed``
+        rows written per batch. An unexpected error on one envelope (what :meth:`_guarded` turns into an
+        ``INTERNAL_ERROR`` NACK) rolls the pass back to that savepoint -- SQLite state and the in-memory
+        events, counts, answers and fault draws alike (the generator's state is restored, so every draw
+        repeats) -- and the batch runs again: an envelope that failed is answered from its recorded error
+        without running it again, every other one runs again. So one bad envelope never fails its
+        batch-mates (a921b26: poison messages never block a partition), as with a savepoint per envelope,
+        which a healthy batch no longer pays for. An error outside every envelope (the batch's own writes)
+        runs the batch once more as before issue 13 (``guarded``: a savepoint per envelope, immediate
+        writes), where it fails the batch as it did then."""
+        f = self.faults
+        failed: dict[int, Exception] = {}  # copy number in the batch -> what the fast pass raised on it
+        events_mark, counts0, rng0 = len(events), dict(counts), self.rng.getstate()
+        guarded = False
+        while True:
+            self._batch = self._new_answers()  # issue 13: a fresh batch (secret) per attempt
+            self._processed_rows = None if guarded else []
+            conn.execute("SAVEPOINT batch")
+            outputs: list[Outgoing] = []
+            n = 0
+            try:
+                for r in ordered:
+                    if f.drop_rate and self.rng.random() < f.drop_rate:
+                        counts["dropped"] += 1
+                        log_line(logging.INFO, "fault: dropped", message_id=r.header_str(H_MESSAGE_ID))
+                        continue
+                    for _ in range(2 if f.duplicate_rate and self.rng.random() < f.duplicate_rate else 1):
+                        n += 1
+                        if n in failed:
+                            outputs.extend(self._failed(r, failed[n], events, counts))
+                        elif guarded:
+                            outputs.extend(self._guarded(conn, r, events, counts))
+                        else:
+                            try:
+                                outputs.extend(self._one(conn, r, events, counts))
+                            except Exception as exc:
+                                failed[n] = exc
+                                raise _Retry from exc
+                if self._processed_rows:  # issue 13: the batch's cn_processed rows in one statement
+                    self.answers.record_processed_many(self._processed_rows)
+                self._answer_rows = []
+                outputs.extend(self._batch.finish())  # issue 13: seal the batch's answers, store their bytes
+                self.answers.record_answers_many(self._answer_rows)  # issue 13: per batch, not per message
+            except Exception as exc:
+                conn.execute("ROLLBACK TO batch")
+                conn.execute("RELEASE batch")
+                del events[events_mark:]
+                counts.clear()
+                counts.update(counts0)
+                self.rng.setstate(rng0)
+                if guarded:
+                    raise
+                guarded = not isinstance(exc, _Retry)  # the batch's own writes failed: once more as before
+                continue
+            conn.execute("RELEASE batch")
+            return outputs
+
+    def _failed(self, r: Incoming, exc: Exception, events: list[AuditEvent], counts: dict[str, int]
+                ) -> list[Outgoing]:
+        """An envelope the fast pass failed on: logged, audited and NACKed ``INTERNAL_ERROR``, nothing stored."""
+        counts["failed"] = counts.get("failed", 0) + 1
+        logging.getLogger(__name__).error("unexpected error on %s/%d@%d message_id=%s", r.topic, r.partition,
+                                          r.offset, r.header_str(H_MESSAGE_ID), exc_info=exc)
+        return self._internal_error(r, exc, events)
+
     def _guarded(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent],
                  counts: dict[str, int]) -> list[Outgoing]:
         """One envelope inside a savepoint: an unexpected error (anything but the documented
         ``EnvelopeOpenError`` / ``GatewayError`` paths) undoes only this envelope's writes, is logged, audited
         and answered with a NACK carrying the retriable code ``INTERNAL_ERROR`` (the tracker resends it) --
-        never a silent skip, and a poison envelope never blocks the partition."""
+        never a silent skip, and a poison envelope never blocks the partition. (Issue 13: only the fallback
+        pass of :meth:`_attempts` pays for this savepoint.)"""
         conn.execute("SAVEPOINT one")
         mark = len(events)
         answers_mark = self._batch.mark()
         try:
             out = self._one(conn, r, events, counts)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - logged with its traceback by _failed
             self._batch.rollback(answers_mark)
             conn.execute("ROLLBACK TO one")
             conn.execute("RELEASE one")
             del events[mark:]
-            counts["failed"] = counts.get("failed", 0) + 1
-            logging.getLogger(__name__).exception("unexpected error on %s/%d@%d message_id=%s", r.topic,
-                                                  r.partition, r.offset, r.header_str(H_MESSAGE_ID))
-            return self._internal_error(r, exc, events)
+            return self._failed(r, exc, events, counts)
         conn.execute("RELEASE one")
         return out
 
@@ -442,12 +502,17 @@ class NanningProcessor:
             outputs = [self._answer(mid, kind, get(slot).data, mid=mid, run=run, business_key=business_key)
                        for kind, slot in answers]
             outputs += later  # issue 15: in this batch's transaction, and replayed with this message's answers
-            self.answers.record_answers(mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs])
+            # issue 13: stored with the batch's other answers (EndpointStore.record_answers_many)
+            self._answer_rows.append((mid, [StoredAnswer(o.topic, o.key, o.value, o.headers) for o in outputs]))
             return outputs
 
         self._batch.then(mid, finish)
-        self.answers.record_processed(message_id=mid, run=run, doc_type=doc_type, business_key=business_key,
-                                      status=status, received_ms=now_ms())
+        processed = (mid, run, doc_type, business_key, status, now_ms())
+        if self._processed_rows is not None:  # issue 13: the fast pass writes them per batch
+            self._processed_rows.append(processed)
+        else:
+            self.answers.record_processed(message_id=mid, run=run, doc_type=doc_type, business_key=business_key,
+                                          status=status, received_ms=processed[-1])
         # ENV-10: recorded in the same transaction as the answers
         SqliteReplayStore.remember_on(conn, header, opened.sha256, now)
         events.append(event(self.authority, PROCESS, EventType.VERIFIED, message_id=mid, business_key=business_key,
@@ -461,6 +526,10 @@ class NanningProcessor:
         counts["processed"] += 1
         log_line(logging.DEBUG, "processed", message_id=mid, business_key=business_key, status=status)
         return []
+
+
+class _Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The fast pass failed on one envelope: roll it back and run the batch again (``_attempts``)."""
 
 
 def _attempt(r: Incoming) -> int | None:

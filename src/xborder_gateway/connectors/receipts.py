@@ -173,7 +173,6 @@ class ReceiptTracker:
         self.exchange_topics = {settings.topic_exchange, settings.topic_exchange_priority}
         self.pending_seen = 0  # refreshed by the resend task; read by the health endpoint (another thread)
         self._status: list[Outgoing] = []
-        self._status_mark = 0
         self.policy = TrackerPolicy(max_attempts=settings.exchange_resend_max_attempts,
                                     receipt_timeout_ms=self.timeout_ms,
                                     backoff_ms=lambda sends: int(self.backoff.seconds(sends) * 1000))
@@ -204,36 +203,94 @@ class ReceiptTracker:
         self._status = []  # the sender's status feed (issue 10 item 4): produced after the state commit
         order = {self.settings.topic_rejected: 1, self.settings.topic_receipts: 2}
         opened = self._open_all(records)  # the pure, CPU-heavy part, before the state's write lock
-        with transaction(self.conn) as conn:
-            for r in sorted(records, key=lambda x: order.get(x.topic, 0)):
-                if r.topic in self.exchange_topics:
-                    self._sent(conn, r, events, counts)
-                elif r.topic == self.settings.topic_rejected:
-                    self._rejected(conn, r, counts)
-                elif r.topic == self.settings.topic_receipts:
-                    self._receipt(conn, r, events, counts, latencies, pre=opened[(r.partition, r.offset)])
-            if audit is not None and events:
-                # Audit before the state commit (ADR 0400). Lock order state -> audit; no writer of the VN
-                # audit log (outbound, other tracker instances, their resend tasks, the checkpoint thread)
-                # waits for the state file while holding the audit log, so this cannot deadlock.
-                audit(events)
+        ordered = sorted(records, key=lambda x: order.get(x.topic, 0))
+        try:
+            with transaction(self.conn) as conn:
+                self._sent_all(conn, [r for r in ordered if r.topic in self.exchange_topics], events, counts)
+                for r in ordered:
+                    if r.topic == self.settings.topic_rejected:
+                        self._rejected(conn, r, counts)
+                self._receipts(conn, [r for r in ordered if r.topic == self.settings.topic_receipts], opened,
+                               events, counts, latencies)
+                if audit is not None and events:
+                    # Audit before the state commit (ADR 0400). Lock order state -> audit; no writer of the VN
+                    # audit log (outbound, other tracker instances, their resend tasks, the checkpoint thread)
+                    # waits for the state file while holding the audit log, so this cannot deadlock.
+                    audit(events)
+        finally:
+            self.store.forget()  # issue 13: nothing read ahead outlives the batch's transaction
         status, self._status = self._status, []
         return ProcessResult(status, events, counts, latencies)
 
-    def _sent(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int]) -> None:
-        mid = r.header_str(H_MESSAGE_ID) or (r.key or b"").decode()
-        published = r.header_str(H_PUBLISHED_MS)
-        sent_ms = r.timestamp_ms or now_ms()
-        tracked = self.store.record_sent(
-            message_id=mid, topic=r.topic, partition=r.partition, key=r.key, data=r.value, headers=r.headers,
-            doc_type=r.header_str(H_DOC_TYPE), business_key=r.header_str(H_BUSINESS_KEY), run=r.header_str(H_RUN),
-            published_ms=int(published) if published else None, sent_ms=sent_ms, due_ms=sent_ms + self.timeout_ms)
-        if tracked:
-            counts["sent"] += 1
-            events.append(event(self.authority, PROCESS, EventType.SENT, message_id=mid,
-                                business_key=r.header_str(H_BUSINESS_KEY), document_type=r.header_str(H_DOC_TYPE),
-                                envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
-                                kafka_partition=r.partition, kafka_offset=r.offset, attempt=1))
+    def _sent_all(self, conn: sqlite3.Connection, sent: Sequence[Incoming], events: list[AuditEvent],
+                  counts: dict[str, int]) -> None:
+        """The batch's committed envelopes, tracked by one query and one multi-row upsert (issue 13; the
+        result per envelope is :meth:`TrackerStore.record_sent`'s)."""
+        del conn  # the store's connection, in the open transaction
+        rows = []
+        for r in sent:
+            published = r.header_str(H_PUBLISHED_MS)
+            sent_ms = r.timestamp_ms or now_ms()
+            rows.append({"message_id": r.header_str(H_MESSAGE_ID) or (r.key or b"").decode(), "topic": r.topic,
+                         "partition": r.partition, "key": r.key, "data": r.value, "headers": r.headers,
+                         "doc_type": r.header_str(H_DOC_TYPE), "business_key": r.header_str(H_BUSINESS_KEY),
+                         "run": r.header_str(H_RUN), "published_ms": int(published) if published else None,
+                         "sent_ms": sent_ms, "due_ms": sent_ms + self.timeout_ms})
+        for r, row, tracked in zip(sent, rows, self.store.record_sent_many(rows), strict=True):
+            if tracked:
+                counts["sent"] += 1
+                events.append(event(self.authority, PROCESS, EventType.SENT, message_id=row["message_id"],
+                                    business_key=row["business_key"], document_type=row["doc_type"],
+                                    envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
+                                    kafka_partition=r.partition, kafka_offset=r.offset, attempt=1))
+
+    def _receipts(self, conn: sqlite3.Connection, receipts: Sequence[Incoming],  # noqa: PLR0917
+                  opened: dict[tuple[int, int], _Opening], events: list[AuditEvent], counts: dict[str, int],
+                  latencies: list[float]) -> None:
+        """The batch's receipts-topic records, poison isolation paid for by a failure only (issue 13 item 4).
+
+        The fast pass reads the tracked rows of all of them with one query (:meth:`TrackerStore.prefetch`) and
+        applies them under ONE savepoint. A record that raises (what :meth:`_receipt` handles in its own
+        savepoint: untrusted, malformed, unexpected) rolls the pass back -- state, events, counts, latencies
+        and status records -- and the pass runs again with that record handled from its recorded error,
+        without applying it; every other record is applied again. So one bad receipt never fails or blocks
+        its batch-mates (a921b26), and a healthy batch pays no savepoint per record."""
+        failed: dict[int, Exception] = {}
+        marks = len(events), dict(counts), len(latencies), len(self._status)
+        while True:
+            self.store.prefetch(self._receipt_ids(receipts, opened))
+            conn.execute("SAVEPOINT receipts")
+            try:
+                for i, r in enumerate(receipts):
+                    if i in failed:
+                        self._receipt_failed(r, failed[i], events, counts)
+                        continue
+                    try:
+                        self._apply_receipt(conn, r, events, counts, latencies, pre=opened[(r.partition, r.offset)])
+                    except Exception as exc:
+                        failed[i] = exc
+                        raise _Retry from exc
+            except _Retry:
+                conn.execute("ROLLBACK TO receipts")
+                conn.execute("RELEASE receipts")
+                del events[marks[0]:]
+                counts.clear()
+                counts.update(marks[1])
+                del latencies[marks[2]:]
+                del self._status[marks[3]:]
+                continue
+            conn.execute("RELEASE receipts")
+            return
+
+    @staticmethod
+    def _receipt_ids(receipts: Sequence[Incoming], opened: dict[tuple[int, int], _Opening]) -> list[str]:
+        """The message ids the opened receipts and business responses name (for the read ahead)."""
+        ids = []
+        for r in receipts:
+            got = opened[(r.partition, r.offset)].result
+            if got is not None and isinstance(got[1], dict) and "message_id" in got[1]:
+                ids.append(str(got[1]["message_id"]))
+        return ids
 
     def _rejected(self, conn: sqlite3.Connection, r: Incoming, counts: dict[str, int]) -> None:
         code = None
@@ -271,57 +328,42 @@ class ReceiptTracker:
                 out[(r.partition, r.offset)] = _Opening(None, exc)
         return out
 
-    def _receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
-                 latencies: list[float], *, pre: _Opening) -> None:
-        """One record of the receipts topic inside a savepoint: a receipt we cannot trust, a malformed one, or
-        one that makes the tracker fail unexpectedly changes nothing but a counter (and, for an unexpected
-        failure, an audit event) -- it never blocks the partition. ``pre``: the record opened before the
-        transaction (``_open_all``)."""
-        conn.execute("SAVEPOINT receipt")
-        mark = len(events)
-        self._status_mark = len(self._status)
-        try:
-            opened, record = pre.get()
-            if (r.header_str("xbg-kind") or "receipt") == "receipt":
-                self._technical(conn, opened.header.sender, record, r, events=events, counts=counts,
-                                latencies=latencies)
-            else:
-                response = record
-                self.store.record_business(str(response["message_id"]), str(response["status"]),
-                                           response.get("reasons"))
-                counts["business"] += 1
-                self._status.append(status_record(self.settings.topic_status, StatusChange(
-                    str(response["business_key"]), self.authority, StatusKind.BUSINESS_OUTCOME, now_ms(),
-                    str(response.get("document_type") or "") or None, message_id=str(response["message_id"]),
-                    business_status=str(response["status"]),
-                    reasons=tuple((str(x["code"]), str(x["text"])[:500]) for x in response.get("reasons") or ()))))
-        except GatewayError as exc:  # a receipt we cannot trust changes nothing
-            self._undo(conn, events, mark)
+    def _apply_receipt(self, conn: sqlite3.Connection, r: Incoming, events: list[AuditEvent], counts: dict[str, int],
+                       latencies: list[float], *, pre: _Opening) -> None:
+        """Apply one opened record of the receipts topic; raises what opening or applying it raised."""
+        opened, record = pre.get()
+        if (r.header_str("xbg-kind") or "receipt") == "receipt":
+            self._technical(conn, opened.header.sender, record, r, events=events, counts=counts,
+                            latencies=latencies)
+            return
+        response = record
+        self.store.record_business(str(response["message_id"]), str(response["status"]),
+                                   response.get("reasons"))
+        counts["business"] += 1
+        self._status.append(status_record(self.settings.topic_status, StatusChange(
+            str(response["business_key"]), self.authority, StatusKind.BUSINESS_OUTCOME, now_ms(),
+            str(response.get("document_type") or "") or None, message_id=str(response["message_id"]),
+            business_status=str(response["status"]),
+            reasons=tuple((str(x["code"]), str(x["text"])[:500]) for x in response.get("reasons") or ()))))
+
+    def _receipt_failed(self, r: Incoming, exc: Exception, events: list[AuditEvent], counts: dict[str, int]) -> None:
+        """A record whose application raised ``exc`` (its writes undone): counted, logged and, for an
+        unexpected failure, audited -- it changes nothing else."""
+        if isinstance(exc, GatewayError):  # a receipt we cannot trust changes nothing
             counts["bad_receipt"] += 1
             log_line(logging.WARNING, "receipt refused", message_id=r.header_str(H_MESSAGE_ID), code=exc.code)
-            return
-        except (KeyError, TypeError, ValueError):  # a signed but malformed record: never block the partition
-            self._undo(conn, events, mark)
+        elif isinstance(exc, (KeyError, TypeError, ValueError)):  # a signed but malformed record
             counts["bad_receipt"] += 1
-            logging.getLogger(__name__).exception("malformed receipt message_id=%s", r.header_str(H_MESSAGE_ID))
-            return
-        except Exception:  # issue 9 item 3: an unexpected failure is audited and counted, never silent
-            self._undo(conn, events, mark)
+            logging.getLogger(__name__).error("malformed receipt message_id=%s", r.header_str(H_MESSAGE_ID),
+                                              exc_info=exc)
+        else:  # issue 9 item 3: an unexpected failure is audited and counted, never silent
             counts["failed"] = counts.get("failed", 0) + 1
-            logging.getLogger(__name__).exception("unexpected error on receipt %s/%d@%d message_id=%s", r.topic,
-                                                  r.partition, r.offset, r.header_str(H_MESSAGE_ID))
+            logging.getLogger(__name__).error("unexpected error on receipt %s/%d@%d message_id=%s", r.topic,
+                                              r.partition, r.offset, r.header_str(H_MESSAGE_ID), exc_info=exc)
             events.append(event(self.authority, PROCESS, EventType.REJECTED, message_id=r.header_str(H_MESSAGE_ID),
                                 envelope_sha256=hashlib.sha256(r.value).digest(), kafka_topic=r.topic,
                                 kafka_partition=r.partition, kafka_offset=r.offset, outcome="failed",
                                 reason_code=INTERNAL_ERROR))
-            return
-        conn.execute("RELEASE receipt")
-
-    def _undo(self, conn: sqlite3.Connection, events: list[AuditEvent], mark: int) -> None:
-        conn.execute("ROLLBACK TO receipt")
-        conn.execute("RELEASE receipt")
-        del events[mark:]
-        del self._status[self._status_mark:]
 
     def _technical(self, conn: sqlite3.Connection, issuer: str, record: dict[str, Any], r: Incoming, *,
                    events: list[AuditEvent], counts: dict[str, int], latencies: list[float]) -> None:
@@ -530,6 +572,10 @@ class Claims:
 
 def _with_attempt(headers: tuple[tuple[str, bytes], ...], attempt: int) -> tuple[tuple[str, bytes], ...]:
     return (*((k, v) for k, v in headers if k != H_ATTEMPT), (H_ATTEMPT, str(attempt).encode()))
+
+
+class _Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The fast pass failed on one receipt: roll it back and apply the batch again (``_receipts``)."""
 
 
 TickHook = Callable[[Claims], Awaitable[None]]

@@ -101,14 +101,20 @@ class SqliteReplayStore:
                     now: datetime | None = None) -> None:
         """Record inside the caller's open transaction (no commit). A conflicting row raises ENV-10."""
         when = now or datetime.now(UTC)
+        # issue 13: one statement when the id is new (nearly always); the stored digest is read only on a
+        # conflict, to raise the same ENV-10 error as before (nothing is inserted either way)
+        cur = conn.execute(
+            f"INSERT INTO {TABLE} (message_id, sender, sha256, expires_ms, recorded_ms) VALUES (?, ?, ?, ?, ?) "  # noqa: S608
+            "ON CONFLICT (message_id) DO NOTHING",
+            (header.message_id.bytes, header.sender, envelope_sha256, to_ms(header.expires), to_ms(when)),
+        )
+        if cur.rowcount == 1:
+            return
         row = conn.execute(f"SELECT sha256 FROM {TABLE} WHERE message_id = ?",  # noqa: S608 - constant name
                            (header.message_id.bytes,)).fetchone()
         if row is not None:
             _raise_replay(header, bytes(row[0]), envelope_sha256)
-        conn.execute(
-            f"INSERT INTO {TABLE} (message_id, sender, sha256, expires_ms, recorded_ms) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
-            (header.message_id.bytes, header.sender, envelope_sha256, to_ms(header.expires), to_ms(when)),
-        )
+        raise sqlite3.IntegrityError(f"{TABLE}: message id {header.message_id} was neither inserted nor found")
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -56,6 +56,7 @@ from typing import Any
 from xborder_gateway.exchange._business import MANIFEST_TYPES, BusinessDecision, KnownDeclaration
 from xborder_gateway.exchange._business import decide as _decide_manifest
 from xborder_gateway.exchange._status import StatusChange, StatusKind, StatusVehicle
+from xborder_gateway.exchange._stores import insert_rows
 
 __all__ = [
     "LINKED_DECLARATION_CANCELLED",
@@ -87,6 +88,7 @@ __all__ = [
     "pending_status_change",
     "pending_vehicles",
     "register_declaration",
+    "register_declaration_detail",
     "stale_decision",
     "submit_vehicle",
     "vehicle_status_change",
@@ -217,23 +219,35 @@ def accept_version(conn: sqlite3.Connection, number: str, version: int, kind: Ve
     """Judge and, for APPLY, record ``version`` as the latest of ``number`` -- one compare-and-set inside the
     caller's transaction: the UPDATE repeats the verdict's condition, so a concurrent writer (another
     connection) that got there first turns this APPLY into what it is against the newer row."""
+    return _accept_version(conn, number, version, kind, now_ms=now_ms)[0]
+
+
+def _accept_version(conn: sqlite3.Connection, number: str, version: int, kind: VersionKind | str, *,
+                    now_ms: int) -> tuple[VersionVerdict, bool]:
+    """:func:`accept_version`, and whether the number was new here (its first version, just inserted)."""
     kind = VersionKind(kind)
     if not number:
         raise ValueError("a declaration number is required")
+    _check_version(version)  # VER-5, before any SQL
+    # issue 13: the first version of a number (nearly always) is one statement. VER-1: nothing known -> APPLY,
+    # so the insert IS the compare-and-set; a row already there (rowcount 0) is judged as before
+    cur = conn.execute("INSERT INTO cn_declaration_versions (business_key, version, kind, updated_ms) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (business_key) DO NOTHING",
+                       (number, version, kind.value, now_ms))
+    if cur.rowcount == 1:
+        return VersionVerdict.APPLY, True
     known = known_version(conn, number)
     verdict = judge_version(known, version, kind)
     if verdict is not VersionVerdict.APPLY:
-        return verdict
-    if known is None:
-        cur = conn.execute("INSERT OR IGNORE INTO cn_declaration_versions (business_key, version, kind, "
-                           "updated_ms) VALUES (?, ?, ?, ?)", (number, version, kind.value, now_ms))
-    else:
-        cur = conn.execute("UPDATE cn_declaration_versions SET version = ?, kind = ?, updated_ms = ? "
-                           "WHERE business_key = ? AND version = ? AND kind = ?",
-                           (version, kind.value, now_ms, number, known[0], known[1].value))
+        return verdict, False
+    if known is None:  # deleted since the insert found it: judge again against what is there now
+        return _accept_version(conn, number, version, kind, now_ms=now_ms)
+    cur = conn.execute("UPDATE cn_declaration_versions SET version = ?, kind = ?, updated_ms = ? "
+                       "WHERE business_key = ? AND version = ? AND kind = ?",
+                       (version, kind.value, now_ms, number, known[0], known[1].value))
     if cur.rowcount != 1:  # the row moved under us: judge again against what is there now
-        return accept_version(conn, number, version, kind, now_ms=now_ms)
-    return VersionVerdict.APPLY
+        return _accept_version(conn, number, version, kind, now_ms=now_ms)
+    return VersionVerdict.APPLY, False
 
 
 # ---- the vehicle decision (pure) ------------------------------------------------------------------------
@@ -322,6 +336,39 @@ def cn_declarations_lookup(conn: sqlite3.Connection) -> Callable[[str], KnownDec
             return None
         return KnownDeclaration(key, _decimal(row[0]))
     return lookup
+
+
+_LINKS_SQL = ("SELECT j.value, v.kind, d.business_key IS NOT NULL, d.gross_weight_kg FROM json_each(?) AS j "
+              "LEFT JOIN cn_declaration_versions AS v ON v.business_key = j.value "
+              "LEFT JOIN cn_declarations AS d ON d.business_key = j.value")
+
+
+def _links_view(conn: sqlite3.Connection, keys: Sequence[str]
+                ) -> tuple[Callable[[str], KnownDeclaration | None], Callable[[str], bool]]:
+    """Issue 13: :func:`cn_declarations_lookup` and :func:`_cancelled` for one decision on a vehicle's linked
+    declarations, read by ONE query (the per-key functions ran two or three statements per link, each
+    asked up to three times). A view of the state as it is now: build it right before the decision and
+    drop it after (no write may come in between); a key outside ``keys`` is asked of the database."""
+    seen: dict[str, tuple[str | None, bool, object]] = {}
+    if keys:
+        for key, kind, present, weight in conn.execute(_LINKS_SQL, (json.dumps(list(keys)),)):
+            seen[str(key)] = (kind, bool(present), weight)
+    lookup_db, cancelled_db = cn_declarations_lookup(conn), _cancelled(conn)
+
+    def lookup(key: str) -> KnownDeclaration | None:
+        got = seen.get(key)
+        if got is None:
+            return lookup_db(key)
+        kind, present, weight = got
+        if kind == VersionKind.CANCELLATION.value or not present:  # a cancelled declaration is not a known one
+            return None
+        return KnownDeclaration(key, _decimal(weight))
+
+    def cancelled(key: str) -> bool:
+        got = seen.get(key)
+        return cancelled_db(key) if got is None else got[0] == VersionKind.CANCELLATION.value
+
+    return lookup, cancelled
 
 
 def _decimal(value: object) -> Decimal | None:
@@ -413,9 +460,9 @@ def submit_vehicle(conn: sqlite3.Connection, *, business_key: str, version: int,
             text = f"version {version} of {business_key} is older than version {r.version} in force; not applied"
             return VehicleDecision(business_key, version, document_type, message_id,
                                    BusinessDecision("REJECTED", ((VERSION_STALE, text),)), DecisionCause.STALE, links)
-    look = lookup or cn_declarations_lookup(conn)
-    decision = decide_vehicle(document_type, links, gross_weight_kg=weight, lookup=look,
-                              cancelled=_cancelled(conn), processed_ms=processed_ms, now_ms=processed_ms,
+    view, cancelled = _links_view(conn, links)  # issue 13: one query for the links
+    decision = decide_vehicle(document_type, links, gross_weight_kg=weight, lookup=lookup or view,
+                              cancelled=cancelled, processed_ms=processed_ms, now_ms=processed_ms,
                               grace_ms=_grace_ms(grace_s), outcome=outcome)
     state = "PENDING" if decision.status == PENDING else "DECIDED"
     # a newer version replaces the older one and its links (VER-1); the old one is not answered again
@@ -436,8 +483,9 @@ def submit_vehicle(conn: sqlite3.Connection, *, business_key: str, version: int,
                               processed_ms=processed_ms, grace_s=grace_s, created_ms=created_ms, lookup=lookup,
                               outcome=outcome)
     conn.execute("DELETE FROM cn_vehicle_links WHERE vehicle_key = ?", (business_key,))
-    conn.executemany("INSERT OR IGNORE INTO cn_vehicle_links (vehicle_key, declaration_number) VALUES (?, ?)",
-                     [(business_key, k) for k in links])
+    # issue 13: one multi-row statement, not one per link
+    insert_rows(conn, "INSERT OR IGNORE INTO cn_vehicle_links (vehicle_key, declaration_number)",
+                [(business_key, k) for k in links])
     return VehicleDecision(business_key, version, document_type, message_id, decision, DecisionCause.SUBMITTED,
                            links)
 
@@ -461,8 +509,6 @@ def on_declaration(conn: sqlite3.Connection, declaration_number: str, version: i
     """
     kind = VersionKind(kind)
     _check_version(version)
-    look = lookup or cn_declarations_lookup(conn)
-    cancelled = _cancelled(conn)
     grace_ms = _grace_ms(grace_s)
     rows = [_row(r) for r in conn.execute(_LINKING_SQL, (declaration_number,)).fetchall()]
     if kind is VersionKind.CANCELLATION:
@@ -480,8 +526,10 @@ def on_declaration(conn: sqlite3.Connection, declaration_number: str, version: i
         # PEN-3: an arrival never rejects -- only the tick (``expire``) does, once the endpoint has caught up
         # with its input; judged as at processing time, a vehicle still missing another declaration waits
         # (after an outage, its other declarations may be in the same backlog, right behind this one)
-        decision = decide_vehicle(row.doc_type, row.linked, gross_weight_kg=row.gross_weight_kg, lookup=look,
-                                  cancelled=cancelled, processed_ms=row.processed_ms, now_ms=row.processed_ms,
+        view, cancelled = _links_view(conn, row.linked)  # issue 13: one query per vehicle, after _settle's writes
+        decision = decide_vehicle(row.doc_type, row.linked, gross_weight_kg=row.gross_weight_kg,
+                                  lookup=lookup or view, cancelled=cancelled, processed_ms=row.processed_ms,
+                                  now_ms=row.processed_ms,
                                   grace_ms=grace_ms, outcome=outcome)
         if decision == row.decision:
             continue  # still pending with the same reasons, or the same outcome: nothing new to answer
@@ -504,11 +552,23 @@ def register_declaration(conn: sqlite3.Connection, *, business_key: str, version
     transaction: judge its version (VER-1..5); on APPLY, register it in ``cn_declarations`` (an amendment
     replaces the weight; a cancellation removes the row) and re-evaluate the vehicles linking it (PEN-2,
     PEN-5). A STALE or DUPLICATE version changes nothing and re-evaluates nothing."""
+    verdict, vehicles, _new = register_declaration_detail(
+        conn, business_key=business_key, version=version, kind=kind, document_type=document_type,
+        message_id=message_id, gross_weight_kg=gross_weight_kg, now_ms=now_ms, grace_s=grace_s, outcome=outcome)
+    return verdict, vehicles
+
+
+def register_declaration_detail(conn: sqlite3.Connection, *, business_key: str, version: int, kind: VersionKind | str,
+                          document_type: str, message_id: str, gross_weight_kg: Decimal | str | None, now_ms: int,
+                          grace_s: float, outcome: Outcome | None
+                          ) -> tuple[VersionVerdict, list[VehicleDecision], bool]:
+    """:func:`register_declaration`, and whether the number was new here (no version of it was stored
+    before: issue 13, the endpoint then knows it has no stored outcome either, and skips that lookup)."""
     kind = VersionKind(kind)
     weight = _decimal(gross_weight_kg)
-    verdict = accept_version(conn, business_key, version, kind, now_ms=now_ms)
+    verdict, new = _accept_version(conn, business_key, version, kind, now_ms=now_ms)
     if verdict is not VersionVerdict.APPLY:
-        return verdict, []
+        return verdict, [], new
     if kind is VersionKind.CANCELLATION:
         conn.execute("DELETE FROM cn_declarations WHERE business_key = ?", (business_key,))
     else:
@@ -516,7 +576,8 @@ def register_declaration(conn: sqlite3.Connection, *, business_key: str, version
                      "VALUES (?, ?, ?, ?) ON CONFLICT (business_key) DO UPDATE SET doc_type = excluded.doc_type, "
                      "gross_weight_kg = excluded.gross_weight_kg, message_id = excluded.message_id",
                      (business_key, document_type, None if weight is None else str(weight), message_id))
-    return verdict, on_declaration(conn, business_key, version, now_ms, grace_s=grace_s, kind=kind, outcome=outcome)
+    return verdict, on_declaration(conn, business_key, version, now_ms, grace_s=grace_s, kind=kind,
+                                   outcome=outcome), new
 
 
 def stale_decision(conn: sqlite3.Connection, number: str, version: int) -> BusinessDecision:
@@ -538,15 +599,15 @@ def expire(conn: sqlite3.Connection, now_ms: int, *, grace_s: float,
     """The tick: every PENDING vehicle processed at least ``grace_s`` before ``now_ms`` is decided now --
     REJECTED ``LINKED_DECLARATION_UNKNOWN`` for the links still missing (PEN-3), each once (PEN-4)."""
     grace_ms = _grace_ms(grace_s)
-    look = lookup or cn_declarations_lookup(conn)
-    cancelled = _cancelled(conn)
     out = []
     rows = [_row(r) for r in conn.execute(
         _ROW_SQL + " WHERE state = 'PENDING' AND processed_ms <= ? ORDER BY processed_ms, business_key",
         (now_ms - grace_ms,)).fetchall()]
     for row in rows:
-        decision = decide_vehicle(row.doc_type, row.linked, gross_weight_kg=row.gross_weight_kg, lookup=look,
-                                  cancelled=cancelled, processed_ms=row.processed_ms, now_ms=now_ms,
+        view, cancelled = _links_view(conn, row.linked)  # issue 13: one query per vehicle
+        decision = decide_vehicle(row.doc_type, row.linked, gross_weight_kg=row.gross_weight_kg,
+                                  lookup=lookup or view, cancelled=cancelled, processed_ms=row.processed_ms,
+                                  now_ms=now_ms,
                                   grace_ms=grace_ms, outcome=outcome)
         if decision.status != PENDING and _settle(conn, row, decision, now_ms):
             out.append(VehicleDecision(row.business_key, row.version, row.doc_type, row.message_id, decision,

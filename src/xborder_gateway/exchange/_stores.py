@@ -19,7 +19,7 @@ from xborder_gateway.exchange._business import KnownDeclaration
 from xborder_gateway.exchange._state import PendingMessage, decode_headers, encode_headers
 from xborder_gateway.exchange._tracking import MessageState, mark_dead_letter_produced
 
-__all__ = ["EndpointStore", "StoredAnswer", "TrackedMessage", "TrackerStore", "transaction"]
+__all__ = ["EndpointStore", "StoredAnswer", "TrackedMessage", "TrackerStore", "insert_rows", "transaction"]
 
 
 @contextlib.contextmanager
@@ -48,6 +48,16 @@ class TrackedMessage:
     doc_type: str | None = None
 
 
+_MESSAGE_SQL = ("SELECT message_id, state, attempts, data, published_ms, next_due_ms, business_key, doc_type "
+                "FROM xbg_messages")
+_SENT_HEAD = ("INSERT INTO xbg_messages (message_id, topic, part, msg_key, data, headers, doc_type, business_key, "
+              "run, published_ms, first_sent_ms, attempts, next_due_ms, state)")
+_SENT_TAIL = ("ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, part = excluded.part, "
+              "msg_key = excluded.msg_key, "
+              "data = excluded.data, headers = excluded.headers, doc_type = excluded.doc_type, "
+              "business_key = excluded.business_key, run = excluded.run, published_ms = excluded.published_ms, "
+              "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms, "
+              "attempts = max(xbg_messages.attempts, 1) WHERE data IS NULL")
 _PENDING_COLUMNS = "message_id, topic, part, msg_key, data, headers, attempts, business_key, doc_type, last_nack"
 
 
@@ -62,6 +72,44 @@ class TrackerStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        #: issue 13: rows read ahead by :meth:`prefetch` (None: no row), each handed out once by :meth:`message`
+        self._ahead: dict[str, tuple[Any, ...] | None] = {}
+
+    def record_sent_many(self, sent: Sequence[dict[str, Any]]) -> list[bool]:
+        """Issue 13: :meth:`record_sent` for a batch (its keyword arguments, in consumption order), with the
+        same results: one query reads which ids are tracked with bytes already, one multi-row upsert per 100
+        rows writes them all. An id is newly tracked when it has no row, or a row without bytes (a receipt
+        came first), and was not tracked earlier in the same batch -- what each upsert's ``rowcount`` says."""
+        if not sent:
+            return []
+        ids = [str(x["message_id"]) for x in sent]
+        known = {str(m): bool(no_data) for m, no_data in self.conn.execute(
+            "SELECT message_id, data IS NULL FROM xbg_messages WHERE message_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),))}
+        tracked = []
+        for mid, x in zip(ids, sent, strict=True):
+            tracked.append(known.get(mid, True))
+            known[mid] = x["data"] is None
+        insert_rows(self.conn, _SENT_HEAD, [
+            (x["message_id"], x["topic"], x["partition"], x["key"], x["data"], encode_headers(x["headers"]),
+             x["doc_type"], x["business_key"], x["run"], x["published_ms"], x["sent_ms"], 1, x["due_ms"], "pending")
+            for x in sent], tail=_SENT_TAIL)
+        return tracked
+
+    def prefetch(self, message_ids: Iterable[str]) -> None:
+        """Issue 13: read the rows of ``message_ids`` with ONE query for the receipts of a batch; each is
+        handed out once by :meth:`message` (a second look at an id, after its row changed, reads it again)
+        and dropped by any write of this store to it. Call :meth:`forget` when the batch ends."""
+        ids = list(dict.fromkeys(message_ids))
+        self._ahead = dict.fromkeys(ids)
+        if ids:
+            for row in self.conn.execute(_MESSAGE_SQL + " WHERE message_id IN (SELECT value FROM json_each(?))",  # noqa: S608
+                                         (json.dumps(ids),)):
+                self._ahead[str(row[0])] = tuple(row[1:])
+
+    def forget(self) -> None:
+        """Drop what :meth:`prefetch` read (the batch's transaction ends)."""
+        self._ahead = {}
 
     def record_sent(self, *, message_id: str, topic: str, partition: int, key: bytes | None, data: bytes,
                     headers: Iterable[tuple[str, bytes]], doc_type: str | None, business_key: str | None,
@@ -90,15 +138,22 @@ class TrackerStore:
         return int(cur.rowcount)
 
     def record_business(self, message_id: str, status: str, reasons: object) -> None:
-        self.conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0) "
-                          "ON CONFLICT DO NOTHING", (message_id,))
-        self.conn.execute("UPDATE xbg_messages SET business_status = ?, business_reasons = ? WHERE message_id = ?",
-                          (status, json.dumps(reasons or []), message_id))
+        # issue 13: one upsert (was an INSERT ... DO NOTHING and an UPDATE): a row is created if none is there
+        # (pending, 0 attempts), and the business outcome set either way
+        self._ahead.pop(message_id, None)
+        self.conn.execute("INSERT INTO xbg_messages (message_id, state, attempts, business_status, business_reasons) "
+                          "VALUES (?, 'pending', 0, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+                          "business_status = excluded.business_status, business_reasons = excluded.business_reasons",
+                          (message_id, status, json.dumps(reasons or [])))
 
     def message(self, message_id: str) -> TrackedMessage:
         """The tracked message; a receipt that overtook our view of the exchange topic creates its row."""
-        row = self.conn.execute("SELECT state, attempts, data, published_ms, next_due_ms, business_key, doc_type "
-                                "FROM xbg_messages WHERE message_id = ?", (message_id,)).fetchone()
+        row: tuple[Any, ...] | None
+        if message_id in self._ahead:  # issue 13: read ahead for the batch (prefetch), handed out once
+            row = self._ahead.pop(message_id)
+        else:
+            got = self.conn.execute(_MESSAGE_SQL + " WHERE message_id = ?", (message_id,)).fetchone()
+            row = None if got is None else tuple(got[1:])
         if row is None:
             self.conn.execute("INSERT INTO xbg_messages (message_id, state, attempts) VALUES (?, 'pending', 0)",
                               (message_id,))
@@ -170,6 +225,30 @@ class EndpointStore:
         self.conn.execute("UPDATE cn_answers SET seq = seq - ? WHERE message_id = ? AND seq >= ?",
                           (shift - len(answers), message_id, shift))
 
+    def record_answers_many(self, items: Sequence[tuple[str, Sequence[StoredAnswer]]]) -> None:
+        """Issue 13: :meth:`record_answers` for a whole batch, with the same result. One query finds the
+        message ids that already have answers (appended in this batch, e.g. a vehicle decided by a later
+        declaration): those take :meth:`record_answers`; the rest (nearly always all) are inserted at seq
+        0.. by one multi-row INSERT per 100 rows."""
+        if not items:
+            return
+        mids = [mid for mid, _ in items]
+        if len(set(mids)) != len(mids):  # a message id twice (never from the endpoint): one by one, in order
+            for mid, answers in items:
+                self.record_answers(mid, answers)
+            return
+        have = {str(m) for (m,) in self.conn.execute(
+            "SELECT DISTINCT message_id FROM cn_answers WHERE message_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(mids),))}
+        rows: list[tuple[Any, ...]] = []
+        for mid, answers in items:
+            if mid in have:
+                self.record_answers(mid, answers)
+            else:
+                rows.extend((mid, seq, a.topic, a.key, a.data, encode_headers(a.headers))
+                            for seq, a in enumerate(answers))
+        insert_rows(self.conn, "INSERT INTO cn_answers (message_id, seq, topic, msg_key, data, headers)", rows)
+
     def append_answer(self, message_id: str, answer: StoredAnswer) -> None:
         """One more answer for ``message_id`` (a business response decided later, issue 10): a duplicate of the
         message is then answered with it too."""
@@ -200,3 +279,24 @@ class EndpointStore:
                          status: str, received_ms: int) -> None:
         self.conn.execute("INSERT INTO cn_processed (message_id, run, doc_type, business_key, status, received_ms) "
                           "VALUES (?, ?, ?, ?, ?, ?)", (message_id, run, doc_type, business_key, status, received_ms))
+
+    def record_processed_many(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Issue 13: :meth:`record_processed` for a batch -- rows of (message_id, run, doc_type, business_key,
+        status, received_ms) -- in one multi-row INSERT per 100 rows (a conflict fails it as it fails one)."""
+        insert_rows(self.conn, "INSERT INTO cn_processed (message_id, run, doc_type, business_key, status, "
+                    "received_ms)", rows)
+
+
+_ROWS_PER_INSERT = 100
+
+
+def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]], *, tail: str = "") -> None:
+    """``head VALUES (...), (...)``: the rows in one statement per :data:`_ROWS_PER_INSERT` (issue 13: one
+    statement per batch instead of one per row; a statement of at most 100 x 6 parameters stays far below
+    SQLite's limit of 32,766). Every row must have the same width; ``head`` and ``tail`` (an upsert clause)
+    are constants of the caller."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start:start + _ROWS_PER_INSERT]
+        one = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        conn.execute(f"{head} VALUES {', '.join([one] * len(chunk))} {tail}",
+                     [v for row in chunk for v in row])
