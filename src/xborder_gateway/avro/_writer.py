@@ -113,6 +113,10 @@ class _Gen:
         self._n = 0
 
     def const(self, value: Any) -> str:
+        """An expression for ``value``: a literal where Python has one (bytes, str, numbers, None, bools:
+        LOAD_CONST, no name lookup), else a name bound in the generated module."""
+        if value is None or type(value) in (bytes, str, int, bool):
+            return repr(value)
         self._n += 1
         name = f"_c{self._n}"
         self.env[name] = value
@@ -125,14 +129,13 @@ class _Gen:
         fname = f"_w{len(self.functions)}"
         self.functions[full] = fname  # before the body: a recursive record calls itself
         fields = schema["fields"]
-        lines = [f"def {fname}(r, o):",
+        lines = [f"def {fname}(r, o, {_LOCALS}):",
                  "    if type(r) is not dict or not r.keys() <= " + self.const(frozenset(f["name"] for f in fields))
                  + ": raise TypeError",]
         for f in fields:
             name = f["name"]
-            if "default" in f:
-                lines.append(f"    v = r.get({name!r}, {self.const(_MISSING)})")
-                lines.append(f"    if v is {self.const(_MISSING)}: v = {self.const(f['default'])}")
+            if "default" in f:  # a missing field is written as its default, as fastavro does
+                lines.extend([f"    try: v = r[{name!r}]", f"    except KeyError: v = {self.const(f['default'])}"])
             else:
                 lines.append(f"    v = r[{name!r}]")
             lines.extend(self.value(f["type"], "v", 1, 0))
@@ -221,7 +224,11 @@ class _Gen:
 
 
 _PRIMITIVES = frozenset({"string", "bytes", "int", "long", "boolean", "null", "double"})
-_MISSING: Any = object()
+_LOCALS = ", ".join(f"{n}={n}" for n in ("type", "str", "int", "bytes", "list", "dict", "len", "TypeError",
+                                          "OverflowError", "KeyError", "_LEN", "_long", "_dec", "_ts", "_dbl",
+                                          "_Decimal"))
+"""Names every generated function binds as default arguments: local (fast) lookups instead of global and
+builtin ones. The functions are called with two arguments only."""
 
 
 def compile_writer(parsed: Mapping[str, Any]) -> FastWriter | None:
