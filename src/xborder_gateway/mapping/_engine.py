@@ -425,6 +425,8 @@ class CompiledMapping:
                       source: str = "<bytes>") -> dict[str, Any]:
         """The ``outputs`` of the mapping for one document (e.g. business_key, perishable); data-rule
         failures of outputs with a source of their own are collected and raised like ``apply``'s."""
+        if all(isinstance(spec, str) for spec in self.outputs.values()):  # fields of the record only
+            return {name: record.get(spec) for name, spec in self.outputs.items()}  # type: ignore[arg-type]
         ctx = _Ctx(root=root, source=source)
         index = _index(root)
         ctx.eval.index = index
