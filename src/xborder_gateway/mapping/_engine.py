@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +114,17 @@ _FAILED: Any = object()
 """What a value node's conversion yields after a data-rule failure was noted (the field becomes null)."""
 
 
+_TAG = attrgetter("tag")
+
+
 def _index(element: etree._Element) -> Index:
-    """First child element per tag: one pass over the children serves every single-step path."""
-    index: Index = {}
-    for child in element:
-        tag = child.tag
-        if tag not in index:
-            index[tag] = child
-    return index
+    """First child element per tag: one pass over the children serves every single-step path.
+
+    Built from the children in reverse order, so the first child of a tag is the one that stays (a C-level
+    ``dict(zip(...))`` instead of a Python loop; a comment's "tag" is the ``Comment`` factory, never a
+    path's)."""
+    children = element[::-1]
+    return dict(zip(map(_TAG, children), children, strict=True))
 
 
 class _Node:
