@@ -16,8 +16,8 @@ Baselines in the same run:
   --baseline-src DIR every stage again with another copy of the code, e.g. the commit before the change:
                      ``git archive 518437b src schemas mappings | tar -x -C /tmp/base`` then
                      ``--baseline-src /tmp/base/src``. Each round runs the two copies one after the other
-                     (separate processes), so a burst of load on the machine hits both; the best of the
-                     rounds counts.
+                     (separate processes, the first one alternating), so a burst of load on the machine
+                     hits both; the best of the rounds counts.
 """
 
 from __future__ import annotations
@@ -142,8 +142,11 @@ def main() -> None:
     if args.baseline_src:
         copies["baseline"] = os.path.abspath(args.baseline_src)
     best: dict[str, dict[str, Any]] = {name: {} for name in copies}
-    for _ in range(args.rounds):
-        for name, src in copies.items():
+    for round_ in range(args.rounds):
+        order = list(copies.items())
+        if round_ % 2:  # alternate which copy runs first: no order bias
+            order.reverse()
+        for name, src in order:
             best[name] = _merge(best[name], _child(src, args))
     meta = {"python": platform.python_version(), "cpus": os.cpu_count(),
             "loadavg": [round(x, 2) for x in os.getloadavg()], "count": args.count, "seed": args.seed,
