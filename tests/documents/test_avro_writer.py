@@ -312,3 +312,15 @@ def test_long_bytes_is_avros_zigzag_varint(n: int) -> None:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, "long", n)
     assert long_bytes(n) == buf.getvalue()
+
+
+@pytest.mark.parametrize("union", [["null", "string"], ["string", "null"]])
+@pytest.mark.parametrize("value", [None, "", "ữ" * 40])
+def test_null_may_be_either_branch_of_the_union(union: list[str], value: str | None) -> None:
+    parsed = fastavro.parse_schema({"type": "record", "name": "N", "fields": [{"name": "u", "type": union}]},
+                                   named_schemas={})
+    writer = compile_writer(parsed)
+    assert writer is not None
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, parsed, {"u": value}, strict_allow_default=True)
+    assert writer({"u": value}) == buf.getvalue()
