@@ -16,6 +16,7 @@ from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from xborder_gateway.avro._resources import data_dir
+from xborder_gateway.avro._writer import FastWriter, compile_writer
 from xborder_gateway.errors import MappingError
 
 __all__ = [
@@ -169,6 +170,29 @@ def encode(schema_name: str, record: Mapping[str, Any], version: int | None = No
     (missing field without default, unknown field, wrong type) raises ``AVRO_RECORD_INVALID``.
     """
     info = schema_info(schema_name, version)
+    writer = _writer_of(info)
+    if writer is not None:
+        try:
+            return MAGIC + info.fingerprint + writer(record)
+        except Exception:  # noqa: BLE001, S110 - the fast path declines this record: fastavro decides it
+            pass
+    return encode_with_fastavro(info, record)
+
+
+_WRITERS: dict[bytes, FastWriter | None] = {}
+
+
+def _writer_of(info: SchemaInfo) -> FastWriter | None:
+    """The schema's generated writer (``_writer.py``), compiled on first use; None: fastavro writes it."""
+    try:
+        return _WRITERS[info.fingerprint]
+    except KeyError:
+        writer = _WRITERS[info.fingerprint] = compile_writer(info.parsed)
+        return writer
+
+
+def encode_with_fastavro(info: SchemaInfo, record: Mapping[str, Any]) -> bytes:
+    """fastavro's generic writer: the reference the generated writer must equal, and its fallback."""
     buf = io.BytesIO()
     buf.write(MAGIC)
     buf.write(info.fingerprint)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from xborder_gateway.mapping._transforms import (
     EvalContext,
     compile_transform,
 )
+from xborder_gateway.mapping._transforms import _to_decimal as to_decimal
 from xborder_gateway.mapping._yaml import LineDict, load_yaml
 
 __all__ = ["CompiledMapping", "MappingDefinitionError", "compile_mapping", "load_mapping"]
@@ -112,14 +114,17 @@ _FAILED: Any = object()
 """What a value node's conversion yields after a data-rule failure was noted (the field becomes null)."""
 
 
+_TAG = attrgetter("tag")
+
+
 def _index(element: etree._Element) -> Index:
-    """First child element per tag: one pass over the children serves every single-step path."""
-    index: Index = {}
-    for child in element:
-        tag = child.tag
-        if tag not in index:
-            index[tag] = child
-    return index
+    """First child element per tag: one pass over the children serves every single-step path.
+
+    Built from the children in reverse order, so the first child of a tag is the one that stays (a C-level
+    ``dict(zip(...))`` instead of a Python loop; a comment's "tag" is the ``Comment`` factory, never a
+    path's)."""
+    children = element[::-1]
+    return dict(zip(map(_TAG, children), children, strict=True))
 
 
 class _Node:
@@ -132,16 +137,25 @@ class _Node:
 
 def _coerce_decimal(value: Decimal, target: TargetType) -> Decimal:
     """Canonical form: exactly the schema's scale (exact: a value that would need rounding is refused)."""
-    try:
-        quantized = value.quantize(target.quantum)
-    except InvalidOperation:  # more digits than the decimal context holds
-        raise DataRuleViolation("DECIMAL_PRECISION",
-                                f"{value} does not fit decimal({target.precision},{target.scale})") from None
-    if quantized != value:
-        raise DataRuleViolation("DECIMAL_SCALE", f"{value} has more than {target.scale} decimals")
-    if quantized and quantized.adjusted() >= target.precision - target.scale:
-        raise DataRuleViolation("DECIMAL_PRECISION", f"{value} does not fit decimal({target.precision},{target.scale})")
-    return quantized
+    return _decimal_coercer(target)(value)
+
+
+def _decimal_coercer(target: TargetType) -> Callable[[Decimal], Decimal]:
+    """:func:`_coerce_decimal` for one target, its quantum and bounds looked up once (at load time)."""
+    quantum, precision, scale = target.quantum, target.precision, target.scale
+    integer_digits = precision - scale
+
+    def coerce(value: Decimal) -> Decimal:
+        try:
+            quantized = value.quantize(quantum)
+        except InvalidOperation:  # more digits than the decimal context holds
+            raise DataRuleViolation("DECIMAL_PRECISION", f"{value} does not fit decimal({precision},{scale})") from None
+        if quantized != value:
+            raise DataRuleViolation("DECIMAL_SCALE", f"{value} has more than {scale} decimals")
+        if quantized and quantized.adjusted() >= integer_digits:
+            raise DataRuleViolation("DECIMAL_PRECISION", f"{value} does not fit decimal({precision},{scale})")
+        return quantized
+    return coerce
 
 
 def _coerce(value: Any, target: TargetType, where: str) -> Any:
@@ -168,11 +182,15 @@ def _converter(transforms: list[CompiledTransform], target: TargetType, where: s
     if len(fns) == 1 and not coerce:
         return fns[0]
     if len(fns) == 1 and target.kind == "decimal":
-        only = fns[0]
+        only, coerce_decimal = fns[0], _decimal_coercer(target)
+        if transforms[0].name == "decimal":  # the plain decimal transform, fused: one call per value
+            def plain_decimal_field(text: str, _ev: EvalContext) -> Any:
+                return coerce_decimal(to_decimal(text))
+            return plain_decimal_field
 
         def decimal_field(text: str, ev: EvalContext) -> Any:
             value = only(text, ev)
-            return None if value is None else _coerce_decimal(value, target)
+            return None if value is None else coerce_decimal(value)
         return decimal_field
 
     def chain(text: str, ev: EvalContext) -> Any:
@@ -235,10 +253,11 @@ class _ValueNode(_Node):
                 values = [self._convert(t, element, ctx) for t in getter.texts(element, ctx.root)]
             return [v for v in values if v is not None and v is not _FAILED]
         elif self.join is not None:
-            parts = [g.text(element, ctx.root) for g in self.getters]
+            cache = ctx.eval.cache
+            parts = [g.text_in(element, ctx.root, index, cache) for g in self.getters]
             text = self.join.join(p.strip() for p in parts if p and p.strip()) or None
         else:
-            text = self.getters[0].text(element, ctx.root)
+            text = self.getters[0].text_in(element, ctx.root, index, ctx.eval.cache)
         value = self._convert(text, element, ctx) if text is not None else None
         if value is _FAILED:  # noted in ctx; the document is rejected when the mapping ends
             return None
@@ -311,11 +330,11 @@ class _RecordNode(_Node):
         self.aggregates = [(k, n) for k, n in fields.items() if isinstance(n, _AggregateNode)]
 
     def _one(self, element: etree._Element, ctx: _Ctx, position: int) -> dict[str, Any]:
-        outer = ctx.eval.element
-        ctx.eval.element = element
-        index = _index(element)
-        record: dict[str, Any] = {}
         ev = ctx.eval
+        outer, outer_index = ev.element, ev.index
+        index = _index(element)
+        ev.element, ev.index = element, index
+        record: dict[str, Any] = {}
         for key, node, tag in self.fast:
             found = index.get(tag)
             text = found.text if found is not None else None
@@ -335,7 +354,7 @@ class _RecordNode(_Node):
             record[key] = other.evaluate(element, ctx, position, index)
         for key, agg in self.aggregates:
             record[key] = agg.compute(record)
-        ctx.eval.element = outer
+        ev.element, ev.index = outer, outer_index
         return record
 
     def evaluate(self, element: etree._Element, ctx: _Ctx, position: int, index: Index) -> Any:
@@ -410,8 +429,11 @@ class CompiledMapping:
                       source: str = "<bytes>") -> dict[str, Any]:
         """The ``outputs`` of the mapping for one document (e.g. business_key, perishable); data-rule
         failures of outputs with a source of their own are collected and raised like ``apply``'s."""
+        if all(isinstance(spec, str) for spec in self.outputs.values()):  # fields of the record only
+            return {name: record.get(spec) for name, spec in self.outputs.items()}  # type: ignore[arg-type]
         ctx = _Ctx(root=root, source=source)
         index = _index(root)
+        ctx.eval.index = index
         try:
             values = {name: record.get(spec) if isinstance(spec, str) else spec.evaluate(root, ctx, 1, index)
                       for name, spec in self.outputs.items()}

@@ -106,6 +106,24 @@ class Getter:
             return "1" if result else None
         return str(result) if result not in ("", None) else None
 
+    def text_in(self, element: etree._Element, root: etree._Element, index: Mapping[Any, etree._Element] | None,
+                cache: dict[Getter, str | None]) -> str | None:
+        """:meth:`text`, read where it is cheaper: a one-step path from ``index`` (the first child of
+        ``element`` per tag, as the engine builds it), an absolute ElementPath from ``cache`` (one document's
+        values: such a path names the same element whatever the context, e.g. the invoice currency read by
+        every goods line). ``index`` None: ``element`` is not indexed."""
+        tag = self.child_tag
+        if tag is not None and index is not None:
+            found = index.get(tag)
+            return (found.text or None) if found is not None else None
+        if self._absolute and self._simple:
+            try:
+                return cache[self]
+            except KeyError:
+                value = cache[self] = self.text(element, root)
+                return value
+        return self.text(element, root)
+
     def texts(self, element: etree._Element, root: etree._Element) -> list[str]:
         """The text of every match (empty elements skipped)."""
         if self._simple:

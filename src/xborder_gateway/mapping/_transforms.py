@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from xborder_gateway.mapping._codelists import codelist
-from xborder_gateway.mapping._paths import compile_path
+from xborder_gateway.mapping._paths import Getter, compile_path
 
 __all__ = [
     "TRANSFORMS",
@@ -39,13 +39,20 @@ class DataRuleViolation(Exception):  # noqa: N818 - internal signal, converted t
 
 
 class EvalContext:
-    """Where a transform runs: the current context element and the document root (reused, mutable)."""
+    """Where a transform runs: the current context element and the document root (reused, mutable), the
+    context element's child index (first child per tag) and the document's cache of absolute paths
+    (see :meth:`Getter.text_in`)."""
 
-    __slots__ = ("element", "root")
+    __slots__ = ("cache", "element", "index", "root")
 
-    def __init__(self, element: etree._Element, root: etree._Element) -> None:
+    def __init__(self, element: etree._Element, root: etree._Element,
+                 index: Mapping[Any, etree._Element] | None = None) -> None:
         self.element = element
         self.root = root
+        self.index: Mapping[Any, etree._Element] | None = index
+        """The index of ``element`` or None (not indexed: paths are then walked); the engine sets both
+        together."""
+        self.cache: dict[Getter, str | None] = {}
 
 
 Fn = Callable[[Any, EvalContext], Any]
@@ -150,7 +157,7 @@ def _datetime_vn(args: Mapping[str, Any], ns: Mapping[str, str]) -> tuple[Fn, bo
 
     def fn(v: str, c: EvalContext) -> dt.datetime:
         day = _parse_date8(v)
-        hhmm = (time_path.text(c.element, c.root) or "0000").strip()
+        hhmm = (time_path.text_in(c.element, c.root, c.index, c.cache) or "0000").strip()
         try:
             local = dt.datetime(day.year, day.month, day.day, int(hhmm[:2]), int(hhmm[2:4]), tzinfo=VN_TZ)
         except ValueError as exc:
@@ -267,7 +274,7 @@ def _money(args: Mapping[str, Any], ns: Mapping[str, str]) -> tuple[Fn, bool, No
 
     def fn(v: str, c: EvalContext) -> Decimal:
         value = _to_decimal(v)
-        currency = (currency_path.text(c.element, c.root) or "").strip()
+        currency = (currency_path.text_in(c.element, c.root, c.index, c.cache) or "").strip()
         places = minor.get(currency)
         exponent = value.as_tuple().exponent
         if places is not None and isinstance(exponent, int) and -exponent > places and value != value.to_integral():
@@ -285,7 +292,7 @@ def _weight_kg(args: Mapping[str, Any], ns: Mapping[str, str]) -> tuple[Fn, bool
     factors = {k: Decimal(v) for k, v in codelist("weight_units").column("kg_factor").items()}
 
     def fn(v: str, c: EvalContext) -> Decimal:
-        unit = (unit_path.text(c.element, c.root) or "KGM").strip()
+        unit = (unit_path.text_in(c.element, c.root, c.index, c.cache) or "KGM").strip()
         factor = factors.get(unit)
         if factor is None:
             raise DataRuleViolation("CODE_UNKNOWN", f"{unit!r} is not a weight unit (weight_units)")
