@@ -227,7 +227,7 @@ def _wait_feed(db: Path, topic: str, want: int, timeout: float = 180) -> None:
     raise SystemExit("the gate did not read the feed in time")
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0912 - one benchmark run, one report
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bursts", type=int, default=6)
     parser.add_argument("--burst-size", type=int, default=50)
@@ -319,7 +319,15 @@ def main() -> int:
         if publisher is not None:
             os.setpriority(os.PRIO_PROCESS, publisher.pid, args.exchange_nice)
 
+        watched = {"relay": procs[0].pid, "gate": procs[1].pid, "driver (this process)": os.getpid()}
+        if args.exchange_rate > 0:
+            watched.update({c.name: c.proc.pid for c in children})
+        if publisher is not None:
+            watched["publisher"] = publisher.pid
+
         async def measure() -> tuple[dict[str, list[float]], float]:
+            nonlocal cpu0
+            cpu0 = {name: _cpu_seconds(pid) for name, pid in watched.items()}
             t0 = time.perf_counter()
             await asyncio.sleep(3.0 if n_docs else 0)  # the exchange at its rate first
             results = await drive(bootstrap, {"baseline: bare consume->produce": (f"{p}.relay-in", f"{p}.relay-out"),
@@ -328,7 +336,9 @@ def main() -> int:
             return results, time.perf_counter() - t0
 
         load_before = os.getloadavg()
+        cpu0: dict[str, float] = {}
         results, elapsed = asyncio.run(measure())
+        cores = {name: (_cpu_seconds(pid) - cpu0[name]) / elapsed for name, pid in watched.items()}
         if publisher is not None:
             publisher.terminate()
             publisher.wait(30)
@@ -355,9 +365,20 @@ def main() -> int:
     print("\nthe gate's own CPU work (no Kafka), same run:")
     for name, lat in pure.items():
         print(f"{name:<52}{len(lat):>6}  p50 {_pct(lat, 0.5):.2f} ms  p99 {_pct(lat, 0.99):.2f} ms")
+    print("CPU used during the measurement, in cores: "
+          + ", ".join(f"{name} {share:.2f}" for name, share in sorted(cores.items(), key=lambda kv: -kv[1])))
     print(f"machine: {os.cpu_count()} CPUs, load average before {load_before[0]:.1f}, after {load[0]:.1f} / "
           f"{load[1]:.1f} / {load[2]:.1f}")
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (Linux /proc); NaN once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _settled(settings: Any, run: str) -> int:

@@ -115,6 +115,10 @@ class GateStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._db = conn
         self._index = PlateIndex()
+        #: inside :meth:`transaction`: the next offset of each (topic, partition) read once and kept here, the
+        #: marks written by one statement before the COMMIT (the feed brings hundreds of records per batch)
+        self._offsets: dict[tuple[str, int], int] | None = None
+        self._marked: set[tuple[str, int]] = set()
         for (plate,) in conn.execute("SELECT plate FROM vehicles"):
             self._index.add(plate)
 
@@ -145,26 +149,53 @@ class GateStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
+        self._offsets, self._marked = {}, set()
         try:
             yield
+            self._flush_marks()
         except BaseException:
+            self._offsets, self._marked = None, set()
             self._db.execute("ROLLBACK")
             raise
+        self._offsets, self._marked = None, set()
         self._db.execute("COMMIT")
+
+    def _flush_marks(self) -> None:
+        if self._offsets is not None and self._marked:
+            self._db.executemany(
+                "INSERT INTO offsets VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
+                "next_offset=max(next_offset, excluded.next_offset)",
+                [(t, p, self._offsets[(t, p)]) for t, p in sorted(self._marked)])
+            self._marked = set()
 
     # ---- input offsets (catch-up) ---------------------------------------------------------------------
     def applied(self, topic: str, part: int, offset: int) -> bool:
-        row = self._db.execute("SELECT next_offset FROM offsets WHERE topic=? AND part=?", (topic, part)).fetchone()
-        return row is not None and offset < row[0]
+        return offset < self.next_offset(topic, part)
 
-    def next_offset(self, topic: str, part: int) -> int:
-        """The first offset of ``topic``/``part`` not applied yet (0 when none was)."""
+    def _stored_next(self, topic: str, part: int) -> int:
         row = self._db.execute("SELECT next_offset FROM offsets WHERE topic=? AND part=?", (topic, part)).fetchone()
         return 0 if row is None else int(row[0])
 
+    def next_offset(self, topic: str, part: int) -> int:
+        """The first offset of ``topic``/``part`` not applied yet (0 when none was), marks of the open
+        transaction included."""
+        cache = self._offsets
+        if cache is None:
+            return self._stored_next(topic, part)
+        key = (topic, part)
+        if key not in cache:
+            cache[key] = self._stored_next(topic, part)
+        return cache[key]
+
     def mark(self, topic: str, part: int, offset: int) -> None:
-        self._db.execute("INSERT INTO offsets VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
-                         "next_offset=max(next_offset, excluded.next_offset)", (topic, part, offset + 1))
+        cache = self._offsets
+        if cache is None:
+            self._db.execute("INSERT INTO offsets VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
+                             "next_offset=max(next_offset, excluded.next_offset)", (topic, part, offset + 1))
+            return
+        key = (topic, part)
+        cache[key] = max(self.next_offset(topic, part), offset + 1)  # written once, before the COMMIT
+        self._marked.add(key)
 
     def outputs_of(self, topic: str, part: int, offset: int) -> list[Output]:
         """The decisions an already-applied input record produced (re-sent when its batch is redone)."""
@@ -275,10 +306,12 @@ class GateStore:
         """Arrivals (camera time >= since) whose decision may change: those on a vehicle declaration linked
         to one of ``numbers``, and those RED NO_PRE_DECLARATION whose plate is in ``plates``."""
         found: dict[str, None] = {}
-        for number in sorted(numbers):
-            for (aid,) in self._db.execute(
-                    "SELECT a.arrival_id FROM links l JOIN arrivals a ON a.vehicle=l.vehicle "
-                    "WHERE l.declaration=? AND a.camera_ms>=? ORDER BY a.camera_ms", (number, since_ms)):
+        if numbers:  # one query for the batch's numbers, in the order one query per number gave
+            rows = self._db.execute(
+                "SELECT l.declaration, a.camera_ms, a.arrival_id FROM links l JOIN arrivals a ON a.vehicle=l.vehicle "
+                "WHERE l.declaration IN (SELECT value FROM json_each(?)) AND a.camera_ms>=?",
+                (json.dumps(sorted(numbers)), since_ms)).fetchall()
+            for _, _, aid in sorted(rows):
                 found[aid] = None
         for plate in sorted(plates):
             for (aid,) in self._db.execute(
