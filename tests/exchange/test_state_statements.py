@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,6 +73,28 @@ def _stream(home: Home, count: int) -> tuple[Any, list[Incoming]]:
     return bench, bench.sealed_stream(h, count, 5)
 
 
+def _strike_once(calls: list[str], poison: str) -> Callable[[str], None]:
+    """Records each message id it is called with and raises the first time it sees ``poison`` (a bug
+    that strikes once)."""
+
+    def strike(message_id: str) -> None:
+        calls.append(message_id)
+        if message_id == poison and calls.count(poison) == 1:
+            raise RuntimeError("simulated bug, once")
+
+    return strike
+
+
+def _assert_only_the_poison_failed(res: Any, records: list[Incoming], calls: list[str], poison: str, *,
+                                   done: str, event: str) -> None:
+    """``records[1]`` (the poison) ran once and failed; every other record was done and audited once."""
+    assert calls.count(poison) == 1, "the failed record is not run again"
+    assert (res.counts["failed"], res.counts[done]) == (1, len(records) - 1)
+    audited = [e.message_id for e in res.events if e.event_type.value == event]
+    others = [str(r.header_str("xbg-message-id")) for r in records if r is not records[1]]
+    assert sorted(map(str, audited)) == sorted(others)
+
+
 def test_a_poison_envelope_is_nacked_once_and_its_batch_mates_processed_once(
         home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     """The envelope that failed in the fast pass is answered INTERNAL_ERROR from its recorded error -- not
@@ -81,23 +104,18 @@ def test_a_poison_envelope_is_nacked_once_and_its_batch_mates_processed_once(
     poison = str(stream[1].header_str("xbg-message-id"))
     real = NanningProcessor._decide
     calls: list[str] = []
+    strike = _strike_once(calls, poison)
 
     def once(self: NanningProcessor, conn: sqlite3.Connection, doc_type: str, schema_name: str,
              record: dict[str, Any], **kw: Any) -> Any:
-        calls.append(kw["mid"])
-        if kw["mid"] == poison and calls.count(poison) == 1:
-            raise RuntimeError("simulated bug, once")
+        strike(kw["mid"])
         return real(self, conn, doc_type, schema_name, record, **kw)
 
     monkeypatch.setattr(NanningProcessor, "_decide", once)
     cn = NanningProcessor(home.settings, home.cn, home.cn_trust, Faults())
     res = cn.process(stream)
     cn.close()
-    assert calls.count(poison) == 1, "the failed envelope is not run again"
-    assert (res.counts["failed"], res.counts["processed"]) == (1, len(stream) - 1)
-    verified = [e.message_id for e in res.events if e.event_type.value == "verified"]
-    others = [str(r.header_str("xbg-message-id")) for r in stream if r is not stream[1]]
-    assert sorted(map(str, verified)) == sorted(others)
+    _assert_only_the_poison_failed(res, stream, calls, poison, done="processed", event="verified")
     db = sqlite3.connect(home.settings.state_db("CN"))
     assert db.execute("SELECT count(*) FROM cn_processed").fetchone()[0] == len(stream) - 1
     assert db.execute("SELECT count(*) FROM envelope_replay").fetchone()[0] == len(stream) - 1
@@ -151,22 +169,17 @@ def test_a_poison_receipt_changes_nothing_and_its_batch_mates_apply_once(home: H
     poison = str(answers[1].header_str("xbg-message-id"))
     real = ReceiptTracker._technical
     calls: list[str] = []
+    strike = _strike_once(calls, poison)
 
     def once(self: ReceiptTracker, conn: sqlite3.Connection, issuer: str, record: dict[str, Any], r: Incoming,
              **kw: Any) -> None:
-        calls.append(str(record["message_id"]))
-        if str(record["message_id"]) == poison and calls.count(poison) == 1:
-            raise RuntimeError("simulated bug, once")
+        strike(str(record["message_id"]))
         real(self, conn, issuer, record, r, **kw)
 
     monkeypatch.setattr(ReceiptTracker, "_technical", once)
     res = tracker.consume(answers)
     state = dict(tracker.conn.execute("SELECT message_id, state FROM xbg_messages").fetchall())
     tracker.close()
-    assert calls.count(poison) == 1, "the failed receipt is not applied again"
-    assert (res.counts["failed"], res.counts["delivered"]) == (1, len(answers) - 1)
-    delivered = [e.message_id for e in res.events if e.event_type.value == "delivered"]
-    others = [str(a.header_str("xbg-message-id")) for a in answers if a is not answers[1]]
-    assert sorted(map(str, delivered)) == sorted(others)
+    _assert_only_the_poison_failed(res, answers, calls, poison, done="delivered", event="delivered")
     assert state[poison] == "pending"
     assert sorted(v for k, v in state.items() if k != poison) == ["delivered"] * (len(answers) - 1)
