@@ -20,8 +20,10 @@ import binascii
 import contextlib
 import os
 import re
+import sqlite3
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +100,23 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """Put the database in WAL mode (persistent in the file).
+
+    Several processes opening a brand-new file at once (the demo starts its connectors together) can get
+    SQLITE_BUSY from the journal-mode change without SQLite calling the busy handler (it would deadlock:
+    each holds a shared lock and wants the exclusive one), so the change is retried until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def prepare_sqlite(path: Path) -> Path:

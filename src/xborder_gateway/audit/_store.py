@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xborder_gateway._private import prepare_sqlite
+from xborder_gateway._private import enable_wal, prepare_sqlite
 from xborder_gateway.audit.merkle import NodeKey
 from xborder_gateway.errors import ConfigError, TransportError
 
@@ -278,15 +277,7 @@ class SqliteStore(Store):
     def _set_wal(self, timeout_s: float) -> None:
         """Switch to WAL (persistent in the file). Several processes opening a brand-new file at once can
         get SQLITE_BUSY here without the busy handler being called, so retry until the busy timeout."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        enable_wal(self._conn, timeout_s)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from xborder_gateway._private import prepare_sqlite
+from xborder_gateway._private import enable_wal, prepare_sqlite
 from xborder_gateway.envelope._errors import EnvelopeReplayError
 from xborder_gateway.envelope._format import EnvelopeHeader, from_ms, to_ms
 
@@ -87,7 +87,7 @@ class SqliteReplayStore:
         self.path = Path(path)
         prepare_sqlite(self.path)  # 0600 in a 0700 directory, -wal/-shm alike (issue 9 item 7)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=FULL")
         self.install(self._conn)
 

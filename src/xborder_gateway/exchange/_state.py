@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xborder_gateway._private import prepare_sqlite
+from xborder_gateway._private import enable_wal, prepare_sqlite
 
 __all__ = [
     "CN_SCHEMA",
@@ -142,7 +142,7 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     """Open (create) a state database in WAL mode, autocommit (callers group writes with BEGIN IMMEDIATE)."""
     prepare_sqlite(path)  # 0600 in a 0700 directory, -wal/-shm alike (issue 9 item 7)
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    enable_wal(conn)  # several connectors may create the file at once
     conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(schema)
     if schema is VN_SCHEMA:  # state files written before the partition column existed

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from xborder_gateway._private import enable_wal
 from xborder_gateway.errors import GatewayError
 from xborder_gateway.gate._decide import DeclRecord
 from xborder_gateway.gate._model import (
@@ -129,7 +130,7 @@ class GateStore:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
         except BaseException:
