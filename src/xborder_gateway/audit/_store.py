@@ -256,7 +256,7 @@ class SqliteStore(Store):
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._set_wal(busy_timeout_s)
+            enable_wal(self._conn, busy_timeout_s)  # persistent in the file
             self._conn.execute("PRAGMA synchronous = FULL")  # AUD-5: durable when append returns
             self._conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: keeps the upper B-tree levels hot
             self._conn.execute("BEGIN IMMEDIATE")
@@ -273,11 +273,6 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the audit database {path}: {exc}", code="AUDIT_DB_OPEN",
                               hint="check the path and its permissions") from exc
-
-    def _set_wal(self, timeout_s: float) -> None:
-        """Switch to WAL (persistent in the file). Several processes opening a brand-new file at once can
-        get SQLITE_BUSY here without the busy handler being called, so retry until the busy timeout."""
-        enable_wal(self._conn, timeout_s)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:

@@ -225,7 +225,7 @@ class ReceiptTracker:
     def _sent_all(self, conn: sqlite3.Connection, sent: Sequence[Incoming], events: list[AuditEvent],
                   counts: dict[str, int]) -> None:
         """The batch's committed envelopes, tracked by one query and one multi-row upsert (issue 13; the
-        result per envelope is :meth:`TrackerStore.record_sent`'s)."""
+        result per envelope is :meth:`TrackerStore.record_sent_many`'s)."""
         del conn  # the store's connection, in the open transaction
         rows = []
         for r in sent:

@@ -76,9 +76,10 @@ class TrackerStore:
         self._ahead: dict[str, tuple[Any, ...] | None] = {}
 
     def record_sent_many(self, sent: Sequence[dict[str, Any]]) -> list[bool]:
-        """Issue 13: :meth:`record_sent` for a batch (its keyword arguments, in consumption order), with the
-        same results: one query reads which ids are tracked with bytes already, one multi-row upsert per 100
-        rows writes them all. An id is newly tracked when it has no row, or a row without bytes (a receipt
+        """Track a batch's committed envelopes (keyword fields of each, in consumption order; idempotent: a
+        replayed record, or one already tracked, changes nothing; a row a receipt created first gets its
+        bytes). Issue 13: one query reads which ids are tracked with bytes already, one multi-row upsert per
+        100 rows writes them all. An id is newly tracked when it has no row, or a row without bytes (a receipt
         came first), and was not tracked earlier in the same batch -- what each upsert's ``rowcount`` says."""
         if not sent:
             return []
@@ -110,25 +111,6 @@ class TrackerStore:
     def forget(self) -> None:
         """Drop what :meth:`prefetch` read (the batch's transaction ends)."""
         self._ahead = {}
-
-    def record_sent(self, *, message_id: str, topic: str, partition: int, key: bytes | None, data: bytes,
-                    headers: Iterable[tuple[str, bytes]], doc_type: str | None, business_key: str | None,
-                    run: str | None, published_ms: int | None, sent_ms: int, due_ms: int) -> bool:
-        """Track a committed envelope (idempotent: a replayed record, or one already tracked, changes
-        nothing; a row a receipt created first gets its bytes). True if it was newly tracked."""
-        cur = self.conn.execute(
-            "INSERT INTO xbg_messages (message_id, topic, part, msg_key, data, headers, doc_type, business_key, "
-            "run, published_ms, first_sent_ms, attempts, next_due_ms, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 'pending') "
-            "ON CONFLICT (message_id) DO UPDATE SET topic = excluded.topic, part = excluded.part, "
-            "msg_key = excluded.msg_key, "
-            "data = excluded.data, headers = excluded.headers, doc_type = excluded.doc_type, "
-            "business_key = excluded.business_key, run = excluded.run, published_ms = excluded.published_ms, "
-            "first_sent_ms = excluded.first_sent_ms, next_due_ms = excluded.next_due_ms, "
-            "attempts = max(xbg_messages.attempts, 1) WHERE data IS NULL",
-            (message_id, topic, partition, key, data, encode_headers(headers), doc_type, business_key, run,
-             published_ms, sent_ms, due_ms))
-        return cur.rowcount == 1
 
     def record_rejected(self, *, topic: str, partition: int, offset: int, run: str | None,
                         business_key: str | None, reason_code: str | None, published_ms: int | None) -> int:

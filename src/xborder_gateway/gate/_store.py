@@ -110,6 +110,11 @@ class Output:
     value: bytes
 
 
+#: an input offset applied: the next one to read, never moved back
+_MARK_SQL: Final = ("INSERT INTO offsets VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
+                    "next_offset=max(next_offset, excluded.next_offset)")
+
+
 class GateStore:
     """The SQLite state of one site's gate (``<home>/gate/<authority>.sqlite``, mode 0600: it holds plates)."""
 
@@ -164,8 +169,7 @@ class GateStore:
     def _flush_marks(self) -> None:
         if self._offsets is not None and self._marked:
             self._db.executemany(
-                "INSERT INTO offsets VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
-                "next_offset=max(next_offset, excluded.next_offset)",
+                _MARK_SQL,
                 [(t, p, self._offsets[(t, p)]) for t, p in sorted(self._marked)])
             self._marked = set()
 
@@ -191,8 +195,7 @@ class GateStore:
     def mark(self, topic: str, part: int, offset: int) -> None:
         cache = self._offsets
         if cache is None:
-            self._db.execute("INSERT INTO offsets VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
-                             "next_offset=max(next_offset, excluded.next_offset)", (topic, part, offset + 1))
+            self._db.execute(_MARK_SQL, (topic, part, offset + 1))
             return
         key = (topic, part)
         cache[key] = max(self.next_offset(topic, part), offset + 1)  # written once, before the COMMIT
