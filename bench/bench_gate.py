@@ -45,22 +45,44 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def relay(bootstrap: str, source: str, target: str, group: str) -> None:
-    """The baseline: consume -> produce each record unchanged, exactly once, on the project's transport."""
-    from xborder_gateway.transport import Incoming, LoopConfig, Outgoing, TransactionalBatchLoop, install_shutdown
+    """The baseline: consume -> produce each record unchanged on the project's transport, delivered the way
+    the gate delivers its decisions (``gate_delivery``): ``outbox`` -> an idempotent producer, each batch
+    acknowledged before its offsets are committed (the gate's loop minus SQLite and the decision);
+    ``transaction`` -> one Kafka transaction per batch with the offsets."""
+    from xborder_gateway.transport import (
+        AtLeastOnceLoop,
+        Incoming,
+        LoopConfig,
+        Outgoing,
+        TransactionalBatchLoop,
+        install_shutdown,
+        make_producer,
+    )
 
     stop = asyncio.Event()
     install_shutdown(stop)
-
-    async def handler(records: list[Incoming]) -> list[Outgoing]:
-        return [Outgoing(target, r.key, r.value) for r in records]
-
-    from xborder_gateway.config import load_settings
-
+    settings = load_settings()
     # the gate's own loop settings (poll, fetch wait), so the baseline differs from the gate by the gate alone
     config = LoopConfig(bootstrap=bootstrap, topics=(source,), group_id=group, client_id=f"{group}-relay",
-                        transactional_id=f"{group}.relay", poll_ms=50,
-                        fetch_max_wait_ms=load_settings().kafka_fetch_max_wait_ms)
-    await TransactionalBatchLoop(config, handler, stop).run()
+                        transactional_id=f"{group}.relay" if settings.gate_delivery == "transaction" else None,
+                        poll_ms=50, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
+    if settings.gate_delivery == "transaction":
+        async def handler(records: list[Incoming]) -> list[Outgoing]:
+            return [Outgoing(target, r.key, r.value) for r in records]
+
+        await TransactionalBatchLoop(config, handler, stop).run()
+        return
+    producer = make_producer(bootstrap, client_id=f"{group}-relay-out", linger_ms=0)
+    await producer.start()
+
+    async def sink(records: list[Incoming]) -> None:
+        futures = [await producer.send(target, r.value, key=r.key) for r in records]
+        await asyncio.gather(*futures)
+
+    try:
+        await AtLeastOnceLoop(config, sink, stop).run()
+    finally:
+        await producer.stop()
 
 
 async def drive(bootstrap: str, contenders: dict[str, tuple[str, str]], *, args: argparse.Namespace,
@@ -354,6 +376,7 @@ def main() -> int:  # noqa: PLR0912 - one benchmark run, one report
           f"{args.exchange_rate:.0f} declarations/s meanwhile (settled {sealed} in {elapsed:.0f}s = "
           f"{sealed / elapsed:.0f}/s; exchange processes at nice {args.exchange_nice}), view of {args.vehicles} "
           f"vehicles ({dt.date.today()})")
+    print(f"decisions delivered by gate_delivery={settings.gate_delivery} (the baseline relay delivers the same way)")
     print(f"{'contender':<36}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, lat in results.items():
         if lat:

@@ -295,6 +295,12 @@ class Settings(BaseSettings):
                                 description="seconds an outstanding counterpart answer is AWAITING (then OVERDUE)")
     gate_supersede_window_s: float = Field(default=43_200.0, gt=0,
                                            description="arrivals younger than this are re-decided on a view change")
+    gate_delivery: Literal["outbox", "transaction"] = Field(
+        default="outbox",
+        description="how `run gate` delivers decisions: `outbox` = the SQLite commit holds them, an idempotent "
+        "producer sends them at once and a restart first looks on the topic for those it may have sent (no "
+        "Kafka transaction on an arrival's path: ADR 0701); `transaction` = decisions and input offsets in one "
+        "Kafka transaction per batch (ADR 0700; four more broker round trips per batch)")
     # --- sites and the link between them (xborder link …; docs/link.md) -----------------------
     site_authority: str | None = Field(
         default=None, pattern=r"^(VN|CN)$",

@@ -35,9 +35,9 @@ DAY = dt.date(2026, 6, 3)
 
 
 class Gate:
-    def __init__(self, home: Path, bootstrap: str, prefix: str) -> None:
+    def __init__(self, home: Path, bootstrap: str, prefix: str, delivery: str = "outbox") -> None:
         self.home = home
-        ours = {"XBG_KAFKA_BOOTSTRAP": bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": prefix,
+        ours = {"XBG_GATE_DELIVERY": delivery, "XBG_KAFKA_BOOTSTRAP": bootstrap, "XBG_EXCHANGE_GROUP_PREFIX": prefix,
                 "XBG_TOPIC_GATE_ARRIVALS": f"{prefix}.arrivals", "XBG_TOPIC_GATE_DECISIONS": f"{prefix}.decisions",
                 "XBG_TOPIC_GATE_FEED": f"{prefix}.status", "XBG_EXCHANGE_POLL_MS": "50",
                 "XBG_GATE_SUPERSEDE_WINDOW_S": str(10 * 365 * 86400),  # the simulated day lies in the past
@@ -70,8 +70,8 @@ class Gate:
 
 
 @pytest.fixture
-def gate(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[Gate]:
-    g = Gate(tmp_path, kafka_bootstrap, topic_prefix)
+def gate(request: pytest.FixtureRequest, tmp_path: Path, kafka_bootstrap: str, topic_prefix: str) -> Iterator[Gate]:
+    g = Gate(tmp_path, kafka_bootstrap, topic_prefix, getattr(request, "param", "outbox"))
     yield g
     if g.proc is not None and g.proc.poll() is None:
         g.stop()
@@ -132,6 +132,8 @@ def _applied(gate: Gate, topic: str) -> int:
             return 0
 
 
+# both ways of delivering decisions (gate_delivery, ADR 0701): the outbox (default) and Kafka transactions
+@pytest.mark.parametrize("gate", ["outbox", "transaction"], indirect=True)
 def test_restart_mid_stream_no_arrival_without_a_decision_none_twice_and_a_late_answer_supersedes(
         gate: Gate, kafka_bootstrap: str) -> None:
     s = gate.settings

@@ -1,29 +1,43 @@
-"""``xborder run gate``: the thin Kafka shell around :class:`GateProcessor` (exactly once).
+"""``xborder run gate``: the thin Kafka shell around :class:`GateProcessor` (each decision visible once).
 
-Consumes the status feed and the arrivals (read_committed), hands each batch to the processor (state,
-decisions and audit events in one SQLite transaction, audit appended before it commits), then produces
-the decisions and commits the input offsets in one Kafka transaction (:class:`TransactionalBatchLoop`).
-A crash between the SQLite commit and the Kafka commit replays the batch; the processor recognises the
-applied offsets and re-emits the stored decisions, so each arrival has exactly one visible first decision.
+Consumes the status feed and the arrivals (read_committed) and hands each batch to the processor (state,
+decisions and audit events in one SQLite transaction, audit appended before it commits). Then, by
+``gate_delivery``:
+
+- ``outbox`` (default, ADR 0701): the commit put the batch's decisions in the outbox table; an idempotent
+  producer sends them at once (acks=all), their acknowledgements take them out of the outbox with the offset
+  each landed at, and the input offsets are committed after that (at least once: a replayed record's stored
+  decisions are re-sent only while still in the outbox). At start, and after a failed send, the outbox is
+  reconciled before anything new is sent: the decisions topic is read from this gate's last acknowledged
+  offsets, what is found there leaves the outbox, the rest is sent (:func:`publish_outbox`). No Kafka
+  transaction is on an arrival's path: a decision costs one produce round trip after the SQLite commit.
+- ``transaction`` (ADR 0700): the decisions and the input offsets in one Kafka transaction per batch
+  (:class:`TransactionalBatchLoop`); a crash between the two commits replays the batch and the processor
+  re-emits the stored decisions.
+
+Either way each arrival has exactly one visible first decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xborder_gateway.config import Settings
 from xborder_gateway.connectors._common import Auditor, ConnectorOptions, Identity, Ops, log_line
+from xborder_gateway.gate._codec import GateInputError, decode_decision
 from xborder_gateway.gate._decide import GatePolicy
 from xborder_gateway.gate._privacy import PlateHasher
 from xborder_gateway.gate._service import GateProcessor
-from xborder_gateway.gate._store import GateStore
+from xborder_gateway.gate._store import GateStore, Output
 from xborder_gateway.transport import (
+    AtLeastOnceLoop,
     Incoming,
     LoopConfig,
     Outgoing,
@@ -37,7 +51,7 @@ from xborder_gateway.transport import (
 from xborder_gateway.transport import install_shutdown as _install_shutdown
 
 __all__ = ["GateOptions", "catch_up_feed", "gate_db", "gate_hmac_key", "gate_policy", "gate_topics",
-           "recover_lost_tail", "run_gate"]
+           "publish_outbox", "recover_lost_tail", "run_gate"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +177,140 @@ async def _behind(consumer: Any, group: Any, store: GateStore, deadline: float) 
     return todo
 
 
+async def send_outputs(producer: Any, store: GateStore, topic: str, outputs: Sequence[Output]) -> None:
+    """Send ``outputs`` (in order: one arrival's decisions share a key, hence a partition) and, once every one
+    is acknowledged, take them out of the outbox with the offsets they landed at (one SQLite commit)."""
+    if not outputs:
+        return
+    with kafka_boundary("send decisions"):
+        futures = [await producer.send(topic, o.value, key=o.key) for o in outputs]
+        metas = await asyncio.gather(*futures)
+    store.mark_published([o.decision_id for o in outputs], [(topic, m.partition, m.offset) for m in metas])
+
+
+async def find_on_topic(bootstrap: str, topic: str, since: dict[int, int], wanted: set[str], *,
+                        timeout_s: float = 120.0) -> dict[str, tuple[int, int]]:
+    """Which of the decision ids ``wanted`` are on ``topic``, read from ``since`` (partition -> offset; from
+    the beginning where absent) to the current end: decision id -> (partition, offset)."""
+    consumer = make_consumer(bootstrap, group_id=None, batch_max=500, client_id="xbg-gate-outbox",
+                             topics=(topic,))
+    found: dict[str, tuple[int, int]] = {}
+    with kafka_boundary("outbox reconciliation"):
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
+                await asyncio.sleep(0.05)
+            parts = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+            for tp in parts:
+                consumer.seek(tp, since.get(tp.partition, 0))
+            end = await consumer.end_offsets(parts)
+            todo = {tp for tp in parts if await consumer.position(tp) < end[tp]}
+            while todo and time.monotonic() < deadline:
+                got = await consumer.getmany(*todo, timeout_ms=500, max_records=500)
+                for recs in got.values():
+                    for r in recs:
+                        try:
+                            did = decode_decision(r.value or b"").decision_id
+                        except GateInputError:
+                            continue  # not a decision of this schema: nothing of ours
+                        if did in wanted:
+                            found[did] = (r.partition, r.offset)
+                todo = {tp for tp in todo if await consumer.position(tp) < end[tp]}
+            if todo:
+                raise TimeoutError(f"the outbox reconciliation did not reach the end of {topic} in {timeout_s:.0f}s")
+        finally:
+            await consumer.stop()
+    return found
+
+
+async def publish_outbox(settings: Settings, store: GateStore, producer: Any) -> tuple[int, int]:
+    """Reconcile the outbox with the decisions topic, then send what is not there (see the module docstring).
+    Returns (found on the topic, sent now). A decision is sent only if it was not found from this gate's last
+    acknowledged offsets on: a process that died after the broker wrote a decision but before the
+    acknowledgement reached SQLite does not get it written twice."""
+    pending = store.outbox()
+    if not pending:
+        return 0, 0
+    topic = settings.topic_gate_decisions
+    found = await find_on_topic(settings.bootstrap, topic, store.published_offsets(topic),
+                                {o.decision_id for o in pending})
+    store.mark_published(sorted(found), [(topic, p, o) for p, o in found.values()])
+    rest = [o for o in pending if o.decision_id not in found]
+    await send_outputs(producer, store, topic, rest)
+    log_line(logging.WARNING if rest or found else logging.INFO, "gate outbox reconciled", found_on_topic=len(found),
+             sent=len(rest))
+    return len(found), len(rest)
+
+
+class _OutboxSender:
+    """gate_delivery=outbox: the sink of the loop (decide, send, take out of the outbox; see the module
+    docstring). Its producer is idempotent, not transactional; after a failed send it is replaced, and the
+    next batch first reconciles the outbox with the topic (what the failed send wrote is unknown)."""
+
+    def __init__(self, settings: Settings, store: GateStore, client_id: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.client_id = client_id
+        self.decide: Callable[[list[Incoming]], Any] | None = None
+        self._producer: Any = None
+        self._reconcile = True
+
+    async def start(self) -> None:
+        self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
+        with kafka_boundary("start producer"):
+            await self._producer.start()
+        await self._reconciled()
+
+    async def _reconciled(self) -> None:
+        if self._reconcile:
+            await publish_outbox(self.settings, self.store, self._producer)
+            self._reconcile = False
+
+    async def __call__(self, records: list[Incoming]) -> None:
+        assert self.decide is not None  # noqa: S101 - set by run_gate before the loop runs
+        await self._reconciled()
+        result = self.decide(records)
+        outputs = [Output(o.key or b"", o.value, i) for o, i in zip(result.outputs, result.output_ids, strict=True)]
+        if result.replayed:  # a replayed record's decisions are re-sent only while still in the outbox
+            still = self.store.unpublished([o.decision_id for o in outputs])
+            outputs = [o for o in outputs if o.decision_id in still]
+        try:
+            await send_outputs(self._producer, self.store, self.settings.topic_gate_decisions, outputs)
+        except BaseException:
+            self._reconcile = True
+            await self.close()
+            self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
+            with contextlib.suppress(Exception):  # a broker still down: the loop's restart retries
+                await self._producer.start()
+            raise
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), timeout=15)
+
+
+def _loop_config(settings: Settings, ident: Identity) -> LoopConfig:
+    # No priority lane for the feed: the catch-up above brought the view to the feed's end before the first
+    # arrival, and within a batch the processor applies feed records first. Pausing the arrivals while the
+    # feed had a backlog (as before) starved them when the exchange writes the feed at full rate; a feed
+    # record that lands after a truck's decision re-decides it (GATE-6, a superseding record) instead.
+    return LoopConfig(bootstrap=settings.bootstrap, topics=(settings.topic_gate_feed, settings.topic_gate_arrivals),
+                      group_id=ident.group_id, client_id=ident.client_id,
+                      transactional_id=ident.transactional_id if settings.gate_delivery == "transaction" else None,
+                      batch_max=settings.exchange_batch_max, poll_ms=min(settings.exchange_poll_ms, 50),
+                      txn_timeout_s=settings.exchange_txn_timeout_s, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
+
+
+def _processor(settings: Settings, store: GateStore, auditor: Auditor, clock: Callable[[], int],
+               authority: str) -> GateProcessor:
+    return GateProcessor(store, PlateHasher.load_or_create(gate_hmac_key(settings)), gate_policy(settings), clock,
+                         arrivals_topic=settings.topic_gate_arrivals, decisions_topic=settings.topic_gate_decisions,
+                         authority=authority, audit=auditor.append)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -173,48 +321,50 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
     await ensure_topics(settings.bootstrap, gate_topics(settings), settings.topic_partitions)
     ident = Identity("gate", options.instance, settings.exchange_group_prefix)
     store = GateStore.open(gate_db(settings, options.authority))
+    outbox = settings.gate_delivery == "outbox"
+    store.keep_outbox = outbox
     auditor: Auditor | None = None
+    sender: _OutboxSender | None = None
     try:
         auditor = Auditor(settings, options.authority)
-        processor = GateProcessor(store, PlateHasher.load_or_create(gate_hmac_key(settings)), gate_policy(settings),
-                                  clock, arrivals_topic=settings.topic_gate_arrivals,
-                                  decisions_topic=settings.topic_gate_decisions, authority=options.authority,
-                                  audit=auditor.append)
+        processor = _processor(settings, store, auditor, clock, options.authority)
         await catch_up_feed(settings, processor)
         await recover_lost_tail(settings, processor, ident.group_id)
+        sender = _OutboxSender(settings, store, f"{ident.client_id}-decisions")
+        await sender.start()  # reconciles the outbox (also after a switch from gate_delivery=outbox)
         stop = stop or asyncio.Event()
         if install_shutdown:
             _install_shutdown(stop)
-        config = LoopConfig(bootstrap=settings.bootstrap,
-                            topics=(settings.topic_gate_feed, settings.topic_gate_arrivals),
-                            group_id=ident.group_id, client_id=ident.client_id,
-                            transactional_id=ident.transactional_id, batch_max=settings.exchange_batch_max,
-                            poll_ms=min(settings.exchange_poll_ms, 50), txn_timeout_s=settings.exchange_txn_timeout_s,
-                            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
-        # No priority lane for the feed: the catch-up above brought the view to the feed's end before the first
-        # arrival, and within a batch the processor applies feed records first. Pausing the arrivals while the
-        # feed had a backlog (as before) starved them when the exchange writes the feed at full rate; a feed
-        # record that lands after a truck's decision re-decides it (GATE-6, a superseding record) instead.
-        loop: TransactionalBatchLoop | None = None
+        config = _loop_config(settings, ident)
+        loop: TransactionalBatchLoop | AtLeastOnceLoop | None = None
         ops = Ops("gate", options.metrics_port, lambda: {
             "ok": loop is not None and not stop.is_set(), "connector": "gate", "instance": options.instance,
             "ready": loop is not None and loop.stats.assigned is not None,
             "restarts": loop.stats.restarts if loop else 0})
 
-        async def handler(records: list[Incoming]) -> list[Outgoing]:
+        def decide(records: list[Incoming]) -> Any:
             result = processor.handle(records)  # synchronous: one SQLite transaction per batch
             for d in result.decisions:
                 ops.count(d.colour.name.lower())
             ops.count("invalid", result.invalid)
-            return result.outputs
+            return result
 
-        loop = TransactionalBatchLoop(config, handler, stop)
+        async def handler(records: list[Incoming]) -> list[Outgoing]:
+            return list(decide(records).outputs)
+
+        if outbox:
+            sender.decide = decide
+            loop = AtLeastOnceLoop(config, sender, stop)
+        else:
+            loop = TransactionalBatchLoop(config, handler, stop)
         log_line(logging.INFO, "gate started", instance=options.instance, bootstrap=settings.bootstrap)
         try:
             await loop.run()
         finally:
             ops.close()
     finally:
+        if sender is not None:
+            await sender.close()
         if auditor is not None:
             auditor.close()
         store.close()

@@ -46,6 +46,8 @@ AuditSink = Callable[[Sequence[AuditEvent]], object]
 @dataclass
 class BatchResult:
     outputs: list[Outgoing] = field(default_factory=list)
+    #: the decision id of each of ``outputs``, in the same order (the outbox is keyed by it)
+    output_ids: list[str] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
     replayed: int = 0
@@ -80,8 +82,9 @@ class GateProcessor:
             for rec in ordered:
                 if self.store.applied(rec.topic, rec.partition, rec.offset):
                     result.replayed += 1
-                    result.outputs.extend(Outgoing(self.decisions_topic, o.key, o.value)
-                                          for o in self.store.outputs_of(rec.topic, rec.partition, rec.offset))
+                    for o in self.store.outputs_of(rec.topic, rec.partition, rec.offset):
+                        result.outputs.append(Outgoing(self.decisions_topic, o.key, o.value))
+                        result.output_ids.append(o.decision_id)
                     continue
                 if rec.topic == self.arrivals_topic:
                     if changed or plates:  # feed records of this batch first re-decide earlier arrivals
@@ -210,6 +213,7 @@ class GateProcessor:
                                    due_ms=self._due(d, now))
         result.decisions.append(d)
         result.outputs.append(Outgoing(self.decisions_topic, d.arrival_id.encode(), record))
+        result.output_ids.append(d.decision_id)
         # GATE-7: the plate enters the log only as its keyed HMAC (raw_sha256 holds HMAC-SHA256, docs/gate.md)
         result.events.append(self._event(
             now, EventType.GATE_DECISION, rec, message_id=d.decision_id, business_key=d.vehicle_declaration,

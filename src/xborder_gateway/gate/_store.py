@@ -67,6 +67,12 @@ CREATE INDEX IF NOT EXISTS decisions_time ON decisions(decided_ms);
 CREATE TABLE IF NOT EXISTS clearances(vehicle TEXT PRIMARY KEY, arrival_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS timers(arrival_id TEXT PRIMARY KEY, due_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS timers_due ON timers(due_ms);
+-- decisions not yet known to be on the decisions topic (gate_delivery=outbox: docs/gate.md, ADR 0701)
+CREATE TABLE IF NOT EXISTS outbox(decision_id TEXT PRIMARY KEY);
+-- per decisions partition, the offset after this gate's last acknowledged decision: where a restart looks for
+-- the decisions of the outbox that reached the topic before the process died
+CREATE TABLE IF NOT EXISTS published(topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY(topic, part));
 CREATE TABLE IF NOT EXISTS invalid_inputs(topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,
     code TEXT NOT NULL, raw BLOB NOT NULL, PRIMARY KEY(topic, part, off));
 """
@@ -108,6 +114,7 @@ def accepts_status(old: DeclRecord | None, old_version: int, new: DeclarationSta
 class Output:
     key: bytes
     value: bytes
+    decision_id: str = ""
 
 
 #: an input offset applied: the next one to read, never moved back
@@ -125,6 +132,8 @@ class GateStore:
         #: marks written by one statement before the COMMIT (the feed brings hundreds of records per batch)
         self._offsets: dict[tuple[str, int], int] | None = None
         self._marked: set[tuple[str, int]] = set()
+        #: record each decision in the outbox (gate_delivery=outbox); off when Kafka transactions deliver them
+        self.keep_outbox = True
         for (plate,) in conn.execute("SELECT plate FROM vehicles"):
             self._index.add(plate)
 
@@ -203,9 +212,40 @@ class GateStore:
 
     def outputs_of(self, topic: str, part: int, offset: int) -> list[Output]:
         """The decisions an already-applied input record produced (re-sent when its batch is redone)."""
-        rows = self._db.execute("SELECT arrival_id, record FROM decisions WHERE src_topic=? AND src_part=? AND "
-                                "src_offset=? ORDER BY rowid", (topic, part, offset))
-        return [Output(a.encode(), bytes(r)) for a, r in rows]
+        rows = self._db.execute("SELECT arrival_id, record, decision_id FROM decisions WHERE src_topic=? AND "
+                                "src_part=? AND src_offset=? ORDER BY rowid", (topic, part, offset))
+        return [Output(a.encode(), bytes(r), i) for a, r, i in rows]
+
+    # ---- the outbox (gate_delivery=outbox) ---------------------------------------------------------------
+    def unpublished(self, decision_ids: Sequence[str]) -> set[str]:
+        """Which of ``decision_ids`` are still in the outbox (not yet acknowledged by the decisions topic)."""
+        if not decision_ids:
+            return set()
+        rows = self._db.execute("SELECT decision_id FROM outbox WHERE decision_id IN (SELECT value FROM "
+                                "json_each(?))", (json.dumps(list(decision_ids)),))
+        return {str(r[0]) for r in rows}
+
+    def outbox(self) -> list[Output]:
+        """Every decision of the outbox, in the order it was decided."""
+        rows = self._db.execute("SELECT d.arrival_id, d.record, d.decision_id FROM outbox o JOIN decisions d "
+                                "USING (decision_id) ORDER BY d.rowid")
+        return [Output(a.encode(), bytes(r), i) for a, r, i in rows]
+
+    def published_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition of ``topic``: the offset after the last decision of this gate acknowledged there."""
+        rows = self._db.execute("SELECT part, next_offset FROM published WHERE topic=?", (topic,))
+        return {int(p): int(o) for p, o in rows}
+
+    def mark_published(self, decision_ids: Sequence[str], positions: Sequence[tuple[str, int, int]] = ()) -> None:
+        """The decisions ``decision_ids`` are on the topic (acknowledged, or found there by a restart); each of
+        ``positions`` (topic, partition, offset) is where one of them landed. One SQLite transaction."""
+        with self.transaction():
+            self._db.execute("DELETE FROM outbox WHERE decision_id IN (SELECT value FROM json_each(?))",
+                             (json.dumps(list(decision_ids)),))
+            self._db.executemany(
+                "INSERT INTO published VALUES (?,?,?) ON CONFLICT(topic, part) DO UPDATE SET "
+                "next_offset=max(next_offset, excluded.next_offset)",
+                [(t, p, o + 1) for t, p, o in positions])
 
     def keep_invalid(self, topic: str, part: int, offset: int, code: str, raw: bytes) -> None:
         self._db.execute("INSERT OR IGNORE INTO invalid_inputs VALUES (?,?,?,?,?)", (topic, part, offset, code, raw))
@@ -374,6 +414,8 @@ class GateStore:
         db.execute("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                    (d.decision_id, d.arrival_id, d.sequence, d.colour.name, json.dumps([r.value for r in d.reasons]),
                     d.supersedes, d.decided_ms, source[0], source[1], source[2], record))
+        if self.keep_outbox:
+            db.execute("INSERT INTO outbox VALUES (?)", (d.decision_id,))
 
     # ---- board ----------------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
