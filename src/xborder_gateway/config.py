@@ -295,6 +295,11 @@ class Settings(BaseSettings):
                                 description="seconds an outstanding counterpart answer is AWAITING (then OVERDUE)")
     gate_supersede_window_s: float = Field(default=43_200.0, gt=0,
                                            description="arrivals younger than this are re-decided on a view change")
+    gate_feed_batch_max: int = Field(
+        default=20, ge=1, le=10_000,
+        description="gate_delivery=outbox: the most status-feed records the gate applies in one batch; the feed "
+        "has a loop of its own beside the arrivals', and a smaller batch is a shorter wait for an arrival that "
+        "lands while one is being applied")
     gate_delivery: Literal["outbox", "transaction"] = Field(
         default="outbox",
         description="how `run gate` delivers decisions: `outbox` = the SQLite commit holds them, an idempotent "

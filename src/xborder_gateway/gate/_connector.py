@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -255,6 +256,7 @@ class _OutboxSender:
         self.decide: Callable[[list[Incoming]], Any] | None = None
         self._producer: Any = None
         self._reconcile = True
+        self._lock = asyncio.Lock()  # the arrivals' and the feed's loops share it: one batch at a time
 
     async def start(self) -> None:
         self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
@@ -268,6 +270,10 @@ class _OutboxSender:
             self._reconcile = False
 
     async def __call__(self, records: list[Incoming]) -> None:
+        async with self._lock:
+            await self._handle(records)
+
+    async def _handle(self, records: list[Incoming]) -> None:
         assert self.decide is not None  # noqa: S101 - set by run_gate before the loop runs
         await self._reconciled()
         result = self.decide(records)
@@ -290,6 +296,21 @@ class _OutboxSender:
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=15)
+
+
+async def _run_all(loops: Sequence[TransactionalBatchLoop | AtLeastOnceLoop], stop: asyncio.Event) -> None:
+    """Run the loops until ``stop``; the first to fail stops the others and its error is raised."""
+    tasks = [asyncio.create_task(lp.run()) for lp in loops]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        stop.set()
+        for task in tasks:
+            if not task.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=30)
 
 
 def _loop_config(settings: Settings, ident: Identity) -> LoopConfig:
@@ -336,11 +357,11 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
         if install_shutdown:
             _install_shutdown(stop)
         config = _loop_config(settings, ident)
-        loop: TransactionalBatchLoop | AtLeastOnceLoop | None = None
+        loops: list[TransactionalBatchLoop | AtLeastOnceLoop] = []
         ops = Ops("gate", options.metrics_port, lambda: {
-            "ok": loop is not None and not stop.is_set(), "connector": "gate", "instance": options.instance,
-            "ready": loop is not None and loop.stats.assigned is not None,
-            "restarts": loop.stats.restarts if loop else 0})
+            "ok": bool(loops) and not stop.is_set(), "connector": "gate", "instance": options.instance,
+            "ready": bool(loops) and all(lp.stats.assigned is not None for lp in loops),
+            "restarts": sum(lp.stats.restarts for lp in loops)})
 
         def decide(records: list[Incoming]) -> Any:
             result = processor.handle(records)  # synchronous: one SQLite transaction per batch
@@ -353,13 +374,22 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
             return list(decide(records).outputs)
 
         if outbox:
+            # two loops in one process, one store: the arrivals' (small batches, nothing else in them) and the
+            # feed's (at most gate_feed_batch_max records a batch), so an arrival never waits behind a backlog
+            # of the feed; a feed record applied after a truck's decision supersedes it (GATE-6)
             sender.decide = decide
-            loop = AtLeastOnceLoop(config, sender, stop)
+            loops += [AtLeastOnceLoop(dataclasses.replace(config, topics=(settings.topic_gate_arrivals,)), sender,
+                                      stop),
+                      AtLeastOnceLoop(dataclasses.replace(config, topics=(settings.topic_gate_feed,),
+                                                          group_id=f"{ident.group_id}.feed",
+                                                          client_id=f"{ident.client_id}-feed",
+                                                          batch_max=settings.gate_feed_batch_max), sender, stop)]
         else:
-            loop = TransactionalBatchLoop(config, handler, stop)
-        log_line(logging.INFO, "gate started", instance=options.instance, bootstrap=settings.bootstrap)
+            loops.append(TransactionalBatchLoop(config, handler, stop))
+        log_line(logging.INFO, "gate started", instance=options.instance, bootstrap=settings.bootstrap,
+                 delivery=settings.gate_delivery)
         try:
-            await loop.run()
+            await _run_all(loops, stop)
         finally:
             ops.close()
     finally:
