@@ -240,3 +240,95 @@ def test_run_gate_in_outbox_mode_decides_every_arrival_once(tmp_path: Path) -> N
         assert store.outbox() == []
     finally:
         store.close()
+
+
+def _audited(settings: Any) -> Counter[str]:
+    from xborder_gateway.audit.log import AuditLog
+
+    log = AuditLog.open(settings, "VN")
+    try:
+        return Counter(e.event.message_id or "" for e in log.search(event_type="gate_decision", limit=1000))
+    finally:
+        log.close()
+
+
+def test_the_audit_events_are_committed_with_the_batch_and_appended_after_the_decisions_are_sent(
+        tmp_path: Path) -> None:
+    """ADR 0701 rule 5: with defer_audit the batch's events are in the store's commit (not appended inside
+    it), and the sender appends them to the audit log once the decisions are out; none lost, none twice."""
+    settings = _settings(tmp_path, "outbox-audit")
+    appended_inline: list[object] = []
+
+    async def go() -> tuple[list[str], int, Counter[str], int]:
+        store = GateStore.open(gate_db(settings))
+        sender = _OutboxSender(settings, store, "t-decisions")
+        try:
+            await _view(settings, store, 3)
+            proc = GateProcessor(store, PlateHasher(b"k" * 32), GatePolicy(), lambda: int(time.time() * 1000),
+                                 arrivals_topic=settings.topic_gate_arrivals,
+                                 decisions_topic=settings.topic_gate_decisions, audit=appended_inline.append)
+            proc.defer_audit = True
+            proc.handle([_incoming(settings, 0, _arrival("a0", 0))])
+            _, pending = store.pending_audit()
+            deferred = [e.message_id or "" for e in pending]
+            sender.decide = proc.handle
+            await sender.start()  # appends what a previous process left (here: a0's event)
+            left_after_start = len(store.pending_audit()[1])
+            await sender([_incoming(settings, 1, _arrival("a1", 1)), _incoming(settings, 2, _arrival("a2", 2))])
+            task = sender.audit._task  # the append the send kicked off, in the background
+            assert task is not None
+            await asyncio.wait_for(task, 10)
+            return deferred, left_after_start, _audited(settings), len(store.pending_audit()[1])
+        finally:
+            await sender.close()
+            store.close()
+
+    deferred, left_after_start, audited, left = asyncio.run(go())
+    assert appended_inline == []  # nothing appended inside the batch's transaction
+    assert deferred == ["a0/1"]
+    assert left_after_start == 0
+    assert audited == {"a0/1": 1, "a1/1": 1, "a2/1": 1}
+    assert left == 0
+
+
+def test_a_failed_audit_append_stops_the_next_batch_and_keeps_the_events(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "outbox-audit-fail")
+
+    async def go() -> tuple[str, int, Counter[str]]:
+        store = GateStore.open(gate_db(settings))
+        sender = _OutboxSender(settings, store, "t-decisions")
+        try:
+            await _view(settings, store, 2)
+            proc = _processor(settings, store)
+            proc.defer_audit = True
+            sender.decide = proc.handle
+            await sender.start()
+            auditor = sender.audit._auditor
+            assert auditor is not None
+            real = auditor.append
+
+            def broken(events: object) -> None:
+                raise OSError("audit database unavailable (test)")
+
+            auditor.append = broken  # type: ignore[method-assign]
+            await sender([_incoming(settings, 0, _arrival("a0", 0))])
+            if sender.audit._task is not None:
+                await asyncio.wait_for(sender.audit._task, 10)  # the background append met the failure
+            try:
+                await sender([_incoming(settings, 1, _arrival("a1", 1))])
+            except OSError as exc:
+                stopped = str(exc)
+            else:
+                stopped = ""
+            kept = len(store.pending_audit()[1])
+            auditor.append = real  # type: ignore[method-assign]
+            await sender.audit.flush()
+            return stopped, kept, _audited(settings)
+        finally:
+            await sender.close()
+            store.close()
+
+    stopped, kept, audited = asyncio.run(go())
+    assert "audit database unavailable" in stopped  # the next batch is refused, not decided unaudited
+    assert kept == 1  # a0's event stayed in the store
+    assert audited == {"a0/1": 1}  # and reached the log once the append worked again

@@ -21,6 +21,7 @@ Either way each arrival has exactly one visible first decision.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -244,21 +245,89 @@ async def publish_outbox(settings: Settings, store: GateStore, producer: Any) ->
     return len(found), len(rest)
 
 
+class _AuditFlusher:
+    """gate_delivery=outbox (ADR 0701 rule 5): appends the audit events the batches committed to the store
+    (``audit_pending``) to the audit log, from a thread of its own with an audit connection of its own, so an
+    arrival's decision never waits for the audit log's fsync. One flush runs at a time; a row leaves the store
+    only after the audit log has it (a crash in between appends it again: repeated, never lost -- AUD-5).
+    A failed append is raised by the next :meth:`check`, so the gate stops as it would have before."""
+
+    def __init__(self, settings: Settings, authority: str, store: GateStore) -> None:
+        self.settings = settings
+        self.authority = authority
+        self.store = store
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-audit")
+        self._auditor: Auditor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._auditor = await loop.run_in_executor(self._executor, Auditor, self.settings, self.authority)
+        await self.flush()  # what a previous process committed and did not append
+
+    def check(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def kick(self) -> None:
+        """Append what is pending, in the background (a flush already running picks new rows up too)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        auditor = self._auditor
+        done = 0
+        try:
+            while auditor is not None:
+                upto, events = self.store.pending_audit()
+                if not events or upto <= done:  # nothing new (a row that would not leave is not re-sent forever)
+                    return
+                await loop.run_in_executor(self._executor, auditor.append, events)
+                self.store.audit_appended(upto)
+                done = upto
+        except Exception as exc:  # noqa: BLE001 - kept and raised by check() on the loop's next batch
+            log_line(logging.ERROR, "gate audit append failed", error=repr(exc))
+            self._error = exc
+
+    async def flush(self) -> None:
+        """Wait until everything pending is in the audit log; raises what a flush met."""
+        if self._task is not None:
+            await self._task
+        self._task = asyncio.create_task(self._run())
+        await self._task
+        self.check()
+
+    async def close(self) -> None:
+        try:
+            if self._auditor is not None:
+                await self.flush()
+        finally:
+            auditor, self._auditor = self._auditor, None
+            if auditor is not None:
+                await asyncio.get_running_loop().run_in_executor(self._executor, auditor.close)
+            self._executor.shutdown(wait=True)
+
+
 class _OutboxSender:
     """gate_delivery=outbox: the sink of the loop (decide, send, take out of the outbox; see the module
     docstring). Its producer is idempotent, not transactional; after a failed send it is replaced, and the
     next batch first reconciles the outbox with the topic (what the failed send wrote is unknown)."""
 
-    def __init__(self, settings: Settings, store: GateStore, client_id: str) -> None:
+    def __init__(self, settings: Settings, store: GateStore, client_id: str, authority: str = "VN") -> None:
         self.settings = settings
         self.store = store
         self.client_id = client_id
+        self.audit = _AuditFlusher(settings, authority, store)
         self.decide: Callable[[list[Incoming]], Any] | None = None
         self._producer: Any = None
         self._reconcile = True
         self._lock = asyncio.Lock()  # the arrivals' and the feed's loops share it: one batch at a time
 
     async def start(self) -> None:
+        await self.audit.start()
         self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
         with kafka_boundary("start producer"):
             await self._producer.start()
@@ -275,6 +344,7 @@ class _OutboxSender:
 
     async def _handle(self, records: list[Incoming]) -> None:
         assert self.decide is not None  # noqa: S101 - set by run_gate before the loop runs
+        self.audit.check()
         await self._reconciled()
         result = self.decide(records)
         outputs = [Output(o.key or b"", o.value, i) for o, i in zip(result.outputs, result.output_ids, strict=True)]
@@ -285,17 +355,24 @@ class _OutboxSender:
             await send_outputs(self._producer, self.store, self.settings.topic_gate_decisions, outputs)
         except BaseException:
             self._reconcile = True
-            await self.close()
+            await self._stop_producer()
             self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
             with contextlib.suppress(Exception):  # a broker still down: the loop's restart retries
                 await self._producer.start()
             raise
+        self.audit.kick()  # the batch's audit events, now that its decisions are out
 
-    async def close(self) -> None:
+    async def _stop_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=15)
+
+    async def close(self) -> None:
+        try:
+            await self._stop_producer()
+        finally:
+            await self.audit.close()
 
 
 async def _run_all(loops: Sequence[TransactionalBatchLoop | AtLeastOnceLoop], stop: asyncio.Event) -> None:
@@ -349,9 +426,10 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
     try:
         auditor = Auditor(settings, options.authority)
         processor = _processor(settings, store, auditor, clock, options.authority)
+        processor.defer_audit = outbox  # the audit events go out after the decisions (ADR 0701 rule 5)
         await catch_up_feed(settings, processor)
         await recover_lost_tail(settings, processor, ident.group_id)
-        sender = _OutboxSender(settings, store, f"{ident.client_id}-decisions")
+        sender = _OutboxSender(settings, store, f"{ident.client_id}-decisions", options.authority)
         await sender.start()  # reconciles the outbox (also after a switch from gate_delivery=outbox)
         stop = stop or asyncio.Event()
         if install_shutdown:

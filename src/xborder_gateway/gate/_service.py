@@ -70,6 +70,9 @@ class GateProcessor:
         self.decisions_topic = decisions_topic
         self.authority = authority
         self.audit = audit
+        #: gate_delivery=outbox (ADR 0701 rule 5): the batch's audit events are committed with it in the store
+        #: (``GateStore.defer_audit``) and appended to the audit log after its decisions are sent
+        self.defer_audit = False
 
     # ---- entry point ----------------------------------------------------------------------------------
     def handle(self, records: Sequence[Incoming]) -> BatchResult:
@@ -98,7 +101,9 @@ class GateProcessor:
                 self._review(changed, plates, now, ordered[-1], result)
             if ordered:
                 self._overdue(now, ordered[-1], result)
-            if self.audit is not None and result.events:
+            if self.defer_audit and result.events:
+                self.store.defer_audit(result.events)  # in the same commit; appended after the send
+            elif self.audit is not None and result.events:
                 self.audit(result.events)  # durable before the state (and then the offsets) commit
         return result
 

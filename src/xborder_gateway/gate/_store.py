@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from xborder_gateway._private import enable_wal
+from xborder_gateway.audit import AuditEvent
 from xborder_gateway.errors import GatewayError
 from xborder_gateway.gate._decide import DeclRecord
 from xborder_gateway.gate._model import (
@@ -73,6 +74,9 @@ CREATE TABLE IF NOT EXISTS outbox(decision_id TEXT PRIMARY KEY);
 -- the decisions of the outbox that reached the topic before the process died
 CREATE TABLE IF NOT EXISTS published(topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY(topic, part));
+-- gate_delivery=outbox: audit events committed with the batch, appended to the audit log after the decisions
+-- are sent (ADR 0701 rule 5); a row leaves once the audit log has it
+CREATE TABLE IF NOT EXISTS audit_pending(seq INTEGER PRIMARY KEY AUTOINCREMENT, event BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS invalid_inputs(topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,
     code TEXT NOT NULL, raw BLOB NOT NULL, PRIMARY KEY(topic, part, off));
 """
@@ -230,6 +234,19 @@ class GateStore:
         rows = self._db.execute("SELECT d.arrival_id, d.record, d.decision_id FROM outbox o JOIN decisions d "
                                 "USING (decision_id) ORDER BY d.rowid")
         return [Output(a.encode(), bytes(r), i) for a, r, i in rows]
+
+    def defer_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Keep ``events`` (their canonical bytes) with the open transaction, for :meth:`pending_audit`."""
+        self._db.executemany("INSERT INTO audit_pending(event) VALUES (?)", [(e.canonical_bytes(),) for e in events])
+
+    def pending_audit(self, limit: int = 1000) -> tuple[int, list[AuditEvent]]:
+        """The oldest deferred audit events (at most ``limit``) and the sequence number of the last one (0 if
+        none); :meth:`audit_appended` with that number takes them out."""
+        rows = self._db.execute("SELECT seq, event FROM audit_pending ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return (int(rows[-1][0]) if rows else 0), [AuditEvent.from_canonical(bytes(r[1])) for r in rows]
+
+    def audit_appended(self, upto: int) -> None:
+        self._db.execute("DELETE FROM audit_pending WHERE seq <= ?", (upto,))
 
     def published_offsets(self, topic: str) -> dict[int, int]:
         """Per partition of ``topic``: the offset after the last decision of this gate acknowledged there."""
