@@ -1,8 +1,7 @@
 """``xborder run gate``: the thin Kafka shell around :class:`GateProcessor` (each decision visible once).
 
 Consumes the status feed and the arrivals (read_committed) and hands each batch to the processor (state,
-decisions and audit events in one SQLite transaction, audit appended before it commits). Then, by
-``gate_delivery``:
+decisions and audit events in one SQLite transaction). Then, by ``gate_delivery``:
 
 - ``outbox`` (default, ADR 0701): the commit put the batch's decisions in the outbox table; an idempotent
   producer sends them at once (acks=all), their acknowledgements take them out of the outbox with the offset
@@ -10,10 +9,12 @@ decisions and audit events in one SQLite transaction, audit appended before it c
   decisions are re-sent only while still in the outbox). At start, and after a failed send, the outbox is
   reconciled before anything new is sent: the decisions topic is read from this gate's last acknowledged
   offsets, what is found there leaves the outbox, the rest is sent (:func:`publish_outbox`). No Kafka
-  transaction is on an arrival's path: a decision costs one produce round trip after the SQLite commit.
+  transaction is on an arrival's path: a decision costs one produce round trip after the SQLite commit. The
+  batch's audit events were committed with it and are appended to the audit log after the send, from a
+  thread of their own (:class:`_AuditFlusher`, ADR 0701 rule 4). The arrivals and the feed have a loop each.
 - ``transaction`` (ADR 0700): the decisions and the input offsets in one Kafka transaction per batch
-  (:class:`TransactionalBatchLoop`); a crash between the two commits replays the batch and the processor
-  re-emits the stored decisions.
+  (:class:`TransactionalBatchLoop`), the audit appended before the SQLite commit; a crash between the two
+  commits replays the batch and the processor re-emits the stored decisions.
 
 Either way each arrival has exactly one visible first decision.
 """
@@ -246,7 +247,7 @@ async def publish_outbox(settings: Settings, store: GateStore, producer: Any) ->
 
 
 class _AuditFlusher:
-    """gate_delivery=outbox (ADR 0701 rule 5): appends the audit events the batches committed to the store
+    """gate_delivery=outbox (ADR 0701 rule 4): appends the audit events the batches committed to the store
     (``audit_pending``) to the audit log, from a thread of its own with an audit connection of its own, so an
     arrival's decision never waits for the audit log's fsync. One flush runs at a time; a row leaves the store
     only after the audit log has it (a crash in between appends it again: repeated, never lost -- AUD-5).
@@ -426,7 +427,7 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
     try:
         auditor = Auditor(settings, options.authority)
         processor = _processor(settings, store, auditor, clock, options.authority)
-        processor.defer_audit = outbox  # the audit events go out after the decisions (ADR 0701 rule 5)
+        processor.defer_audit = outbox  # the audit events go out after the decisions (ADR 0701 rule 4)
         await catch_up_feed(settings, processor)
         await recover_lost_tail(settings, processor, ident.group_id)
         sender = _OutboxSender(settings, store, f"{ident.client_id}-decisions", options.authority)

@@ -70,7 +70,7 @@ class GateProcessor:
         self.decisions_topic = decisions_topic
         self.authority = authority
         self.audit = audit
-        #: gate_delivery=outbox (ADR 0701 rule 5): the batch's audit events are committed with it in the store
+        #: gate_delivery=outbox (ADR 0701 rule 4): the batch's audit events are committed with it in the store
         #: (``GateStore.defer_audit``) and appended to the audit log after its decisions are sent
         self.defer_audit = False
 

@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS outbox(decision_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS published(topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY(topic, part));
 -- gate_delivery=outbox: audit events committed with the batch, appended to the audit log after the decisions
--- are sent (ADR 0701 rule 5); a row leaves once the audit log has it
+-- are sent (ADR 0701 rule 4); a row leaves once the audit log has it
 CREATE TABLE IF NOT EXISTS audit_pending(seq INTEGER PRIMARY KEY AUTOINCREMENT, event BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS invalid_inputs(topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL,
     code TEXT NOT NULL, raw BLOB NOT NULL, PRIMARY KEY(topic, part, off));
