@@ -314,11 +314,8 @@ class _AuditFlusher:
 
 class _OutboxSender:
     """gate_delivery=outbox: the sink of the loop (decide, send, take out of the outbox; see the module
-    docstring). Its producer is idempotent, not transactional. A batch's decisions are handed to the producer
-    in order under the lock, and their acknowledgements are awaited in the background: the next batch is
-    decided while the previous one's are in flight (the outbox holds them until acknowledged, so a replay
-    re-sends what was not). After a failed send the producer is replaced and the next batch first reconciles
-    the outbox with the topic (what the failed send wrote is unknown)."""
+    docstring). Its producer is idempotent, not transactional; after a failed send it is replaced, and the
+    next batch first reconciles the outbox with the topic (what the failed send wrote is unknown)."""
 
     def __init__(self, settings: Settings, store: GateStore, client_id: str, authority: str = "VN") -> None:
         self.settings = settings
@@ -329,29 +326,18 @@ class _OutboxSender:
         self._producer: Any = None
         self._reconcile = True
         self._lock = asyncio.Lock()  # the arrivals' and the feed's loops share it: one batch at a time
-        self._acks: set[asyncio.Task[None]] = set()
-        self._send_error: BaseException | None = None
 
     async def start(self) -> None:
         await self.audit.start()
-        await self._new_producer()
-        await self._reconciled()
-
-    async def _new_producer(self) -> None:
         self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
         with kafka_boundary("start producer"):
             await self._producer.start()
+        await self._reconciled()
 
     async def _reconciled(self) -> None:
         if self._reconcile:
-            await self.drain()  # nothing of ours may still be on its way while the topic is read
             await publish_outbox(self.settings, self.store, self._producer)
             self._reconcile = False
-
-    async def drain(self) -> None:
-        """Wait for the acknowledgements in flight (and their outbox updates)."""
-        while self._acks:
-            await asyncio.gather(*list(self._acks), return_exceptions=True)
 
     async def __call__(self, records: list[Incoming]) -> None:
         async with self._lock:
@@ -360,48 +346,22 @@ class _OutboxSender:
     async def _handle(self, records: list[Incoming]) -> None:
         assert self.decide is not None  # noqa: S101 - set by run_gate before the loop runs
         self.audit.check()
-        if self._send_error is not None:  # a background acknowledgement failed: the loop restarts its clients
-            error, self._send_error = self._send_error, None
-            await self._failed()
-            raise error
-        if self._producer is None:  # its replacement could not start: try again (raises while Kafka is down)
-            await self._new_producer()
         await self._reconciled()
         result = self.decide(records)
         outputs = [Output(o.key or b"", o.value, i) for o, i in zip(result.outputs, result.output_ids, strict=True)]
         if result.replayed:  # a replayed record's decisions are re-sent only while still in the outbox
             still = self.store.unpublished([o.decision_id for o in outputs])
             outputs = [o for o in outputs if o.decision_id in still]
-        if not outputs:
-            self.audit.kick()
-            return
-        topic = self.settings.topic_gate_decisions
         try:
-            with kafka_boundary("send decisions"):
-                futures = [await self._producer.send(topic, o.value, key=o.key) for o in outputs]
+            await send_outputs(self._producer, self.store, self.settings.topic_gate_decisions, outputs)
         except BaseException:
-            await self._failed()
+            self._reconcile = True
+            await self._stop_producer()
+            self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
+            with contextlib.suppress(Exception):  # a broker still down: the loop's restart retries
+                await self._producer.start()
             raise
-        task = asyncio.create_task(self._acknowledged(topic, outputs, futures))
-        self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
-
-    async def _acknowledged(self, topic: str, outputs: Sequence[Output], futures: Sequence[Any]) -> None:
-        try:
-            metas = await asyncio.gather(*futures)
-        except Exception as exc:  # noqa: BLE001 - raised by the next batch (see _handle)
-            self._send_error = self._send_error or exc
-            return
-        self.store.mark_published([o.decision_id for o in outputs], [(topic, m.partition, m.offset) for m in metas])
         self.audit.kick()  # the batch's audit events, now that its decisions are out
-
-    async def _failed(self) -> None:
-        """What a failed send leaves is unknown: replace the producer, reconcile before the next send."""
-        self._reconcile = True
-        await self._stop_producer()
-        await self.drain()
-        with contextlib.suppress(Exception):  # a broker still down: the loop's restart retries
-            await self._new_producer()
 
     async def _stop_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -411,8 +371,7 @@ class _OutboxSender:
 
     async def close(self) -> None:
         try:
-            await self._stop_producer()  # flushes what is in flight
-            await self.drain()
+            await self._stop_producer()
         finally:
             await self.audit.close()
 
