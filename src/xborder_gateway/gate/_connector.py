@@ -457,9 +457,6 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
             # feed's (at most gate_feed_batch_max records a batch), so an arrival never waits behind a backlog
             # of the feed; a feed record applied after a truck's decision supersedes it (GATE-6)
             sender.decide = decide
-            # the consumer offsets are committed in the background every 200 ms, off an arrival's path: what the
-            # store holds decides what a replay re-applies (nothing) or re-sends (what is still in the outbox)
-            config = dataclasses.replace(config, commit_interval_s=0.2)
             loops += [AtLeastOnceLoop(dataclasses.replace(config, topics=(settings.topic_gate_arrivals,)), sender,
                                       stop),
                       AtLeastOnceLoop(dataclasses.replace(config, topics=(settings.topic_gate_feed,),

@@ -79,10 +79,6 @@ class LoopConfig:
     restart_backoff_s: float = 1.0
     #: the consumer's fetch.max.wait.ms (``make_consumer``): bounds a quiet partition's wait for the next fetch
     fetch_max_wait_ms: int = 500
-    #: AtLeastOnceLoop: 0 commits the offsets after every batch, before the next poll; > 0 commits them in the
-    #: background at most this often (and when the loop stops), off the batches' path -- for a handler whose
-    #: own durable state says what it applied, so a replay after a crash costs only time (the gate's outbox)
-    commit_interval_s: float = 0.0
     #: tests (``run outbound --crash-after``): called with the batch's output count once its records are in the
     #: log inside the open transaction, just before the commit (issue 11: an aborted transaction on demand)
     before_commit: Callable[[Sequence[Outgoing]], None] | None = None
@@ -413,66 +409,11 @@ class TransactionalBatchLoop(_BaseLoop):
 
 class AtLeastOnceLoop(_BaseLoop):
     """Consume, hand the batch to ``handler`` (which makes its effects durable and idempotent), then commit
-    the offsets. A crash between the two replays the batch, so the handler must tolerate seeing it again.
-    With ``commit_interval_s`` > 0 the commit runs in the background (see :class:`LoopConfig`)."""
+    the offsets. A crash between the two replays the batch, so the handler must tolerate seeing it again."""
 
     def __init__(self, config: LoopConfig, handler: SinkHandler, stop: asyncio.Event) -> None:
         super().__init__(config, stop)
         self._handler = handler
-        self._pending: dict[Any, int] = {}
-        self._commit_task: asyncio.Task[None] | None = None
-        self._next_commit = 0.0
-        self._waiting = False
-        #: offset commits done in the background (commit_interval_s > 0), and those that failed
-        self.background_commits = 0
-        self.failed_commits = 0
-
-    async def _commit(self, offsets: dict[Any, int]) -> None:
-        interval = self.config.commit_interval_s
-        if interval <= 0:
-            with kafka_boundary("commit offsets"):
-                await self._consumer.commit(offsets)
-            return
-        for tp, offset in offsets.items():
-            self._pending[tp] = max(self._pending.get(tp, -1), offset)
-        if self._commit_task is None or self._commit_task.done():
-            delay = max(0.0, self._next_commit - time.monotonic())
-            self._commit_task = asyncio.create_task(self._commit_later(delay))
-
-    async def _commit_later(self, delay: float) -> None:
-        if delay:
-            self._waiting = True
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                self._waiting = False
-        self._next_commit = time.monotonic() + self.config.commit_interval_s
-        pending, self._pending = self._pending, {}
-        consumer = self._consumer
-        if consumer is None or not pending:
-            return
-        try:
-            await consumer.commit(pending)
-            self.background_commits += 1
-        except Exception as exc:  # noqa: BLE001 - a rebalance or an outage: the next commit carries newer offsets
-            self.failed_commits += 1
-            log.info("%s: background offset commit failed (%r); the handler's state covers a replay",
-                     self.config.client_id, exc)
-
-    async def _flush_commits(self) -> None:
-        """Commit what the background has not yet (before the consumer stops); best effort."""
-        task, self._commit_task = self._commit_task, None
-        if task is not None and not task.done():
-            if self._waiting:  # still waiting for its turn: it has taken nothing yet, commit it all now
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):  # else one commit in flight
-                await asyncio.wait_for(task, timeout=_STOP_TIMEOUT_S)
-        if self._pending and self._consumer is not None:
-            await self._commit_later(0.0)
-
-    async def _stop_consumer(self) -> None:
-        await self._flush_commits()
-        await super()._stop_consumer()
 
     async def run(self) -> None:
         try:
@@ -486,7 +427,8 @@ class AtLeastOnceLoop(_BaseLoop):
                         continue
                     async with self._lock:
                         await self._handler(records)
-                        await self._commit(self._offsets(records))
+                        with kafka_boundary("commit offsets"):
+                            await self._consumer.commit(self._offsets(records))
                     self.stats.batches += 1
                     self.stats.records_in += len(records)
                     self.stats.last_batch_at = time.monotonic()
