@@ -50,6 +50,7 @@ from xborder_gateway.transport import (
     make_consumer,
     make_producer,
     to_incoming,
+    wait_for_assignment,
 )
 from xborder_gateway.transport import install_shutdown as _install_shutdown
 
@@ -95,8 +96,7 @@ async def catch_up_feed(settings: Settings, processor: GateProcessor, *, batch: 
     try:
         deadline = time.monotonic() + timeout_s
         with kafka_boundary("feed catch-up"):
-            while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
-                await asyncio.sleep(0.1)
+            await wait_for_assignment(consumer, deadline)
             parts = list(consumer.assignment())
             for tp in parts:
                 consumer.seek(tp, processor.store.next_offset(topic, tp.partition))
@@ -168,8 +168,7 @@ async def recover_lost_tail(settings: Settings, processor: GateProcessor, group_
 async def _behind(consumer: Any, group: Any, store: GateStore, deadline: float) -> dict[Any, int]:
     """The partitions ``consumer`` was assigned (group-less) whose stored offset is behind ``group``'s committed
     one; ``consumer`` is seeked to the stored offset. Returns partition -> committed offset."""
-    while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
-        await asyncio.sleep(0.1)
+    await wait_for_assignment(consumer, deadline)
     todo: dict[Any, int] = {}
     for tp in sorted(consumer.assignment(), key=lambda t: t.partition):
         committed = await group.committed(tp)
@@ -202,8 +201,7 @@ async def find_on_topic(bootstrap: str, topic: str, since: dict[int, int], wante
         await consumer.start()
         try:
             deadline = time.monotonic() + timeout_s
-            while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
-                await asyncio.sleep(0.05)
+            await wait_for_assignment(consumer, deadline)
             parts = sorted(consumer.assignment(), key=lambda tp: tp.partition)
             for tp in parts:
                 consumer.seek(tp, since.get(tp.partition, 0))

@@ -33,7 +33,14 @@ from xborder_gateway.gate._connector import GateOptions, run_gate
 from xborder_gateway.gate._feed import decode_feed_record
 from xborder_gateway.gate._generate import DayPlan, simulate_hour
 from xborder_gateway.gate._model import Arrival, Decision, VehicleDeclarationSeen
-from xborder_gateway.transport import ensure_topics, kafka_boundary, make_consumer, make_producer, to_incoming
+from xborder_gateway.transport import (
+    ensure_topics,
+    kafka_boundary,
+    make_consumer,
+    make_producer,
+    to_incoming,
+    wait_for_assignment,
+)
 
 __all__ = ["GateHour", "GateHourError", "demo_gate_hour", "gate_hour", "gate_hour_text"]
 
@@ -110,8 +117,7 @@ async def _vehicles_since(settings: Settings, since_ms: int, timeout_s: float) -
         await consumer.start()
         try:
             deadline = time.monotonic() + timeout_s
-            while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - aiokafka has no event
-                await asyncio.sleep(0.05)
+            await wait_for_assignment(consumer, deadline)
             parts = list(consumer.assignment())
             end = await consumer.end_offsets(parts)
             while time.monotonic() < deadline:
@@ -206,8 +212,7 @@ async def _publish_and_collect(settings: Settings, arrivals: list[Arrival], *, b
         await consumer.start()
         await producer.start()
         try:
-            while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event to wait on
-                await asyncio.sleep(0.05)
+            await wait_for_assignment(consumer, deadline)
             parts = list(consumer.assignment())
             for tp, off in (await consumer.end_offsets(parts)).items():  # only what this hour produces
                 consumer.seek(tp, off)

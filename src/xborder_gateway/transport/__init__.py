@@ -14,7 +14,7 @@ Nothing outside this package imports aiokafka; what it raises leaves here as
   ``memory://NAME``, so the same scenarios run in the fast unit suite and on the real broker.
 """
 
-from xborder_gateway.transport._clients import make_consumer, make_producer
+from xborder_gateway.transport._clients import make_consumer, make_producer, wait_for_assignment
 from xborder_gateway.transport._errors import TransportFencedError, kafka_boundary, translate
 from xborder_gateway.transport._history import partition_for_key, read_key
 from xborder_gateway.transport._loop import (
@@ -67,4 +67,5 @@ __all__ = [
     "role_topics",
     "to_incoming",
     "translate",
+    "wait_for_assignment",
 ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from xborder_gateway.transport._memory import MemoryConsumer, MemoryProducer, is_memory, memory_broker
 
-__all__ = ["make_consumer", "make_producer"]
+__all__ = ["make_consumer", "make_producer", "wait_for_assignment"]
 
 #: How long aiokafka waits before retrying AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS: the broker
 #: is still writing the previous transaction's commit markers, which on a local broker takes 1-3 ms. aiokafka
@@ -71,3 +73,11 @@ def make_consumer(bootstrap: str, *, group_id: str | None, batch_max: int, clien
         retry_backoff_ms=200,
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
+
+
+async def wait_for_assignment(consumer: Any, deadline: float) -> set[Any]:
+    """The partitions a started consumer is assigned, waiting for them until ``deadline`` (``time.monotonic``);
+    empty if none came by then. aiokafka has no event for it, so this polls."""
+    while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event to wait on
+        await asyncio.sleep(0.05)
+    return set(consumer.assignment())
