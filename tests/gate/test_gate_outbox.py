@@ -6,12 +6,15 @@ process died is not written twice. Real store, processor and sender on the in-me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from xborder_gateway.config import load_settings
+from xborder_gateway.connectors._common import Auditor
 from xborder_gateway.gate import (
     Arrival,
     Decision,
@@ -61,6 +64,20 @@ async def _on_topic(settings: Any) -> list[Decision]:
     finally:
         await consumer.stop()
     return out
+
+
+@contextlib.asynccontextmanager
+async def _sender(settings: Any) -> AsyncIterator[tuple[GateStore, _OutboxSender]]:
+    """The gate's store and outbox sender on ``settings``' home (with the site's audit log), closed after."""
+    store = GateStore.open(gate_db(settings))
+    auditor = Auditor(settings, "VN")
+    sender = _OutboxSender(settings, store, "t-decisions", auditor)
+    try:
+        yield store, sender
+    finally:
+        await sender.close()
+        auditor.close()
+        store.close()
 
 
 def _processor(settings: Any, store: GateStore) -> GateProcessor:
@@ -157,9 +174,7 @@ def test_a_replayed_record_re_sends_its_decision_only_while_it_is_still_in_the_o
     settings = _settings(tmp_path, "outbox-replay")
 
     async def go() -> list[Decision]:
-        store = GateStore.open(gate_db(settings))
-        sender = _OutboxSender(settings, store, "t-decisions")
-        try:
+        async with _sender(settings) as (store, sender):
             await _view(settings, store, 2)
             sender.decide = _processor(settings, store).handle
             await sender.start()
@@ -170,9 +185,6 @@ def test_a_replayed_record_re_sends_its_decision_only_while_it_is_still_in_the_o
             store._db.execute("INSERT INTO outbox VALUES ('a1/1')")  # as if its acknowledgement never came back
             await sender(first)
             return await _on_topic(settings)
-        finally:
-            await sender.close()
-            store.close()
 
     decisions = asyncio.run(go())
     assert Counter(d.decision_id for d in decisions) == {"a0/1": 1, "a1/1": 2}
@@ -182,9 +194,7 @@ def test_after_a_failed_send_the_next_batch_reconciles_first_and_nothing_is_lost
     settings = _settings(tmp_path, "outbox-fail")
 
     async def go() -> tuple[str, list[Decision], int]:
-        store = GateStore.open(gate_db(settings))
-        sender = _OutboxSender(settings, store, "t-decisions")
-        try:
+        async with _sender(settings) as (store, sender):
             await _view(settings, store, 2)
             sender.decide = _processor(settings, store).handle
             await sender.start()
@@ -199,9 +209,6 @@ def test_after_a_failed_send_the_next_batch_reconciles_first_and_nothing_is_lost
             await sender([_incoming(settings, 1, _arrival("a1", 1))])
             assert store.outbox() == []
             return failed, await _on_topic(settings), left
-        finally:
-            await sender.close()
-            store.close()
 
     failed, decisions, left = asyncio.run(go())
     assert failed  # the send failed and said so
@@ -260,9 +267,7 @@ def test_the_audit_events_are_committed_with_the_batch_and_appended_after_the_de
     appended_inline: list[object] = []
 
     async def go() -> tuple[list[str], int, Counter[str], int]:
-        store = GateStore.open(gate_db(settings))
-        sender = _OutboxSender(settings, store, "t-decisions")
-        try:
+        async with _sender(settings) as (store, sender):
             await _view(settings, store, 3)
             proc = GateProcessor(store, PlateHasher(b"k" * 32), GatePolicy(), lambda: int(time.time() * 1000),
                                  arrivals_topic=settings.topic_gate_arrivals,
@@ -279,9 +284,6 @@ def test_the_audit_events_are_committed_with_the_batch_and_appended_after_the_de
             assert task is not None
             await asyncio.wait_for(task, 10)
             return deferred, left_after_start, _audited(settings), len(store.pending_audit()[1])
-        finally:
-            await sender.close()
-            store.close()
 
     deferred, left_after_start, audited, left = asyncio.run(go())
     assert appended_inline == []  # nothing appended inside the batch's transaction
@@ -295,9 +297,7 @@ def test_a_failed_audit_append_stops_the_next_batch_and_keeps_the_events(tmp_pat
     settings = _settings(tmp_path, "outbox-audit-fail")
 
     async def go() -> tuple[str, int, Counter[str]]:
-        store = GateStore.open(gate_db(settings))
-        sender = _OutboxSender(settings, store, "t-decisions")
-        try:
+        async with _sender(settings) as (store, sender):
             await _view(settings, store, 2)
             proc = _processor(settings, store)
             proc.defer_audit = True
@@ -324,9 +324,6 @@ def test_a_failed_audit_append_stops_the_next_batch_and_keeps_the_events(tmp_pat
             auditor.append = real  # type: ignore[method-assign]
             await sender.audit.flush()
             return stopped, kept, _audited(settings)
-        finally:
-            await sender.close()
-            store.close()
 
     stopped, kept, audited = asyncio.run(go())
     assert "audit database unavailable" in stopped  # the next batch is refused, not decided unaudited

@@ -85,8 +85,9 @@ async def catch_up_feed(settings: Settings, processor: GateProcessor, *, batch: 
     """Apply the feed up to its current end before any arrival is decided (a restarted gate must not decide
     trucks on a stale view). Reads from the offsets stored with the state; the records applied here are
     seen again by the loop (its group offsets are behind) and skipped there as already applied -- any
-    superseding decision they produced is re-emitted then, inside the loop's transaction. Returns the
-    number of records applied."""
+    superseding decision they produced is re-emitted then (gate_delivery=transaction: inside the loop's
+    transaction; outbox: it waits in the outbox, which the sender's start sends). Returns the number of
+    records applied."""
     topic = settings.topic_gate_feed
     consumer = make_consumer(settings.bootstrap, group_id=None, batch_max=batch, client_id="xbg-gate-catch-up",
                              topics=(topic,))
@@ -246,23 +247,19 @@ async def publish_outbox(settings: Settings, store: GateStore, producer: Any) ->
 
 class _AuditFlusher:
     """gate_delivery=outbox (ADR 0701 rule 4): appends the audit events the batches committed to the store
-    (``audit_pending``) to the audit log, from a thread of its own with an audit connection of its own, so an
+    (``audit_pending``) to the gate's audit log (``AuditLog`` is thread-safe) from a thread of its own, so an
     arrival's decision never waits for the audit log's fsync. One flush runs at a time; a row leaves the store
     only after the audit log has it (a crash in between appends it again: repeated, never lost -- AUD-5).
     A failed append is raised by the next :meth:`check`, so the gate stops as it would have before."""
 
-    def __init__(self, settings: Settings, authority: str, store: GateStore) -> None:
-        self.settings = settings
-        self.authority = authority
+    def __init__(self, store: GateStore, auditor: Auditor) -> None:
         self.store = store
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-audit")
-        self._auditor: Auditor | None = None
+        self._auditor: Auditor | None = auditor
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._auditor = await loop.run_in_executor(self._executor, Auditor, self.settings, self.authority)
         await self.flush()  # what a previous process committed and did not append
 
     def check(self) -> None:
@@ -300,13 +297,12 @@ class _AuditFlusher:
         self.check()
 
     async def close(self) -> None:
+        """Append what is pending; the auditor stays open (its owner closes it)."""
         try:
             if self._auditor is not None:
                 await self.flush()
         finally:
-            auditor, self._auditor = self._auditor, None
-            if auditor is not None:
-                await asyncio.get_running_loop().run_in_executor(self._executor, auditor.close)
+            self._auditor = None
             self._executor.shutdown(wait=True)
 
 
@@ -315,11 +311,11 @@ class _OutboxSender:
     docstring). Its producer is idempotent, not transactional; after a failed send it is replaced, and the
     next batch first reconciles the outbox with the topic (what the failed send wrote is unknown)."""
 
-    def __init__(self, settings: Settings, store: GateStore, client_id: str, authority: str = "VN") -> None:
+    def __init__(self, settings: Settings, store: GateStore, client_id: str, auditor: Auditor) -> None:
         self.settings = settings
         self.store = store
         self.client_id = client_id
-        self.audit = _AuditFlusher(settings, authority, store)
+        self.audit = _AuditFlusher(store, auditor)
         self.decide: Callable[[list[Incoming]], Any] | None = None
         self._producer: Any = None
         self._reconcile = True
@@ -331,6 +327,14 @@ class _OutboxSender:
         with kafka_boundary("start producer"):
             await self._producer.start()
         await self._reconciled()
+
+    async def _replace_producer(self) -> None:
+        """After a failed send: a new producer (the old one's state is unknown); started if Kafka lets it,
+        else the loop's restart retries."""
+        await self._stop_producer()
+        self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
+        with contextlib.suppress(Exception):
+            await self._producer.start()
 
     async def _reconciled(self) -> None:
         if self._reconcile:
@@ -354,10 +358,7 @@ class _OutboxSender:
             await send_outputs(self._producer, self.store, self.settings.topic_gate_decisions, outputs)
         except BaseException:
             self._reconcile = True
-            await self._stop_producer()
-            self._producer = make_producer(self.settings.bootstrap, client_id=self.client_id, linger_ms=0)
-            with contextlib.suppress(Exception):  # a broker still down: the loop's restart retries
-                await self._producer.start()
+            await self._replace_producer()
             raise
         self.audit.kick()  # the batch's audit events, now that its decisions are out
 
@@ -428,7 +429,7 @@ async def run_gate(settings: Settings, options: GateOptions, *, stop: asyncio.Ev
         processor.defer_audit = outbox  # the audit events go out after the decisions (ADR 0701 rule 4)
         await catch_up_feed(settings, processor)
         await recover_lost_tail(settings, processor, ident.group_id)
-        sender = _OutboxSender(settings, store, f"{ident.client_id}-decisions", options.authority)
+        sender = _OutboxSender(settings, store, f"{ident.client_id}-decisions", auditor)
         await sender.start()  # reconciles the outbox (also after a switch from gate_delivery=outbox)
         stop = stop or asyncio.Event()
         if install_shutdown:
