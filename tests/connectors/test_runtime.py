@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import socket
 import urllib.error
 import urllib.request
@@ -151,3 +152,27 @@ async def test_processor_is_closed_when_the_loop_ends(tmp_path: Path) -> None:
     assert await asyncio.wait_for(run_connector(home.settings, spec, ConnectorOptions(
         passphrase_file=home.passphrase_file)), 30) == 0
     assert len(closed) == 1
+
+
+class _Loud:
+    """A field value that records when it is formatted."""
+
+    formatted = 0
+
+    def __format__(self, spec: str) -> str:
+        type(self).formatted += 1
+        return "loud"
+
+
+def test_log_line_formats_nothing_below_the_logged_level(caplog: pytest.LogCaptureFixture) -> None:
+    """The connectors write a DEBUG line per record: at INFO it must cost no formatting (issue 13)."""
+    from xborder_gateway.connectors._common import log_line
+
+    _Loud.formatted = 0
+    with caplog.at_level(logging.INFO, logger="xborder_gateway.connectors"):
+        log_line(logging.DEBUG, "sealed", message_id="m1", field=_Loud())
+        assert _Loud.formatted == 0
+        assert not caplog.records
+        log_line(logging.INFO, "sealed", message_id="m1", field=_Loud(), absent=None)
+    assert _Loud.formatted == 1
+    assert [r.getMessage() for r in caplog.records] == ["sealed message_id=m1 field=loud"]

@@ -199,6 +199,13 @@ def test_outbound_writes_taken_in_sent_and_rejected_to_the_feed(tmp_path: Path) 
     assert vehicle is not None
     assert vehicle.plate
     assert vehicle.linked_declarations
+    # the feed's vehicle is what the sealed payload says (read from the mapped record, not decoded again)
+    from xborder_gateway.avro import decode
+    from xborder_gateway.documents import translate_xml
+
+    envelope_payload = decode(translate_xml(tir.xml).payload).record
+    assert vehicle.plate == normalise_plate(str(envelope_payload["vehicle"]["plate"]))
+    assert vehicle.containers == tuple(str(c["number"]) for c in envelope_payload["containers"])
     rejected = [c for c in feed if c.kind is StatusKind.REJECTED]
     assert len(rejected) == 1
     assert rejected[0].declaration_number == unknown_key(bad)

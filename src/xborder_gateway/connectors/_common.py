@@ -78,7 +78,10 @@ def safe_reason(value: str | None) -> str | None:
 
 
 def log_line(level: int, what: str, **fields: Any) -> None:
-    """One structured log line: ``what key=value ...`` (message id first when present)."""
+    """One structured log line: ``what key=value ...`` (message id first when present); nothing is
+    formatted when ``level`` is not logged (the connectors write a DEBUG line per record)."""
+    if not log.isEnabledFor(level):
+        return
     parts = [what]
     mid = fields.pop("message_id", None)
     if mid is not None:
