@@ -240,14 +240,6 @@ def _hsm_setup(settings: Settings, env: dict[str, str]) -> str | None:
     return None
 
 
-def _settled_at_most(vn: sqlite3.Connection, run: str) -> int:
-    """At least ``summarize_run(vn, run).settled`` (it also counts rows the summary leaves out), from the
-    run index alone."""
-    row = vn.execute("SELECT (SELECT count(*) FROM xbg_messages WHERE run = ? AND state IN ('delivered', 'dead')) "
-                     "+ (SELECT count(*) FROM xbg_rejected WHERE run = ?)", (run, run)).fetchone()
-    return int(row[0]) if row else 0
-
-
 def _duplicated(settings: Settings, run: str) -> int:
     """Declarations the endpoint processed more than once in ``run`` (exactly once means 0)."""
     with contextlib.closing(sqlite3.connect(settings.state_db("CN"), timeout=10)) as cn:
@@ -264,7 +256,7 @@ def exchange(settings: Settings, env: dict[str, str], bootstrap: str, *, count: 
 
     demo._free_port = _free_port  # the connectors' metrics ports: XBG_BENCH_PORT_BASE
     from xborder_gateway.connectors import publish_documents
-    from xborder_gateway.exchange import summarize_run
+    from xborder_gateway.exchange import settled_count, summarize_run
 
     pf = _passphrase_file(settings.home)
     with _environ(env):
@@ -277,13 +269,10 @@ def exchange(settings: Settings, env: dict[str, str], bootstrap: str, *, count: 
         while time.monotonic() < deadline:
             with contextlib.suppress(sqlite3.OperationalError), \
                     contextlib.closing(sqlite3.connect(settings.state_db("VN"), timeout=10)) as vn:
-                # a cheap upper bound of the settled count first (two indexed counts): the full summary reads
-                # every row of the run and, polled ten times a second, cost the machine a measurable share
-                # of the CPU the exchange was being measured on
-                if _settled_at_most(vn, run) >= n:
-                    s = summarize_run(vn, run)
-                    if s.settled >= n:
-                        return s
+                # the full summary only once: it reads every row of the run, and polled ten times a second
+                # it took a measurable share of the CPU the exchange was being measured on
+                if settled_count(vn, run) >= n:
+                    return summarize_run(vn, run)
             time.sleep(0.1)
         raise SystemExit(f"run {run}: not settled in {timeout}s (see {settings.home / 'bench-logs'})")
 

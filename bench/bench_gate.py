@@ -406,15 +406,14 @@ def _cpu_seconds(pid: int) -> float:
 
 def _settled(settings: Any, run: str) -> int:
     """Declarations of this run the exchange settled (delivered, rejected or dead-lettered) so far."""
-    from xborder_gateway.exchange import summarize_run
+    from xborder_gateway.exchange import settled_count
 
-    vn_db, cn_db = settings.state_db("VN"), settings.state_db("CN")
-    if not (vn_db.exists() and cn_db.exists()):
+    vn_db = settings.state_db("VN")
+    if not vn_db.exists():
         return 0
-    with contextlib.closing(sqlite3.connect(vn_db, timeout=10)) as vn, \
-            contextlib.closing(sqlite3.connect(cn_db, timeout=10)) as cn:
+    with contextlib.closing(sqlite3.connect(vn_db, timeout=10)) as vn:
         try:
-            return int(summarize_run(vn, run, cn).settled)
+            return settled_count(vn, run)
         except sqlite3.OperationalError:
             return 0
 

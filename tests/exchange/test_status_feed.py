@@ -231,3 +231,22 @@ def test_run_summary_counts_business_outcomes_by_reason(tmp_path: Path) -> None:
     assert summary.business_by_reason == {"HELD LICENCE_REQUIRED": 1, "HELD SPS_PUC_NOT_REGISTERED": 2,
                                           "REJECTED SPS_PRODUCT_NOT_ADMITTED": 1}
     assert summary.business == {"ACCEPTED": 1, "HELD": 2, "REJECTED": 1}
+
+
+def test_settled_count_is_the_summarys_settled(tmp_path: Path) -> None:
+    """The benches' cheap poll counts exactly what ``summarize_run(...).settled`` counts: delivered and dead
+    messages whose envelope is known, and rejected records -- of this run only."""
+    from xborder_gateway.exchange import VN_SCHEMA, connect, settled_count, summarize_run
+
+    conn = connect(tmp_path / "vn.sqlite", VN_SCHEMA)
+    for mid, state, data, run in [("m1", "delivered", b"\x00", "r"), ("m2", "dead", b"\x00", "r"),
+                                  ("m3", "pending", b"\x00", "r"), ("m4", "delivered", None, "r"),
+                                  ("m5", "delivered", b"\x00", "other")]:
+        conn.execute("INSERT INTO xbg_messages (message_id, state, attempts, data, run) VALUES (?, ?, 1, ?, ?)",
+                     (mid, state, data, run))
+    for offset, run in [(1, "r"), (2, "r"), (3, "other")]:
+        conn.execute("INSERT INTO xbg_rejected (topic, part, offs, run, reason_code) VALUES ('t', 0, ?, ?, 'X')",
+                     (offset, run))
+    conn.commit()
+    assert settled_count(conn, "r") == summarize_run(conn, "r").settled == 4
+    assert settled_count(conn, "none") == summarize_run(conn, "none").settled == 0

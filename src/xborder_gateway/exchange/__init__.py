@@ -29,6 +29,7 @@ from xborder_gateway.exchange._state import (
     connect,
     decode_headers,
     encode_headers,
+    settled_count,
     summarize_run,
 )
 from xborder_gateway.exchange._status import (
@@ -104,6 +105,7 @@ __all__ = [
     "read_status",
     "register_rule_set",
     "rule_set_for",
+    "settled_count",
     "status_partition",
     "status_record",
     "summarize_run",

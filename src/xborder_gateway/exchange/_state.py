@@ -299,6 +299,15 @@ class RunSummary:
         }
 
 
+def settled_count(vn: sqlite3.Connection, run: str) -> int:
+    """``summarize_run(vn, run).settled`` from two indexed counts, for a caller that polls until a run has
+    settled (the summary reads every row of the run)."""
+    row = vn.execute("SELECT (SELECT count(*) FROM xbg_messages WHERE run = ? AND data IS NOT NULL "
+                     "AND state IN ('delivered', 'dead')) + (SELECT count(*) FROM xbg_rejected WHERE run = ?)",
+                     (run, run)).fetchone()
+    return int(row[0])
+
+
 def summarize_run(vn: sqlite3.Connection, run: str, cn: sqlite3.Connection | None = None) -> RunSummary:
     """Counts for one run id, read from the VN tracker's state (and the CN endpoint's, when given)."""
     states = dict(vn.execute("SELECT state, count(*) FROM xbg_messages WHERE run = ? AND data IS NOT NULL "
