@@ -2,7 +2,7 @@
 
 Over the demo's own documents: the vehicle declarations its outbound connector wrote on the real status
 feed (``settings.topic_status``, ``DeclarationStatus.v1``) since the run started become the trucks of one
-hour (:func:`~xborder_gateway.gate._generate.simulate_hour`: OCR errors, low-confidence reads, a few trucks
+hour (:func:`~xborder_gateway.gate._generate.simulate_hour_marked`: OCR errors, low-confidence reads, a few trucks
 with no pre-declaration, a second arrival on a used clearance, a convoy of 50 within one second). The real
 ``run gate`` (:func:`~xborder_gateway.gate._connector.run_gate`, in this process) builds its view from that
 feed, decides the arrivals published on the real arrivals topic and commits its decisions; this module
@@ -31,7 +31,7 @@ from xborder_gateway.errors import GatewayError
 from xborder_gateway.gate._codec import decode_decision, encode_arrival
 from xborder_gateway.gate._connector import GateOptions, run_gate
 from xborder_gateway.gate._feed import decode_feed_record
-from xborder_gateway.gate._generate import DayPlan, simulate_hour
+from xborder_gateway.gate._generate import DayPlan, simulate_hour_marked
 from xborder_gateway.gate._model import Arrival, Decision, VehicleDeclarationSeen
 from xborder_gateway.transport import (
     ensure_topics,
@@ -61,6 +61,8 @@ class GateHour:
     colours: Counter[str] = field(default_factory=Counter)
     by_reason: Counter[str] = field(default_factory=Counter)
     first_colours: Counter[str] = field(default_factory=Counter)
+    undeclared: Counter[str] = field(default_factory=Counter)
+    """Final colours of the arrivals of trucks with no pre-declaration (never GREEN)."""
     superseded: int = 0
     priority_lane: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -77,6 +79,8 @@ class GateHour:
                 "RED": self.colours["RED"], "by_reason": dict(sorted(self.by_reason.items())),
                 "vehicles": self.vehicles, "superseded": self.superseded, "priority_lane": self.priority_lane,
                 "first": {c: self.first_colours[c] for c in ("GREEN", "YELLOW", "RED")},
+                "undeclared": {"arrivals": sum(self.undeclared.values()),
+                               **{c: self.undeclared[c] for c in ("GREEN", "YELLOW", "RED")}},
                 "p50_ms": self._pct(0.5), "p99_ms": self._pct(0.99), "seconds": round(self.wall_s, 1)}
 
 
@@ -89,6 +93,9 @@ def gate_hour_text(g: dict[str, Any]) -> str:
         lines.append(f"    {colour:<25} {g[colour]:>4}  ({100 * g[colour] / n:.1f} %)")
     lines += [f"      {reason:<38} {count}" for reason, count in g["by_reason"].items()
               if reason != "PRE_DECLARED_ACCEPTED"]
+    u = g["undeclared"]
+    lines.append(f"    no pre-declaration        {u['arrivals']} trucks: GREEN {u['GREEN']}, YELLOW {u['YELLOW']}, "
+                 f"RED {u['RED']}")
     lines.append(f"    superseding decisions     {g['superseded']}; priority lane (perishables) {g['priority_lane']}")
     lines.append(f"    arrival -> decision       p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms")
     return "\n".join(lines)
@@ -150,7 +157,7 @@ async def gate_hour(settings: Settings, *, since_ms: int, seed: int | str, prefi
     settings = settings.model_copy(update={"topic_gate_feed": settings.topic_status})
     vehicles = await _vehicles_since(settings, since_ms, timeout_s)
     start_ms = int(time.time() * 1000)
-    arrivals = simulate_hour(vehicles, start_ms, seed, prefix=prefix, plan=plan)
+    arrivals, undeclared = simulate_hour_marked(vehicles, start_ms, seed, prefix=prefix, plan=plan)
     result = GateHour(arrivals=len(arrivals), vehicles=len(vehicles))
     speed = 3_600_000 / (compress_s * 1000)  # simulated ms per wall ms
     began: list[float] = []  # wall-clock start of the compressed hour, once publishing begins
@@ -194,7 +201,8 @@ async def gate_hour(settings: Settings, *, since_ms: int, seed: int | str, prefi
         result.superseded += len(decisions) - 1
         result.priority_lane += int(final.priority_lane)
         result.latencies_ms.append(max(0.0, first[1] - sent_ms))
-        del aid
+        if aid in undeclared:
+            result.undeclared[final.colour.name] += 1
     result.wall_s = time.monotonic() - t_start
     return result
 

@@ -31,8 +31,8 @@ from xborder_gateway.gate._model import (
 )
 from xborder_gateway.gate._plates import container_check_digit, plate_kind
 
-__all__ = ["DayPlan", "display_plate", "simulate_day", "simulate_feed", "simulate_hour", "synthetic_vehicles",
-           "trucks_per_day"]
+__all__ = ["DayPlan", "display_plate", "simulate_day", "simulate_feed", "simulate_hour", "simulate_hour_marked",
+           "synthetic_vehicles", "trucks_per_day"]
 
 _LOCAL: Final = dt.timezone(dt.timedelta(hours=7))
 _GATES: Final = (("HUU_NGHI", 60), ("TAN_THANH", 25), ("CHI_MA", 10), ("COC_NAM", 5))
@@ -182,12 +182,25 @@ def simulate_hour(vehicles: Sequence[VehicleDeclarationSeen], start_ms: int, see
     """One hour at the gate for ``vehicles`` (the demo's own vehicle declarations): every vehicle arrives
     once within ``[start_ms, start_ms + 1 h)``; one convoy of up to ``plan.convoy_size`` of them reaches the
     gate within one second; OCR errors and low-confidence reads at the plan's rates; ``undeclared_rate`` of
-    extra trucks with no pre-declaration (at least two) and a few second arrivals on a used clearance (at
-    least one when there are vehicles). Arrival ids are ``<prefix>-<nnnn>``; sorted by camera time."""
+    extra trucks with no pre-declaration (at least two, and two of them always read cleanly, so that the
+    hour shows the rule) and a few second arrivals on a used clearance (at least one when there are
+    vehicles). Arrival ids are ``<prefix>-<nnnn>``; sorted by camera time. See :func:`simulate_hour_marked`."""
+    return simulate_hour_marked(vehicles, start_ms, seed, prefix=prefix, plan=plan)[0]
+
+
+_CLEAN_READS = DayPlan(confusion_rate=0.0, missing_char_rate=0.0, unreadable_rate=0.0, low_confidence_rate=0.0)
+
+
+def simulate_hour_marked(vehicles: Sequence[VehicleDeclarationSeen], start_ms: int, seed: int | str, *,
+                         prefix: str = "hour", plan: DayPlan | None = None) -> tuple[list[Arrival], frozenset[str]]:
+    """:func:`simulate_hour`, and the ids of the arrivals of trucks with no pre-declaration (which the gate
+    must never clear GREEN)."""
     plan = plan or DayPlan()
     rng = random.Random(f"hour:{seed}:{start_ms}")  # noqa: S311 - reproducible test data
-    trucks: list[VehicleDeclarationSeen | None] = list(vehicles)
-    trucks.extend([None] * max(2, round(len(vehicles) * plan.undeclared_rate)))
+    undeclared = max(2, round(len(vehicles) * plan.undeclared_rate))
+    # (truck, plan of its read): None is a truck with no pre-declaration; the first two read cleanly
+    trucks: list[tuple[VehicleDeclarationSeen | None, DayPlan]] = [(v, plan) for v in vehicles]
+    trucks.extend((None, _CLEAN_READS if i < 2 else plan) for i in range(undeclared))
     repeats = [v for v in vehicles if rng.random() < plan.second_arrival_rate]
     if not repeats and vehicles:
         repeats = [rng.choice(list(vehicles))]
@@ -197,12 +210,14 @@ def simulate_hour(vehicles: Sequence[VehicleDeclarationSeen], start_ms: int, see
     times = [convoy_at + rng.randrange(1000) for _ in range(convoy)]
     times += [start_ms + rng.randrange(3_600_000) for _ in range(len(trucks) - convoy)]
     # a second arrival comes after the first (same truck turned back and tries again, or a cloned plate)
-    timed = list(zip(trucks, times, strict=True))
-    first_at = {t.number: at for t, at in timed if t is not None}
-    timed += [(v, min(start_ms + 3_599_999, first_at[v.number] + rng.randrange(60_000, 900_000))) for v in repeats]
-    arrivals = [_arrival(rng, f"{prefix}-{i:04d}", truck, at, plan) for i, (truck, at) in enumerate(timed)]
+    timed = [(t, p, at) for (t, p), at in zip(trucks, times, strict=True)]
+    first_at = {t.number: at for t, _, at in timed if t is not None}
+    timed += [(v, plan, min(start_ms + 3_599_999, first_at[v.number] + rng.randrange(60_000, 900_000)))
+              for v in repeats]
+    arrivals = [_arrival(rng, f"{prefix}-{i:04d}", truck, at, reads) for i, (truck, reads, at) in enumerate(timed)]
+    marked = frozenset(a.arrival_id for a, (truck, _, _) in zip(arrivals, timed, strict=True) if truck is None)
     arrivals.sort(key=lambda a: (a.camera_ms, a.arrival_id))
-    return arrivals
+    return arrivals, marked
 
 
 def _arrival(rng: random.Random, arrival_id: str, truck: VehicleDeclarationSeen | None, at: int,
