@@ -280,3 +280,52 @@ def test_offsets_topic_records_are_parsed_strictly() -> None:
     assert out == {("xb.vn-cn.exchange", 2): 42}
     _apply_offset_record(out, key, None, "VN")  # tombstone
     assert out == {}
+
+
+# --- MirrorMaker's start-up, read from its log ------------------------------------------------------------------
+def _herder(flow: str, text: str) -> str:
+    return f"[2026-12-02 15:59:31,379] INFO [Worker clientId={flow}, groupId=VN-mm2] {text} (org.apache.kafka.x)"
+
+
+def _joined(flow: str, generation: int, connectors: str) -> str:
+    return _herder(flow, f"Joined group at generation {generation} with protocol version 2 and got assignment: "
+                         f"Assignment{{error=0, leader='{flow}-1', leaderUrl='http://127.0.0.1:1/', offset=1, "
+                         f"connectorIds=[{connectors}], taskIds=[], revokedConnectorIds=[], delay=0}}")
+
+
+_STARTED = "[2026-12-02 15:59:31,380] INFO Kafka MirrorMaker started (org.apache.kafka.connect.mirror.MirrorMaker)"
+_FINISHED = "Finished starting connectors and tasks"
+_LOST = ("[2026-12-02 15:59:46,900] INFO This node lost leadership for MirrorSourceConnector while trying to update "
+         "the connector configuration for VN->CN. Using existing connector configuration. (org.apache.kafka.x)")
+_SOURCE = "MirrorSourceConnector, MirrorHeartbeatConnector"
+
+
+@pytest.mark.parametrize(("lines", "state"), [
+    # the CI run of 2026-12-02: the herder's first start has no connector; configuring them stalled, the
+    # herder lost the group and rejoined with none -- it never replicates (the old check said "ready")
+    ([_joined("VN->CN", 1, ""), _herder("VN->CN", _FINISHED), _STARTED, _LOST, _joined("VN->CN", 3, ""),
+      _herder("VN->CN", _FINISHED)], "stuck"),
+    # a healthy start with no source topic yet: the source connector is assigned, and started
+    ([_joined("VN->CN", 1, ""), _herder("VN->CN", _FINISHED), _STARTED, _joined("VN->CN", 2, _SOURCE),
+      _herder("VN->CN", _FINISHED)], "ready"),
+    # the first start (no connector yet) is not a start of the flow
+    ([_joined("VN->CN", 1, ""), _herder("VN->CN", _FINISHED), _STARTED], "starting"),
+    # a restart on an existing configuration: leadership lost, rejoined WITH the connector -> fine
+    ([_STARTED, _LOST, _joined("VN->CN", 4, _SOURCE), _herder("VN->CN", _FINISHED)], "ready"),
+    # the other flow's herder (disabled at this site) proves nothing
+    ([_STARTED, _joined("CN->VN", 2, _SOURCE), _herder("CN->VN", _FINISHED)], "starting"),
+    # started but MirrorMaker has not said so yet
+    ([_joined("VN->CN", 2, _SOURCE), _herder("VN->CN", _FINISHED)], "starting"),
+    # the replication task runs: ready whatever else was logged
+    ([_LOST, "[x] INFO WorkerSourceTask{id=MirrorSourceConnector-0} Source task finished initialization and start"],
+     "ready"),
+])
+def test_mirrormaker_start_state_read_from_its_log(tmp_path: Path, lines: list[str], state: str) -> None:
+    from xborder_gateway.link import LinkMirror
+
+    mirror = LinkMirror(_site(tmp_path, "CN"))
+    mirror.log_dir.mkdir(parents=True)
+    before = "[2026-12-02 15:00:00,000] INFO an earlier run's lines are skipped\n" + _STARTED + "\n"
+    mirror.log_file.write_text(before + "\n".join(lines) + "\n", encoding="utf-8")
+    assert mirror._start_state(len(before.encode())) == state
+    assert mirror._task_running(len(before.encode())) is (state == "ready")

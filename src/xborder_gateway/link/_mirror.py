@@ -56,6 +56,10 @@ MIRROR_READY_LINE = "Kafka MirrorMaker started"
 TASK_READY_PATTERN = re.compile(
     rb"WorkerSourceTask\{id=MirrorSourceConnector-\d+\} Source task finished initialization")
 IDENTITY_POLICY = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+# what MirrorMaker logs when a flow's herder loses the group while writing its connectors' configuration
+_LOST_LEADERSHIP = b"lost leadership for MirrorSourceConnector while trying to update the connector configuration"
+#: start-ups of MirrorMaker in one `start` when one gets stuck (see LinkMirror._start_state)
+_START_ATTEMPTS = 3
 
 
 def topics_regex(topics: list[str]) -> str:
@@ -334,41 +338,75 @@ class LinkMirror:
         progress(f"starting MirrorMaker 2: {self.source} ({s.link_remote}, mutual TLS) -> {self.target} "
                  f"({s.bootstrap}), {len(self.topics)} allow-listed topics")
         started = time.monotonic()
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        with self.stdout_file.open("ab") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.dir)
-        self.pid_file.write_text(f"{proc.pid}\n")
         limit = timeout if timeout is not None else s.link_start_timeout
-        while time.monotonic() < started + limit:
-            if proc.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise TransportError(f"MirrorMaker exited during start-up; last log lines:\n{self.tail(25)}",
-                                     code="LINK_START_FAILED", retriable=False,
-                                     hint=f"read {self.log_file} and {self.stdout_file}")
-            if self._task_running(offset):
-                took = time.monotonic() - started
-                progress(f"link running in {took:.1f}s (pid {proc.pid})")
-                return MirrorStatus(True, proc.pid, self.source, self.target, self.log_file, took)
-            time.sleep(0.2)
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            with self.stdout_file.open("ab") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, cwd=self.dir)
+            self.pid_file.write_text(f"{proc.pid}\n")
+            state = "starting"
+            while time.monotonic() < started + limit:
+                if proc.poll() is not None:
+                    self.pid_file.unlink(missing_ok=True)
+                    raise TransportError(f"MirrorMaker exited during start-up; last log lines:\n{self.tail(25)}",
+                                         code="LINK_START_FAILED", retriable=False,
+                                         hint=f"read {self.log_file} and {self.stdout_file}")
+                state = self._start_state(offset)
+                if state == "ready":
+                    took = time.monotonic() - started
+                    progress(f"link running in {took:.1f}s (pid {proc.pid})")
+                    return MirrorStatus(True, proc.pid, self.source, self.target, self.log_file, took)
+                if state == "stuck":
+                    break
+                time.sleep(0.2)
+            if state != "stuck" or attempt == _START_ATTEMPTS:
+                break
+            progress(f"MirrorMaker (pid {proc.pid}) lost its flow's leadership before it configured the "
+                     f"{self.source}->{self.target} connectors and would never replicate; starting it again "
+                     f"(attempt {attempt + 1} of {_START_ATTEMPTS})")
+            self.stop(timeout=15)
         raise TransportError(f"MirrorMaker's replication task did not start within {limit:.0f}s; last log lines:\n"
                              f"{self.tail(25)}", code="LINK_START_TIMEOUT", retriable=False,
                              hint="is the counterpart's link listener reachable? `xborder link logs`")
 
     def _task_running(self, offset: int) -> bool:
-        """Started: the replication task runs, or (no allow-listed topic exists at the source yet) the flow's
-        herder has started its connectors after MirrorMaker said it started."""
+        """Whether the flow has started (see :meth:`_start_state`)."""
+        return self._start_state(offset) == "ready"
+
+    def _start_state(self, offset: int) -> str:
+        """The start-up seen in the log written after ``offset``: ``ready`` when the replication task runs,
+        or (no allow-listed topic exists at the source yet, so the source connector has no task) when the
+        flow's herder has started connectors in an assignment that holds the source connector; ``stuck`` when
+        the flow's herder lost its leadership while writing its connectors' configuration and rejoined with
+        no connector (none had been configured before: MirrorMaker 4.1 then runs with no connector at all and
+        never configures them again -- seen once in CI, 2026-12-02); else ``starting``.
+
+        The herder's first "Finished starting connectors and tasks" comes before any connector is configured
+        (config offset -1, no connector assigned): it does not count."""
         try:
             with self.log_file.open("rb") as fh:
                 fh.seek(offset)
                 text = fh.read()
         except OSError:
-            return False
+            return "starting"
         if TASK_READY_PATTERN.search(text):
-            return True
+            return "ready"
         herder = f"[Worker clientId={self.source}->{self.target},".encode()
-        return MIRROR_READY_LINE.encode() in text and any(
-            herder in line and b"Finished starting connectors and tasks" in line for line in text.splitlines())
+        flow = f"for {self.source}->{self.target}".encode()
+        mirror_started = MIRROR_READY_LINE.encode() in text
+        assigned = lost = False
+        for line in text.splitlines():
+            if herder in line and b"Joined group at generation" in line:
+                assigned = b"MirrorSourceConnector" in line.partition(b"connectorIds=")[2].partition(b"]")[0]
+                if lost and not assigned:  # rejoined with no connector (none was configured before)
+                    return "stuck"
+            elif herder in line and b"Finished starting connectors and tasks" in line:
+                if assigned and mirror_started:
+                    return "ready"
+            elif flow in line and _LOST_LEADERSHIP in line:
+                lost = True
+        return "starting"
 
     def stop(self, progress: Progress = _quiet, timeout: float = 30.0) -> bool:
         """SIGTERM, wait, SIGKILL of the process group after ``timeout``. True when one was running."""
