@@ -380,7 +380,8 @@ class LinkMirror:
         flow's herder has started connectors in an assignment that holds the source connector; ``stuck`` when
         the flow's herder lost its leadership while writing its connectors' configuration and rejoined with
         no connector (none had been configured before: MirrorMaker 4.1 then runs with no connector at all and
-        never configures them again -- seen once in CI, 2026-12-02); else ``starting``.
+        never configures them again -- its KAFKA-15372 fix reconfigures on a change of leader only, and the node
+        was the leader before and after; seen once in CI, 2026-12-02); else ``starting``.
 
         The herder's first "Finished starting connectors and tasks" comes before any connector is configured
         (config offset -1, no connector assigned): it does not count."""
