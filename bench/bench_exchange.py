@@ -303,10 +303,35 @@ def exchange(settings: Settings, env: dict[str, str], bootstrap: str, *, count: 
             docs = list(generated(n, seed + 2 + i, None, 0.0))  # generated before pacing starts (as above)
             asyncio.run(publish_documents(settings, docs, run=run, rate_per_s=rate))
             r = wait(run, n, 300)
-            results["rates"][rate] = {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "count": n}
+            results["rates"][rate] = {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "count": n,
+                                      **latency_shape(settings.state_db("VN"), run)}
             results["lost"] += n - r.delivered - r.rejected
             results["duplicated"] += _duplicated(settings, run)
     return results
+
+
+def latency_shape(state_db: Path, run: str) -> dict[str, Any]:
+    """Where a paced run's latency comes from, from the sender's state: p99 publish -> receipt in each
+    quarter of the run (by publish time: steady, or growing because the offered rate is at the exchange's
+    capacity) and the two legs, publish -> the outbound connector's produce (the envelope record's timestamp)
+    and produce -> receipt settled (the endpoint and the tracker)."""
+    with contextlib.closing(sqlite3.connect(state_db, timeout=10)) as vn:
+        rows = vn.execute("SELECT published_ms, first_sent_ms, delivered_ms FROM xbg_messages WHERE run = ? AND "
+                          "state = 'delivered' AND published_ms IS NOT NULL AND first_sent_ms IS NOT NULL "
+                          "AND delivered_ms IS NOT NULL ORDER BY published_ms", (run,)).fetchall()
+    if not rows:
+        return {}
+    t0, t1 = rows[0][0], rows[-1][0]
+    span = max(1, t1 - t0 + 1)
+    quarters: list[list[float]] = [[], [], [], []]
+    for p, _, d in rows:
+        quarters[min(3, (p - t0) * 4 // span)].append(d - p)
+    return {"p99_ms_by_quarter": [_pct(q, 0.99) if q else None for q in quarters],
+            "max_ms": max(d - p for p, _, d in rows),
+            "outbound_leg_ms": {"p50": _pct([s - p for p, s, _ in rows], 0.5),
+                                "p99": _pct([s - p for p, s, _ in rows], 0.99)},
+            "answer_leg_ms": {"p50": _pct([d - s for _, s, d in rows], 0.5),
+                              "p99": _pct([d - s for _, s, d in rows], 0.99)}}
 
 
 # --- the in-process bound ---------------------------------------------------------------------------------------
@@ -512,6 +537,12 @@ def main() -> int:  # noqa: PLR0912 - one report
         print(f"  {rate:6.0f}/s for {args.rate_seconds:.0f}s ({r['count']} declarations): "
               f"p50 {r['p50_ms'] or 0:8.1f} ms   p99 {r['p99_ms'] or 0:8.1f} ms"
               + ("  (target <= 250)" if rate == 500.0 else ""))
+        if r.get("p99_ms_by_quarter"):
+            quarters = " / ".join(f"{q:.0f}" if q is not None else "-" for q in r["p99_ms_by_quarter"])
+            print(f"          {100 * rate / v2['per_s']:.0f} % of v2's throughput; p99 by quarter of the run "
+                  f"{quarters} ms; legs p50/p99: publish -> outbound produce {r['outbound_leg_ms']['p50']:.0f}/"
+                  f"{r['outbound_leg_ms']['p99']:.0f} ms, produce -> receipt {r['answer_leg_ms']['p50']:.0f}/"
+                  f"{r['answer_leg_ms']['p99']:.0f} ms")
     print("\nCPU µs per declaration in each process during the throughput run (v1 before, v2 after):")
     names = sorted({k for e in ex.values() for k in e["cpu_us"]})
     print(f"  {'process':12s}" + "".join(f"{k:>10s}" for k in ex) + f"{'raw hops':>10s}")

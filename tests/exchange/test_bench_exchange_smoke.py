@@ -35,3 +35,11 @@ def test_bench_exchange_quick_json(kafka_bootstrap: str, tmp_path: Path) -> None
     # the HSM variant was skipped on request, and the JSON says so instead of inventing a figure
     assert figures["v2_hsm_per_s"] is None
     assert figures.get("v2_hsm_skipped") == "--no-hsm"
+    # each paced run says where its latency came from: p99 by quarter of the run and the two legs (parts of
+    # each declaration's whole, so never above the run's slowest one)
+    for rate, shape in figures["latency"].items():
+        assert shape["p99_ms"] <= shape["max_ms"], (rate, shape)
+        assert len(shape["p99_ms_by_quarter"]) == 4, rate
+        assert all(0 <= q <= shape["max_ms"] for q in shape["p99_ms_by_quarter"] if q is not None), (rate, shape)
+        for leg in ("outbound_leg_ms", "answer_leg_ms"):
+            assert 0 <= shape[leg]["p50"] <= shape[leg]["p99"] <= shape["max_ms"], (rate, leg, shape)
