@@ -326,12 +326,12 @@ def latency_shape(state_db: Path, run: str) -> dict[str, Any]:
     quarters: list[list[float]] = [[], [], [], []]
     for p, _, d in rows:
         quarters[min(3, (p - t0) * 4 // span)].append(d - p)
+    outbound = sorted(s - p for p, s, _ in rows)
+    answer = sorted(d - s for _, s, d in rows)
     return {"p99_ms_by_quarter": [_pct(q, 0.99) if q else None for q in quarters],
             "max_ms": max(d - p for p, _, d in rows),
-            "outbound_leg_ms": {"p50": _pct([s - p for p, s, _ in rows], 0.5),
-                                "p99": _pct([s - p for p, s, _ in rows], 0.99)},
-            "answer_leg_ms": {"p50": _pct([d - s for _, s, d in rows], 0.5),
-                              "p99": _pct([d - s for _, s, d in rows], 0.99)}}
+            "outbound_leg_ms": {"p50": _pct(outbound, 0.5), "p99": _pct(outbound, 0.99)},
+            "answer_leg_ms": {"p50": _pct(answer, 0.5), "p99": _pct(answer, 0.99)}}
 
 
 # --- the in-process bound ---------------------------------------------------------------------------------------

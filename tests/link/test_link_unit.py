@@ -328,4 +328,3 @@ def test_mirrormaker_start_state_read_from_its_log(tmp_path: Path, lines: list[s
     before = "[2026-12-02 15:00:00,000] INFO an earlier run's lines are skipped\n" + _STARTED + "\n"
     mirror.log_file.write_text(before + "\n".join(lines) + "\n", encoding="utf-8")
     assert mirror._start_state(len(before.encode())) == state
-    assert mirror._task_running(len(before.encode())) is (state == "ready")

@@ -370,10 +370,6 @@ class LinkMirror:
                              f"{self.tail(25)}", code="LINK_START_TIMEOUT", retriable=False,
                              hint="is the counterpart's link listener reachable? `xborder link logs`")
 
-    def _task_running(self, offset: int) -> bool:
-        """Whether the flow has started (see :meth:`_start_state`)."""
-        return self._start_state(offset) == "ready"
-
     def _start_state(self, offset: int) -> str:
         """The start-up seen in the log written after ``offset``: ``ready`` when the replication task runs,
         or (no allow-listed topic exists at the source yet, so the source connector has no task) when the
