@@ -134,8 +134,9 @@ async def raw_one_hop(bootstrap: str, size: int, count: int) -> float:
 
 # --- raw aiokafka, the exchange's hops ------------------------------------------------------------------------
 def raw_same_hops(bootstrap: str, *, count: int, intake_size: int, envelope_size: int, receipt_size: int,
-                  partitions: int, log_dir: Path) -> dict[str, Any]:
-    """Three plain aiokafka processes (bench/raw_hops.py); intake records published as fast as possible."""
+                  partitions: int, log_dir: Path, broker_pid: int | None = None) -> dict[str, Any]:
+    """Three plain aiokafka processes (bench/raw_hops.py); intake records published as fast as possible. With
+    ``broker_pid`` (a broker this bench started) the broker's CPU per declaration is counted too ("broker")."""
     from xborder_gateway.transport import ensure_topics, make_producer
 
     prefix = f"raw{uuid.uuid4().hex[:6]}"
@@ -156,6 +157,7 @@ def raw_same_hops(bootstrap: str, *, count: int, intake_size: int, envelope_size
             p.stdout.readline()
         time.sleep(3)  # the consumer groups settle (first assignment)
         cpu0 = {k: _cpu_seconds(p.pid) for k, p in procs.items()}
+        broker0 = _cpu_seconds(broker_pid)
 
         async def publish() -> float:
             producer = make_producer(bootstrap)
@@ -175,6 +177,8 @@ def raw_same_hops(bootstrap: str, *, count: int, intake_size: int, envelope_size
         if not line or line[0] != "done":
             raise SystemExit(f"raw same-hops tracker failed; see {log_dir}")
         cpu = {k: (_cpu_seconds(p.pid) - cpu0[k]) * 1e6 / count for k, p in procs.items()}
+        if broker_pid is not None:
+            cpu["broker"] = (_cpu_seconds(broker_pid) - broker0) * 1e6 / count
         return {"per_s": count / (float(line[1]) - t0), "cpu_us": cpu}
     finally:
         for p in procs.values():
@@ -485,7 +489,7 @@ def main() -> int:  # noqa: PLR0912 - one report
         print("running the raw same-hops pipeline ...", flush=True)
         raw = raw_same_hops(bootstrap, count=args.count, intake_size=inproc[2]["intake_bytes"],
                             envelope_size=inproc[2]["envelope_bytes"], receipt_size=inproc[2]["receipt_bytes"],
-                            partitions=base.topic_partitions, log_dir=tmp / "raw-logs")
+                            partitions=base.topic_partitions, log_dir=tmp / "raw-logs", broker_pid=broker_pid)
         one_hop = asyncio.run(raw_one_hop(bootstrap, inproc[2]["envelope_bytes"], args.count))
     finally:
         if broker is not None:
@@ -546,7 +550,7 @@ def main() -> int:  # noqa: PLR0912 - one report
     print("\nCPU µs per declaration in each process during the throughput run (v1 before, v2 after):")
     names = sorted({k for e in ex.values() for k in e["cpu_us"]})
     print(f"  {'process':12s}" + "".join(f"{k:>10s}" for k in ex) + f"{'raw hops':>10s}")
-    raw_names = {"outbound": "exchange", "nanning": "endpoint", "receipts": "tracker"}
+    raw_names = {"outbound": "exchange", "nanning": "endpoint", "receipts": "tracker", "broker": "broker"}
     for n in names:
         print(f"  {n:12s}" + "".join(f"{e['cpu_us'].get(n, float('nan')):10.0f}" for e in ex.values())
               + f"{raw['cpu_us'].get(raw_names.get(n, ''), float('nan')):10.0f}")
