@@ -6,27 +6,18 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import hashlib
-import importlib.util
 import pstats
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "profile_stages.py"
+from tests.bench_import import import_bench
 
 
 @pytest.fixture(scope="module")
 def stages_mod() -> Any:
-    spec = importlib.util.spec_from_file_location("profile_stages", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["profile_stages"] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_bench("profile_stages")
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,13 @@ per-envelope savepoint, a per-link lookup coming back) fails this test.
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.bench_import import import_bench
 
 from xborder_gateway.connectors import Faults, NanningProcessor, ReceiptTracker
 from xborder_gateway.exchange import EndpointStore
@@ -43,16 +41,7 @@ TRACKER_MAX = 2.6  # (reached: 2.3; before: 7.1)
 
 def _bench() -> ModuleType:
     """``bench/bench_state.py`` (its stream and its counted pass), imported once."""
-    if "bench_state" in sys.modules:
-        return sys.modules["bench_state"]
-    path = Path(__file__).resolve().parents[2] / "bench" / "bench_state.py"
-    spec = importlib.util.spec_from_file_location("bench_state", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_state"] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_bench("bench_state")
 
 
 def test_statements_per_declaration_stay_few(home: Home) -> None:
