@@ -18,8 +18,13 @@ Prints, in one run, every figure of issue 13 beside its baselines:
 4. raw one-hop aiokafka produce -> consume (read_committed), for continuity with docs/benchmarks.md;
 5. the in-process bound: translate + seal + open + answer + open answer in one process, no Kafka, v1 and v2;
 6. p50/p99 publish -> receipt at the offered rates (default 500/s and 100/s), v2;
-7. CPU µs per declaration in each connector process (v1 before, v2 after) and the broker, and a projection
-   for 4/8/16 cores with N instances per connector from those figures.
+7. CPU µs per declaration in each connector process (v1 before, v2 after) and the broker (also during the
+   raw same-hops run), and a projection for 4/8/16 cores with N instances per connector from those figures;
+8. the CPU budget per declaration that v2 >= 3 x v1 and v2 >= 0.5 x raw same hops leave, from this run's
+   figures, beside what v2 and the raw same-hops pipeline alone spend (``cpu_budget`` in the JSON).
+
+Profile the connector processes with ``XBG_PROFILE_DIR=DIR XBG_PROFILE_CLOCK=cpu`` and read the profiles by
+stage with ``python bench/profile_stages.py DIR``.
 
 With ``--json`` the last line is one JSON object (``v1_per_s``, ``v2_per_s``, ``v2_hsm_per_s``,
 ``raw_same_hops_per_s``, ``raw_one_hop_per_s``, ``in_process_per_s``, ``p99_ms_at_500``, ``p99_ms_at_100``,
@@ -426,6 +431,23 @@ def _projection(cpu_us: dict[str, float], cores: int) -> float:
     return cores * 1e6 / total if total else float("nan")
 
 
+def _cpu_total(cpu_us: dict[str, float]) -> float:
+    """CPU µs per declaration summed over the processes measured (a broker not started here has none)."""
+    return sum(v for v in cpu_us.values() if not math.isnan(v))
+
+
+def cpu_budget(v1_cpu: dict[str, float], v2_cpu: dict[str, float], raw_cpu: dict[str, float], raw_per_s: float,
+               cores: int) -> dict[str, Any]:
+    """The targets' arithmetic from one run's figures: what CPU per declaration v2 may spend for v2 >= 3 x v1
+    (v1 = v2 + d, so v2 <= d / 2) and for v2 >= 0.5 x the raw same-hops pipeline (every core busy), beside what
+    v2 and the raw same-hops pipeline alone spend. ``with_broker`` is false when the broker's CPU is unknown
+    (a broker this bench did not start): then every figure is the connectors' (clients') alone."""
+    v1, v2, raw = _cpu_total(v1_cpu), _cpu_total(v2_cpu), _cpu_total(raw_cpu)
+    with_broker = not math.isnan(v2_cpu.get("broker", float("nan"))) and "broker" in raw_cpu
+    return {"v2_v1_3x_us": (v1 - v2) / 2, "half_raw_us": cores * 1e6 / (0.5 * raw_per_s) if raw_per_s else None,
+            "v1_us": v1, "v2_us": v2, "raw_same_hops_us": raw, "with_broker": with_broker}
+
+
 def main() -> int:  # noqa: PLR0912 - one report
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=3000, help="declarations of each throughput run")
@@ -518,6 +540,8 @@ def main() -> int:  # noqa: PLR0912 - one report
     out["ratio_v2_raw_same_hops"] = out["v2_per_s"] / out["raw_same_hops_per_s"]
     out["ratio_v1_raw_same_hops"] = out["v1_per_s"] / out["raw_same_hops_per_s"]
     out["ratio_hsm_v2"] = out["v2_hsm_per_s"] / out["v2_per_s"] if hsm else None
+    out["cpu_budget"] = budget = cpu_budget(v1["cpu_us"], v2["cpu_us"], raw["cpu_us"], raw["per_s"],
+                                            os.cpu_count() or 1)
 
     print()
     print(f"{'declarations/s, end to end (publish -> last receipt)':58s} {'per s':>9s} {'ratio':>22s}")
@@ -555,6 +579,15 @@ def main() -> int:  # noqa: PLR0912 - one report
         print(f"  {n:12s}" + "".join(f"{e['cpu_us'].get(n, float('nan')):10.0f}" for e in ex.values())
               + f"{raw['cpu_us'].get(raw_names.get(n, ''), float('nan')):10.0f}")
     print(f"  {'in-process':12s}{1e6 / inproc[1]['per_s']:10.0f}{1e6 / inproc[2]['per_s']:10.0f}   (one process)")
+    scope = "connectors + broker" if budget["with_broker"] else "connectors only: the broker is not ours"
+    print(f"\nCPU budget per declaration, from this run's figures ({scope}):")
+    print(f"  v2 >= 3 x v1 needs v2 <= (v1 - v2) / 2 = ({budget['v1_us']:,.0f} - {budget['v2_us']:,.0f}) / 2 = "
+          f"{budget['v2_v1_3x_us']:,.0f} µs; v2 spends {budget['v2_us']:,.0f} µs")
+    if budget["half_raw_us"]:
+        print(f"  v2 >= 0.5 x raw same hops needs <= {budget['half_raw_us']:,.0f} µs with all {os.cpu_count()} cores "
+              f"busy; v2 spends {budget['v2_us']:,.0f} µs")
+    print(f"  the raw same-hops pipeline alone spends {budget['raw_same_hops_us']:,.0f} µs (no XML, crypto, state "
+          "or audit); docs/benchmarks.md measures the rest of the floor (translate, audit, envelope)")
     print("\nprojection (declarations/s) with N instances per connector, from the CPU per declaration above"
           " (connectors + broker):")
     for c in (2, 4, 8, 16):

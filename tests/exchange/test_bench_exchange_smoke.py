@@ -35,6 +35,14 @@ def test_bench_exchange_quick_json(kafka_bootstrap: str, tmp_path: Path) -> None
     # the HSM variant was skipped on request, and the JSON says so instead of inventing a figure
     assert figures["v2_hsm_per_s"] is None
     assert figures.get("v2_hsm_skipped") == "--no-hsm"
+    # the targets' CPU budgets, from the same run's figures (the broker is the test's, not the bench's: connectors
+    # and raw clients alone)
+    budget = figures["cpu_budget"]
+    assert budget["with_broker"] is False
+    connectors = {k: sum(v for n, v in figures["cpu_us_per_decl"][k].items() if n != "broker") for k in ("v1", "v2")}
+    assert budget["v2_v1_3x_us"] == pytest.approx((connectors["v1"] - connectors["v2"]) / 2)
+    assert budget["raw_same_hops_us"] == pytest.approx(sum(figures["raw_same_hops_cpu_us"].values()))
+    assert budget["half_raw_us"] == pytest.approx(figures["cores"] * 1e6 / (0.5 * figures["raw_same_hops_per_s"]))
     # each paced run says where its latency came from: p99 by quarter of the run and the two legs (parts of
     # each declaration's whole, so never above the run's slowest one)
     for rate, shape in figures["latency"].items():
