@@ -427,12 +427,12 @@ def profile(root: Path, *, n: int) -> int:
 def _projection(cpu_us: dict[str, float], cores: int) -> float:
     """Declarations/s on ``cores`` cores with N instances per connector: the CPU per declaration of the three
     connectors and the broker spread over all cores (partitions >= instances; no other bound assumed)."""
-    total = sum(v for v in cpu_us.values() if not math.isnan(v))  # NaN (broker not ours) left out
+    total = _cpu_total(cpu_us)
     return cores * 1e6 / total if total else float("nan")
 
 
 def _cpu_total(cpu_us: dict[str, float]) -> float:
-    """CPU µs per declaration summed over the processes measured (a broker not started here has none)."""
+    """CPU µs per declaration summed over the processes measured: a broker not started here has NaN, left out."""
     return sum(v for v in cpu_us.values() if not math.isnan(v))
 
 
