@@ -33,17 +33,23 @@ from typing import Any
 
 Func = tuple[str, int, str]
 
+OTHER = "other"
+CONNECTOR = "connector logic"
+ASYNCIO = "asyncio loop"
+AVRO = "Avro (outside translate)"
+TRANSLATE_OTHER = "translate: other"
+TRANSLATE_AVRO = "translate: Avro encode"
+
 #: anchors: (stage, file pattern, function-name pattern); the first that matches a function names its stage
 ANCHORS: list[tuple[str, str, str]] = [
-    ("start-up", r"_cli/commands/run\.py$|_cli/__init__\.py$", r"^(load_keys|_load|_keys|main)$"),
     ("start-up", r"connectors/_common\.py$", r"^load_keys$"),
     ("start-up", r"envelope/_keys\.py$", r"^load$"),
     ("start-up", r"<frozen importlib", r".*"),
     ("translate: mapping", r"mapping/_engine\.py$", r"^apply$"),
     ("translate: XSD", r"intake/_xsd\.py$", r"^validate$"),
     ("translate: parse", r"intake/_parse\.py$", r"^parse_xml$"),
-    ("translate: other", r"documents/_translate\.py$", r"^translate_xml$"),
-    ("translate: other", r"intake/_cn_avro\.py$|intake/__init__\.py$", r"^take_cn_avro$"),
+    (TRANSLATE_OTHER, r"documents/_translate\.py$", r"^translate_xml$"),
+    (TRANSLATE_OTHER, r"intake/_cn_avro\.py$|intake/__init__\.py$", r"^take_cn_avro$"),
     ("audit", r"audit/", r".*"),
     ("audit", r"connectors/_common\.py$", r"^(event|append|safe_ident|safe_reason)$"),
     ("status feed", r"exchange/_status\.py$", r".*"),
@@ -53,25 +59,22 @@ ANCHORS: list[tuple[str, str, str]] = [
     ("state (SQLite)", r"exchange/_(state|pending|stores|mirror_store|tracking)\.py$", r".*"),
     ("logging", r"/logging/", r".*"),
     ("logging", r"connectors/_common\.py$", r"^log_line$"),
-    ("connector logic", r"connectors/", r".*"),
+    (CONNECTOR, r"connectors/", r".*"),
 ]
 
 #: where a function reaches no anchor: its module's stage
 MODULES: list[tuple[str, str]] = [
     ("Kafka client", r"site-packages/aiokafka/|site-packages/async_timeout/|transport/"),
     ("state (SQLite)", r"sqlite3"),
-    ("Avro (outside translate)", r"avro/|<avro writer|site-packages/fastavro/"),
-    ("asyncio loop", r"/asyncio/|selectors\.py$"),
+    (AVRO, r"avro/|<avro writer|site-packages/fastavro/"),
+    (ASYNCIO, r"/asyncio/|selectors\.py$"),
 ]
 
 _ANCHORS = [(stage, re.compile(f), re.compile(n)) for stage, f, n in ANCHORS]
 _MODULES = [(stage, re.compile(m)) for stage, m in MODULES]
-OTHER = "other"
-CONNECTOR = "connector logic"
 #: stages a module's own stage takes over: the connector's or the event loop's calls into aiokafka are the
 #: Kafka client's
-_GENERIC = {OTHER, CONNECTOR, "asyncio loop"}
-_AVRO = "Avro (outside translate)"
+_GENERIC = {OTHER, CONNECTOR, ASYNCIO}
 
 
 def anchor_of(func: Func) -> str | None:
@@ -122,22 +125,22 @@ def attribute(stats: dict[Func, Any], explain: dict[str, dict[Func, float]] | No
                 # callers with no measurable time: an equal split
                 mix[stage] += share * (w / total if total > 0 else 1.0 / len(weights))
         active.discard(func)
+        own = module_of(func)
         found = sum(mix.values())
         if found < 1.0 - 1e-9:  # what reached no anchor: by this function's module, else "other"
-            mix[module_of(func) or OTHER] += 1.0 - found
+            mix[own or OTHER] += 1.0 - found
         # time charged to a generic stage above this function belongs to this function's module if it has
         # one (the connector's calls into aiokafka, sqlite3, Avro); Avro under translate is translate's
-        own = module_of(func)
         if own is not None:
             for stage in list(mix):
-                if stage == own:
-                    continue
                 if stage in _GENERIC:
-                    moved = mix.pop(stage)
-                    mix[own] += moved
-                elif stage == "translate: other" and own == _AVRO:
-                    moved = mix.pop(stage)
-                    mix["translate: Avro encode"] += moved
+                    target = own
+                elif (stage, own) == (TRANSLATE_OTHER, AVRO):
+                    target = TRANSLATE_AVRO
+                else:
+                    continue
+                if target != stage:  # (``mix[s] += mix.pop(s)`` would count the share twice)
+                    mix[target] += mix.pop(stage)
         memo[func] = dict(mix)
         return memo[func]
 
@@ -155,6 +158,12 @@ def process_name(path: Path) -> str:
     """``run-outbound-1234.prof`` -> ``outbound``."""
     parts = path.stem.split("-")
     return "-".join(parts[1:-1]) if len(parts) >= 3 else path.stem
+
+
+def process_id(path: Path) -> int:
+    """``run-outbound-1234.prof`` -> 1234 (0 for a name without one): the order the bench started them in."""
+    tail = path.stem.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def report(paths: list[Path], cpu_us: dict[str, float], explain: str = "", top: int = 12) -> str:
@@ -190,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", default="", metavar="STAGE",
                         help="list the functions whose time makes up the stages starting with STAGE")
     args = parser.parse_args(argv)
-    paths = sorted(args.directory.glob("*.prof"), key=lambda p: (int(p.stem.rsplit("-", 1)[-1])
-                                                                 if p.stem.rsplit("-", 1)[-1].isdigit() else 0))
+    paths = sorted(args.directory.glob("*.prof"), key=process_id)
     if not paths:
         print(f"no *.prof in {args.directory}: run a bench with XBG_PROFILE_DIR={args.directory}", file=sys.stderr)
         return 2
